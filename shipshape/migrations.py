@@ -1,0 +1,429 @@
+"""Discover, render, plan, apply and roll back migrations; keep their history.
+
+A migration is a directory sql/migrations/NNNN_slug/ with migrate.sql.j2 and
+rollback.sql.j2. Each applies in its own transaction together with its history row,
+unless its rendered SQL says `-- shipshape:no-transaction` (e.g. CREATE INDEX
+CONCURRENTLY in prod).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import dict_row
+
+from shipshape import database
+from shipshape.environments import Environment, parse_duration, redact
+from shipshape.errors import Busy, ConfigError, Refused, SQLFailed
+from shipshape.render import Renderer, directives
+
+_NAME = re.compile(r"^(?P<version>\d{4})_(?P<slug>[a-z0-9][a-z0-9_]*)$")
+MIGRATE_FILE = "migrate.sql.j2"
+ROLLBACK_FILE = "rollback.sql.j2"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A migration directory as found on disk."""
+
+    version: int
+    name: str
+    directory: Path
+
+    @property
+    def migrate_path(self) -> Path:
+        return self.directory / MIGRATE_FILE
+
+    @property
+    def rollback_path(self) -> Path:
+        return self.directory / ROLLBACK_FILE
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A migration rendered for one environment."""
+
+    version: int
+    name: str
+    path: Path
+    sql: str
+    rollback_sql: str
+    checksum: str
+    source_checksum: str
+    transactional: bool
+    destructive: bool
+    rollback_destructive: bool
+
+    @property
+    def rollback_path(self) -> Path:
+        return self.path.parent / ROLLBACK_FILE
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of `db.status`."""
+
+    version: int
+    name: str
+    state: str  # applied | pending | failed | checksum-mismatch | unknown
+    detail: str = ""
+    applied_at: object = None
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.replace("\r\n", "\n").encode()).hexdigest()
+
+
+# --- discovery and rendering -----------------------------------------------------------
+
+def discover(sql_dir: Path | str) -> list[Source]:
+    """Migration directories in version order; refuses malformed and duplicate versions."""
+    root = Path(sql_dir) / "migrations"
+    if not root.is_dir():
+        raise ConfigError(
+            f"No migrations directory at {root}. Point --sql-dir at a tree with "
+            f"migrations/NNNN_slug/{MIGRATE_FILE}."
+        )
+    found: dict[int, Source] = {}
+    problems = []
+    for directory in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
+        match = _NAME.match(directory.name)
+        if not directory.is_dir() or not match:
+            problems.append(f"{directory}: not a migration directory named NNNN_slug "
+                            f"(four digits, then lower-case letters, digits, underscores)")
+            continue
+        version = int(match["version"])
+        for required in (MIGRATE_FILE, ROLLBACK_FILE):
+            if not (directory / required).is_file():
+                problems.append(f"{directory}: missing {required}")
+        if version in found:
+            problems.append(f"{directory}: version {version:04d} is also used by "
+                            f"{found[version].directory.name}")
+            continue
+        found[version] = Source(version, directory.name, directory)
+    if problems:
+        raise Refused(
+            f"The migrations in {root} are malformed; fix them before anything is applied.",
+            details=problems,
+        )
+    return [found[v] for v in sorted(found)]
+
+
+def load(sql_dir: Path | str, env: Environment, renderer: Renderer | None = None) -> list[Migration]:
+    """Render every migration (and its rollback) for env."""
+    renderer = renderer or Renderer(sql_dir, env)
+    return [_render(source, renderer) for source in discover(sql_dir)]
+
+
+def _render(source: Source, renderer: Renderer) -> Migration:
+    for path in (source.migrate_path, source.rollback_path):
+        if not path.is_file() or not _readable(path):
+            raise ConfigError(f"{path}: cannot be read.")
+    up = renderer.render(source.migrate_path)
+    down = renderer.render(source.rollback_path)
+    up_directives, down_directives = directives(up), directives(down)
+    _check_destructive(source.migrate_path, up, up_directives)
+    _check_destructive(source.rollback_path, down, down_directives)
+    return Migration(
+        version=source.version,
+        name=source.name,
+        path=source.migrate_path,
+        sql=up,
+        rollback_sql=down,
+        checksum=sha256(up),
+        source_checksum=sha256(source.migrate_path.read_text()),
+        transactional="no-transaction" not in up_directives,
+        destructive="destructive" in up_directives,
+        rollback_destructive="destructive" in down_directives,
+    )
+
+
+def _readable(path: Path) -> bool:
+    try:
+        path.read_bytes()
+        return True
+    except OSError:
+        return False
+
+
+# Statements that can lose data. Matched on SQL with comments, strings and dollar-quoted
+# bodies removed, so that a word inside a literal never counts.
+_DESTRUCTIVE = re.compile(
+    r"\bDROP\s+(TABLE|SCHEMA|DATABASE|SEQUENCE|TYPE|MATERIALIZED\s+VIEW)\b"
+    r"|\bALTER\s+TABLE\b[^;]*?\bDROP\s+(COLUMN\b|(?!CONSTRAINT|DEFAULT|NOT\b|IDENTITY|EXPRESSION)\w+)"
+    r"|\bALTER\s+COLUMN\s+\S+\s+(SET\s+DATA\s+)?TYPE\b"
+    r"|\bTRUNCATE\b|\bDELETE\s+FROM\b",
+    re.I | re.S,
+)
+_NOISE = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|(\$[A-Za-z_]*\$).*?\1", re.S)
+
+
+def destructive_statements(sql_text: str) -> list[str]:
+    """The destructive statements in sql_text, for messages."""
+    cleaned = _NOISE.sub(" ", sql_text)
+    return [m.group(0).split("\n")[0][:80] for m in _DESTRUCTIVE.finditer(cleaned)]
+
+
+def _check_destructive(path: Path, rendered: str, found_directives: set[str]) -> None:
+    hits = destructive_statements(rendered)
+    if hits and "destructive" not in found_directives:
+        raise Refused(
+            f"{path} contains destructive SQL ({'; '.join(hits[:3])}) but does not declare "
+            f"`-- shipshape:destructive`. Declare it so that reviewers and envs that forbid "
+            f"data loss can see it; shipshape never runs undeclared destructive SQL."
+        )
+
+
+# --- history ---------------------------------------------------------------------------
+
+def ensure_history(conn: psycopg.Connection) -> None:
+    """Create shipshape's schema and tables. Call while holding the migration lock."""
+    with conn.transaction():
+        conn.execute(database.query("bootstrap"))
+
+
+def read_history(conn: psycopg.Connection) -> dict[int, dict]:
+    """Applied (and failed) migrations by version; empty when never deployed."""
+    exists = conn.execute("SELECT to_regclass('shipshape.history') IS NOT NULL").fetchone()[0]
+    if not exists:
+        _end_read(conn)
+        return {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(database.query("history_read")).fetchall()
+    _end_read(conn)
+    return {row["version"]: row for row in rows}
+
+
+def _end_read(conn: psycopg.Connection) -> None:
+    if not conn.autocommit:
+        conn.commit()
+
+
+def status(migrations: list[Migration], history: dict[int, dict]) -> list[Entry]:
+    """Compare the code's migrations with the history table, version by version."""
+    by_version = {m.version: m for m in migrations}
+    entries = []
+    for version in sorted(set(by_version) | set(history)):
+        migration, row = by_version.get(version), history.get(version)
+        if row is None:
+            entries.append(Entry(version, migration.name, "pending"))
+        elif migration is None:
+            entries.append(Entry(version, row["name"], "unknown",
+                                 "applied to the database, but not in this code",
+                                 row["applied_at"]))
+        elif not row["success"]:
+            entries.append(Entry(version, migration.name, "failed",
+                                 f"failed at {row['applied_at']:%Y-%m-%d %H:%M:%S} by "
+                                 f"{row['applied_by']}", row["applied_at"]))
+        elif row["checksum"] != migration.checksum or row["name"] != migration.name:
+            entries.append(Entry(version, migration.name, "checksum-mismatch",
+                                 f"{migration.path} renders to {migration.checksum[:12]}, "
+                                 f"the database ran {row['name']} with {row['checksum'][:12]}",
+                                 row["applied_at"]))
+        else:
+            entries.append(Entry(version, migration.name, "applied", "", row["applied_at"]))
+    return entries
+
+
+def current_version(history: dict[int, dict]) -> int | None:
+    applied = [v for v, row in history.items() if row["success"]]
+    return max(applied) if applied else None
+
+
+def refuse_unsafe(entries: list[Entry], migrations: list[Migration], *, retry_failed: bool = False) -> None:
+    """Stop before applying anything when the history disagrees with the code (exit 3)."""
+    by_version = {m.version: m for m in migrations}
+    unknown = [e for e in entries if e.state == "unknown"]
+    if unknown:
+        known_max = max(by_version, default=0)
+        raise Refused(
+            f"The database is ahead of the code: it has applied "
+            f"{', '.join(f'{e.version:04d}_{e.name}' for e in unknown)}, which this code does "
+            f"not contain (the code knows up to {known_max:04d}). Deploy the artifact that "
+            f"contains those migrations; shipshape will not guess what they did.",
+        )
+    mismatched = [e for e in entries if e.state == "checksum-mismatch"]
+    if mismatched:
+        raise Refused(
+            "Applied migrations were changed after they ran. Restore the files as they were "
+            "and add a new migration for the change:",
+            details=[e.detail for e in mismatched],
+        )
+    failed = [e for e in entries if e.state == "failed"]
+    if failed and not retry_failed:
+        raise Refused(
+            f"Migration {failed[0].version:04d}_{failed[0].name} failed part-way "
+            f"({failed[0].detail}); it was non-transactional, so some statements may have "
+            f"run. Inspect it, then run `invoke db.migrate --retry-failed`.",
+        )
+
+
+def plan(migrations: list[Migration], history: dict[int, dict], to: int | None = None) -> list[Migration]:
+    """Migrations to apply, in order, up to and including `to`."""
+    todo = [m for m in migrations if m.version not in history or not history[m.version]["success"]]
+    if to is not None:
+        if to not in {m.version for m in migrations} and to != 0:
+            raise ConfigError(f"--to {to}: no migration has version {to:04d}.")
+        todo = [m for m in todo if m.version <= to]
+    return todo
+
+
+# --- applying --------------------------------------------------------------------------
+
+def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,
+          applied_by: str) -> int:
+    """Apply one migration with its history row; returns its duration in ms.
+
+    Transactional migrations retry with backoff when lock_timeout expires; a SQL error
+    rolls everything back and names the line of the rendered file (exit 6).
+    """
+    backoff = parse_duration(env.lock_retry_backoff)
+    for attempt in range(env.lock_retries + 1):
+        try:
+            if migration.transactional:
+                return _apply_in_transaction(conn, env, migration, applied_by)
+            return _apply_autocommit(conn, env, migration, applied_by)
+        except psycopg.errors.LockNotAvailable:
+            if attempt == env.lock_retries:
+                holders = database.describe_holders(database.table_lock_holders(conn))
+                raise Busy(
+                    f"Migration {migration.name} could not get its table locks within "
+                    f"lock_timeout={env.lock_timeout}, {env.lock_retries + 1} attempts. "
+                    f"Blocking sessions: {holders}. End or wait for them (see "
+                    f"`invoke doctor`), then deploy again; nothing was applied."
+                ) from None
+            time.sleep(backoff * (2 ** attempt))
+    raise AssertionError("unreachable")
+
+
+def _apply_in_transaction(conn, env, migration, applied_by) -> int:
+    started = time.monotonic()
+    try:
+        with conn.transaction():
+            database.set_local_timeouts(conn, env)
+            conn.execute(migration.sql)
+            duration = int((time.monotonic() - started) * 1000)
+            conn.execute(database.query("history_insert"), _history_params(
+                migration, applied_by, duration, success=True))
+    except psycopg.errors.LockNotAvailable:
+        raise
+    except psycopg.Error as exc:
+        raise _sql_failed(conn, env, migration, migration.sql, exc) from None
+    return duration
+
+
+def _apply_autocommit(conn, env, migration, applied_by) -> int:
+    """Statement by statement, as CREATE INDEX CONCURRENTLY requires."""
+    started = time.monotonic()
+    was_autocommit = conn.autocommit
+    conn.autocommit = True
+    try:
+        database.set_session_timeouts(conn, env)
+        for statement in split(migration.sql):
+            try:
+                conn.execute(statement)
+            except psycopg.errors.LockNotAvailable:
+                raise
+            except psycopg.Error as exc:
+                duration = int((time.monotonic() - started) * 1000)
+                conn.execute(database.query("history_insert"), _history_params(
+                    migration, applied_by, duration, success=False))
+                raise _sql_failed(conn, env, migration, migration.sql, exc, statement=statement,
+                                  partial=True) from None
+        duration = int((time.monotonic() - started) * 1000)
+        conn.execute(database.query("history_insert"), _history_params(
+            migration, applied_by, duration, success=True))
+        return duration
+    finally:
+        conn.execute("RESET lock_timeout; RESET statement_timeout")
+        conn.autocommit = was_autocommit
+
+
+def _history_params(migration: Migration, applied_by: str, duration_ms: int, *, success: bool) -> dict:
+    return {"version": migration.version, "name": migration.name,
+            "checksum": migration.checksum, "source_checksum": migration.source_checksum,
+            "duration_ms": duration_ms, "applied_by": applied_by, "success": success}
+
+
+def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migration) -> int:
+    """Run a migration's rollback and delete its history row, in one transaction."""
+    started = time.monotonic()
+    try:
+        with conn.transaction():
+            database.set_local_timeouts(conn, env)
+            conn.execute(migration.rollback_sql)
+            conn.execute(database.query("history_delete"), {"version": migration.version})
+    except psycopg.errors.LockNotAvailable:
+        holders = database.describe_holders(database.table_lock_holders(conn))
+        raise Busy(f"Rollback of {migration.name} could not get its locks within "
+                   f"{env.lock_timeout}. Blocking sessions: {holders}.") from None
+    except psycopg.Error as exc:
+        raise _sql_failed(conn, env, migration, migration.rollback_sql, exc,
+                          path=migration.rollback_path) from None
+    return int((time.monotonic() - started) * 1000)
+
+
+# --- errors ----------------------------------------------------------------------------
+
+def split(sql_text: str) -> list[str]:
+    """Split a script into statements (quotes, dollar quotes and comments respected)."""
+    import sqlparse
+
+    statements = []
+    for statement in sqlparse.split(sql_text):
+        code = sqlparse.format(statement, strip_comments=True).strip().rstrip(";").strip()
+        if code:
+            statements.append(statement)
+    return statements
+
+
+def _sql_failed(conn, env, migration, script, exc, *, statement=None, partial=False, path=None):
+    path = path or migration.path
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        reason = f"statement_timeout={env.statement_timeout} expired"
+    else:
+        reason = (exc.diag.message_primary or str(exc)).strip()
+        if exc.diag.message_detail:
+            reason += f" ({exc.diag.message_detail})"
+    line = _error_line(conn, script, exc, statement)
+    where = f"{path} (rendered line {line})" if line else str(path)
+    tail = (f"It is non-transactional: the statements before the failing one ran; its history "
+            f"row is marked failed. Fix it, then run `invoke db.migrate --retry-failed`."
+            if partial else "Its transaction was rolled back: nothing of it was applied.")
+    return SQLFailed(f"Migration {migration.name} failed at {where}: {redact(reason)}. {tail} "
+                     f"See the rendered SQL with `invoke render --env {env.name}`.")
+
+
+def _error_line(conn, script: str, exc: psycopg.Error, statement: str | None) -> int | None:
+    """The 1-based line in the rendered script where the failing statement starts."""
+    position = exc.diag.statement_position
+    if statement is not None:
+        offset = script.find(statement)
+        if position and offset >= 0:
+            return script.count("\n", 0, offset + int(position) - 1) + 1
+        return script.count("\n", 0, offset) + 1 if offset >= 0 else None
+    if position:
+        return script.count("\n", 0, int(position) - 1) + 1
+    return _locate_by_replay(conn, script)
+
+
+def _locate_by_replay(conn: psycopg.Connection, script: str) -> int | None:
+    """Errors without a position (constraint violations, RAISE): replay the statements
+    one by one in a transaction that is always rolled back, to find the failing one."""
+    offset = 0
+    try:
+        with conn.transaction(force_rollback=True):
+            for statement in split(script):
+                offset = script.find(statement, offset)
+                try:
+                    conn.execute(statement)
+                except psycopg.Error:
+                    return script.count("\n", 0, max(offset, 0)) + 1
+    except psycopg.Error:
+        return None
+    return None

@@ -1,0 +1,100 @@
+"""Jinja rendering of the SQL tree, with the environment's settings as the context.
+
+StrictUndefined: a misspelt setting is an error naming file:line, never empty SQL.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from pathlib import Path
+
+import jinja2
+from psycopg import sql
+
+from shipshape.environments import Environment
+from shipshape.errors import ConfigError
+
+# `-- shipshape:no-transaction` and `-- shipshape:destructive` in the rendered SQL.
+_DIRECTIVE = re.compile(r"^\s*--\s*shipshape:\s*([a-z-]+)\s*$", re.M)
+KNOWN_DIRECTIVES = {"no-transaction", "destructive"}
+
+
+def ident(name: str) -> str:
+    """Quote an identifier (camelCase columns need it; quoting is always safe)."""
+    return sql.Identifier(str(name)).as_string(None)
+
+
+def literal(value) -> str:
+    """Quote a value as an SQL literal, with psycopg's own adapters."""
+    return sql.Literal(value).as_string(None)
+
+
+class Renderer:
+    """Renders templates of one SQL tree for one environment."""
+
+    def __init__(self, sql_dir: Path | str, env: Environment):
+        self.sql_dir = Path(sql_dir)
+        self.env = env
+        self.jinja = jinja2.Environment(
+            loader=jinja2.ChoiceLoader([
+                jinja2.FileSystemLoader(str(self.sql_dir)),
+                jinja2.PackageLoader("shipshape", "templates"),
+            ]),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=False,
+        )
+        self.jinja.filters.update(ident=ident, literal=literal)
+        self.jinja.globals["env"] = env.context()
+        macros = self.jinja.get_template("macros.sql.j2").module
+        self.jinja.globals.update(
+            {name: getattr(macros, name) for name in dir(macros) if not name.startswith("_")}
+        )
+
+    def render(self, path: Path | str, **context) -> str:
+        """Render a template given by a path inside the SQL tree (or the package)."""
+        name = Path(path).relative_to(self.sql_dir).as_posix() if Path(path).is_absolute() else str(path)
+        try:
+            return self.jinja.get_template(name).render(**context)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(
+                f"{self._where(exc.filename or name, exc.lineno)}: template syntax error: "
+                f"{exc.message}. Fix the template and run the command again."
+            ) from None
+        except jinja2.TemplateNotFound as exc:
+            raise ConfigError(f"Template not found: {exc.name} (in {self.sql_dir}).") from None
+        except (jinja2.UndefinedError, jinja2.TemplateError, TypeError, ValueError) as exc:
+            filename, lineno = _template_frame(exc, name)
+            raise ConfigError(
+                f"{self._where(filename, lineno)}: template error: {exc}. "
+                f"Known settings for templates: env.{', env.'.join(self.env.context())}."
+            ) from None
+
+    def _where(self, filename: str, lineno: int | None) -> str:
+        path = Path(filename)
+        if not path.is_absolute():
+            path = self.sql_dir / path
+        return f"{path}:{lineno}" if lineno else str(path)
+
+
+def _template_frame(exc: BaseException, default: str) -> tuple[str, int | None]:
+    """Jinja rewrites tracebacks so template frames carry the template's file and line."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith(".j2"):
+            return frame.filename, frame.lineno
+    return default, None
+
+
+def directives(rendered: str) -> set[str]:
+    """The `-- shipshape:...` directives in rendered SQL; unknown ones are errors."""
+    found = set(_DIRECTIVE.findall(rendered))
+    unknown = found - KNOWN_DIRECTIVES
+    if unknown:
+        raise ConfigError(
+            f"Unknown directive(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(KNOWN_DIRECTIVES))}."
+        )
+    return found

@@ -1,0 +1,1 @@
+DELETE FROM shipshape.history WHERE version = %(version)s

@@ -1,0 +1,121 @@
+"""Test servers: the PostgreSQL at 127.0.0.1:5432 when it answers, else an embedded one.
+
+Never a mocked database. Each test that needs one gets a fresh database of its own.
+SHIPSHAPE_TEST_DSN (an admin DSN) overrides the choice.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from shipshape.environments import Target, load_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEM_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _answers(dsn: str) -> bool:
+    try:
+        psycopg.connect(dsn, connect_timeout=2).close()
+        return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def embedded_admin_dsn():
+    """An embedded PostgreSQL 18 for the whole session, deleted afterwards."""
+    from shipshape import embedded
+
+    with embedded.scratch_server() as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def admin_dsn(request):
+    """The admin DSN of the server under test."""
+    explicit = os.environ.get("SHIPSHAPE_TEST_DSN")
+    if explicit:
+        return explicit
+    if _answers(SYSTEM_DSN):
+        return SYSTEM_DSN
+    return request.getfixturevalue("embedded_admin_dsn")
+
+
+def pytest_report_header(config):
+    dsn = os.environ.get("SHIPSHAPE_TEST_DSN") or SYSTEM_DSN
+    if _answers(dsn):
+        with psycopg.connect(dsn) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+        return f"test database server: PostgreSQL {version} at {dsn.split('@')[-1]}"
+    return "test database server: embedded PostgreSQL (127.0.0.1:5432 did not answer)"
+
+
+def create_database(admin: str) -> str:
+    name = f"ss_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name
+
+
+def drop_database(admin: str, name: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def dsn_for(admin: str, database: str) -> str:
+    return psycopg.conninfo.make_conninfo(admin, dbname=database)
+
+
+@pytest.fixture
+def fresh_dsn(admin_dsn):
+    """DSN of a new, empty database, dropped after the test."""
+    name = create_database(admin_dsn)
+    yield dsn_for(admin_dsn, name)
+    drop_database(admin_dsn, name)
+
+
+@pytest.fixture
+def make_target(tmp_path):
+    """Build a Target for a DSN and env, with settings overridden as keyword arguments."""
+
+    def make(dsn: str, env: str = "local", **settings) -> Target:
+        environment = load_environment(env, overrides=settings, config_dir=ROOT)
+        return Target(environment, dsn, "test")
+
+    return make
+
+
+@pytest.fixture
+def sql_tree(tmp_path):
+    """A copy of the shipped SQL tree that a test may edit."""
+    target = tmp_path / "sql"
+    shutil.copytree(ROOT / "sql", target)
+    return target
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """Keep shadow-snapshot caches out of the repository during tests."""
+    monkeypatch.setenv("SHIPSHAPE_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def run_invoke(*args: str, env: dict | None = None, cwd: Path = ROOT, timeout: int = 240,
+               input: str | None = None) -> subprocess.CompletedProcess:
+    """Run `invoke ARGS` as an operator would, capturing output and exit code."""
+    environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
+        cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout, input=input,
+    )
