@@ -273,6 +273,62 @@ def plan(migrations: list[Migration], history: dict[int, dict], to: int | None =
     return todo
 
 
+# --- the operations: migrate and rollback (the caller holds the migration lock) ---------
+
+def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration], *,
+            to: int | None = None, retry_failed: bool = False, progress=None) -> tuple[int | None, list[Migration]]:
+    """Apply what is pending (up to `to`). Returns the version before, and what was applied."""
+    from shipshape.report import Progress
+
+    progress = progress or Progress()
+    ensure_history(conn)
+    history = read_history(conn)
+    refuse_unsafe(status(loaded, history), loaded, retry_failed=retry_failed)
+    todo = plan(loaded, history, to)
+    refuse_destructive(env, todo, rollback=False)
+    for migration in todo:
+        with progress.step(f"  migrate {migration.name}") as step:
+            step.note(f"{apply(conn, env, migration, applied_by=database.operator())} ms in SQL")
+    return current_version(history), todo
+
+
+def rollback(conn: psycopg.Connection, env: Environment, loaded: list[Migration], to: int, *,
+             progress=None) -> list[Migration]:
+    """Roll back every applied migration above `to`, newest first."""
+    from shipshape.report import Progress
+
+    progress = progress or Progress()
+    history = read_history(conn)
+    entries = status(loaded, history)
+    refuse_unsafe(entries, loaded)
+    todo = rollback_plan(loaded, history, to)
+    refuse_destructive(env, todo, rollback=True)
+    for migration in todo:
+        with progress.step(f"  rollback {migration.name}") as step:
+            step.note(f"{rollback_one(conn, env, migration)} ms")
+    return todo
+
+
+def rollback_plan(loaded: list[Migration], history: dict[int, dict], to: int) -> list[Migration]:
+    if to < 0:
+        raise ConfigError(f"--to {to}: must be 0 (everything) or a version.")
+    return sorted((m for m in loaded if m.version > to and m.version in history),
+                  key=lambda m: m.version, reverse=True)
+
+
+def refuse_destructive(env: Environment, todo: list[Migration], *, rollback: bool) -> None:
+    """Declared destructive SQL runs only where the env allows it."""
+    flagged = [m for m in todo if (m.rollback_destructive if rollback else m.destructive)]
+    if flagged and not env.allow_destructive:
+        what = "rollback" if rollback else "migration"
+        names = ", ".join(m.name for m in flagged)
+        raise Refused(
+            f"Env {env.name} forbids destructive statements, and the {what} of {names} is "
+            f"destructive (it drops or rewrites data). Nothing was changed. After review, and "
+            f"only deliberately, rerun with --set allow_destructive=true."
+        )
+
+
 # --- applying --------------------------------------------------------------------------
 
 def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,

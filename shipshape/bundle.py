@@ -1,0 +1,60 @@
+"""The reviewable SQL an environment would run: psql scripts for migrate, rollback,
+seed and verify, and the plan that --dry-run prints. Rendering happens here, applying
+happens in migrations/seeds: the scripts record history exactly as the engine does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shipshape import database, migrations, seeds
+from shipshape.environments import Environment
+from shipshape.render import Renderer
+
+
+def migrate_script(renderer: Renderer, todo: list[migrations.Migration], *,
+                   bootstrap: bool = True) -> str:
+    return renderer.render("migrate_script.sql.j2", migrations=todo,
+                           bootstrap=database.query("bootstrap").strip() if bootstrap else "")
+
+
+def rollback_script(renderer: Renderer, applied: list[migrations.Migration]) -> str:
+    """Rollbacks of `applied`, newest first."""
+    ordered = sorted(applied, key=lambda m: m.version, reverse=True)
+    return renderer.render("rollback_script.sql.j2", migrations=ordered)
+
+
+def seed_script(declared: list[seeds.Seed]) -> str:
+    return "\\set ON_ERROR_STOP on\n" + seeds.script(declared)
+
+
+def verify_script(renderer: Renderer, expected: dict, loaded: list[migrations.Migration],
+                  declared: list[seeds.Seed]) -> str:
+    """A psql-only script printing a ✓/✗ row per expected object; exits non-zero on ✗."""
+    return renderer.render("verify_script.sql.j2", expected=expected, migrations=loaded,
+                           seeds=[_seed_rows(seed) for seed in declared])
+
+
+def _seed_rows(seed: seeds.Seed) -> dict:
+    return {"table": seed.table, "key": list(seed.key), "rows": list(seed.rows),
+            "file": seed.path.name}
+
+
+def write_bundle(out_dir: Path, env: Environment, sql_dir: Path, expected: dict) -> dict[str, Path]:
+    """render: migrate.sql, rollback.sql, seed.sql and verify.sql for env into out_dir."""
+    renderer = Renderer(sql_dir, env)
+    loaded = migrations.load(sql_dir, env, renderer)
+    declared = seeds.load(sql_dir, env)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "migrate.sql": migrate_script(renderer, loaded),
+        "rollback.sql": rollback_script(renderer, loaded),
+        "seed.sql": seed_script(declared),
+        "verify.sql": verify_script(renderer, expected, loaded, declared),
+    }
+    written = {}
+    for name, text in files.items():
+        path = out_dir / name
+        path.write_text(text)
+        written[name] = path
+    return written

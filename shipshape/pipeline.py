@@ -1,0 +1,237 @@
+"""The deploy: preflight -> lock -> migrate -> seed -> verify -> app health -> record.
+
+Each gate must pass before the next runs; the first failing gate stops the deploy with
+its own exit code, and the attempt is recorded in shipshape.deployments when the
+database can still be written.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from shipshape import database, migrations, seeds, verify
+from shipshape.environments import Target, redact
+from shipshape.errors import ProblemsFound, ShipshapeError
+from shipshape.render import Renderer
+from shipshape.report import Progress
+
+
+@dataclass
+class Gate:
+    name: str
+    status: str = "pending"  # ok | failed | skipped | pending
+    duration_ms: int = 0
+    detail: str = ""
+
+
+@dataclass
+class DeployResult:
+    env: str
+    target: str
+    from_version: int | None = None
+    to_version: int | None = None
+    gates: list[Gate] = field(default_factory=list)
+    findings: list = field(default_factory=list)
+    exit_code: int = 0
+    error: str = ""
+
+
+GATES = ("preflight", "lock", "migrate", "seed", "verify", "app", "record")
+
+
+class _Run:
+    """Book-keeping of the gates of one deploy."""
+
+    def __init__(self, result: DeployResult, progress: Progress):
+        self.result = result
+        self.progress = progress
+        self.gates = {name: Gate(name) for name in GATES}
+        result.gates = list(self.gates.values())
+
+    def gate(self, name: str, label: str | None = None):
+        run = self
+
+        class _Ctx:
+            def __enter__(self):
+                self.started = time.monotonic()
+                self.step_cm = run.progress.step(label or name)
+                self.step = self.step_cm.__enter__()
+                return self
+
+            def note(self, detail: str):
+                run.gates[name].detail = detail
+                self.step.note(detail)
+
+            def __exit__(self, exc_type, exc, tb):
+                gate = run.gates[name]
+                gate.duration_ms = int((time.monotonic() - self.started) * 1000)
+                gate.status = "failed" if exc_type else "ok"
+                if exc is not None and not gate.detail:
+                    gate.detail = str(exc).split("\n")[0][:200]
+                return self.step_cm.__exit__(exc_type, exc, tb)
+
+        return _Ctx()
+
+    def skip(self, name: str, why: str) -> None:
+        self.gates[name].status = "skipped"
+        self.gates[name].detail = why
+
+
+def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = None,
+           app_check=None) -> DeployResult:
+    """Run every gate in order. Raises the failing gate's error after recording it."""
+    progress = progress or Progress()
+    sql_dir = Path(sql_dir)
+    env = target.env
+    result = DeployResult(env=env.name, target=target.describe())
+    run = _Run(result, progress)
+    started_at = datetime.now(timezone.utc)
+    started = time.monotonic()
+    conn = None
+    try:
+        with run.gate("preflight", "preflight: render, connect, check") as gate:
+            renderer = Renderer(sql_dir, env)
+            loaded = migrations.load(sql_dir, env, renderer)
+            declared = seeds.load(sql_dir, env)
+            verify.load_checks(sql_dir, renderer)
+            conn = database.connect(target, purpose="deploy")
+            version = database.server_version(conn)
+            conn.commit()
+            gate.note(f"PostgreSQL {version}; {len(loaded)} migrations, {len(declared)} seed files")
+        with run.gate("lock", "lock: wait for other deploys") as gate:
+            lock = database.advisory_lock(conn, env.migration_lock_wait)
+            lock.__enter__()
+            gate.note("migration lock held")
+        try:
+            _migrate_seed_verify(run, conn, target, sql_dir, loaded, declared)
+            if env.app_url:
+                with run.gate("app", f"app: {env.app_url}/health/ready") as gate:
+                    (app_check or check_app_ready)(env.app_url)
+                    gate.note("ready")
+            else:
+                run.skip("app", "no app_url for this env")
+        finally:
+            lock.__exit__(None, None, None)
+    except ShipshapeError as exc:
+        result.exit_code = exc.exit_code
+        result.error = str(exc)
+        if isinstance(exc, ProblemsFound):
+            result.findings = exc.findings
+        exc.deploy_result = result  # so the task can still print the gates' summary
+        _record(run, conn, target, started_at, started)
+        _close(conn)
+        raise
+    except BaseException:
+        _close(conn)
+        raise
+    _record(run, conn, target, started_at, started)
+    _close(conn)
+    return result
+
+
+def _migrate_seed_verify(run: _Run, conn, target: Target, sql_dir: Path, loaded, declared) -> None:
+    env = target.env
+    result = run.result
+    with run.gate("migrate") as gate:
+        result.from_version, todo = migrations.migrate(conn, env, loaded, progress=run.progress)
+        result.to_version = max((m.version for m in loaded), default=result.from_version)
+        gate.note(f"{len(todo)} applied, at version {result.to_version or 0:04d}"
+                  if todo else f"nothing to apply, at version {result.to_version or 0:04d}")
+    with run.gate("seed") as gate:
+        applied = seeds.apply(conn, env, declared)
+        inserted = sum(r.inserted for r in applied)
+        updated = sum(r.updated for r in applied)
+        gate.note(f"{len(applied)} files: {inserted} inserted, {updated} updated")
+    with run.gate("verify") as gate:
+        findings = verify.verify(conn, target, sql_dir, loaded=loaded)
+        result.findings = findings
+        verify.raise_if_problems(findings)
+        warnings = [f for f in findings if f.severity != "error"]
+        gate.note(f"clean" + (f", {len(warnings)} warning(s)" if warnings else ""))
+
+
+def dry_run(target: Target, sql_dir: Path | str) -> str:
+    """Every statement deploy would run, in order, as one psql script. Changes nothing."""
+    from shipshape import bundle
+
+    sql_dir = Path(sql_dir)
+    env = target.env
+    renderer = Renderer(sql_dir, env)
+    loaded = migrations.load(sql_dir, env, renderer)
+    declared = seeds.load(sql_dir, env)
+    checks = verify.load_checks(sql_dir, renderer)
+    with database.connect(target, purpose="deploy --dry-run") as conn:
+        history = migrations.read_history(conn)
+    migrations.refuse_unsafe(migrations.status(loaded, history), loaded)
+    todo = migrations.plan(loaded, history)
+    migrations.refuse_destructive(env, todo, rollback=False)
+    parts = [
+        f"-- deploy --dry-run for {target.describe()}",
+        f"-- {len(todo)} migration(s) pending; nothing below has been run.",
+        bundle.migrate_script(renderer, todo),
+        "-- ==== seed ====",
+        bundle.seed_script(declared),
+        "-- ==== verify (read-only, rolled back): history, schema against a shadow database,",
+        "-- seed rows, and these data checks ====",
+        *(f"-- {c.path.name}\n{c.sql.strip()}\n" for c in checks),
+    ]
+    return "\n".join(parts)
+
+
+def check_app_ready(app_url: str, timeout: float = 5.0) -> None:
+    url = app_url.rstrip("/") + "/health/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            if response.status == 200:
+                return
+            body = response.read(500).decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        body = exc.read(500).decode(errors="replace")
+    except (urllib.error.URLError, OSError) as exc:
+        body = str(exc)
+    raise ProblemsFound(f"The app at {url} is not ready: {body}. Check its logs; the "
+                        f"database gates passed.")
+
+
+def _record(run: _Run, conn, target: Target, started_at, started) -> None:
+    """Write the deployments row; best effort when the database itself is the problem."""
+    result = run.result
+    if conn is None or conn.closed or conn.broken:
+        run.skip("record", "database not reachable")
+        return
+    failed = next((g.name for g in result.gates if g.status == "failed"), None)
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        exists = conn.execute("SELECT to_regclass('shipshape.deployments') IS NOT NULL").fetchone()[0]
+        if not exists:
+            conn.rollback()
+            run.skip("record", "nothing recorded before the history existed")
+            return
+        with run.gate("record") as gate:
+            conn.execute(database.query("deployment_insert"), {
+                "env": target.env.name, "operator": database.operator(), "started_at": started_at,
+                "from_version": result.from_version, "to_version": result.to_version,
+                "result": "ok" if failed is None else f"failed at {failed}",
+                "exit_code": result.exit_code,
+                "duration_ms": int((time.monotonic() - started) * 1000),
+                "detail": Jsonb({"gates": {g.name: g.status for g in result.gates},
+                                 "error": redact(result.error)[:2000]}),
+            })
+            conn.commit()
+            gate.note("recorded in shipshape.deployments")
+    except psycopg.Error:
+        run.skip("record", "could not write the deployments row")
+
+
+def _close(conn) -> None:
+    if conn is not None and not conn.closed:
+        conn.close()

@@ -1,0 +1,123 @@
+"""Human output (rich) and JSON output. Every string passes through redact().
+
+Progress and errors go to stderr, results to stdout, so `--json | jq` stays clean.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from shipshape.environments import redact
+
+
+class Progress:
+    """Silent progress: what library functions get when nobody is watching."""
+
+    @contextmanager
+    def step(self, label: str):
+        yield _Step()
+
+    def info(self, message: str) -> None:
+        pass
+
+
+class _Step:
+    def __init__(self):
+        self.detail = ""
+
+    def note(self, detail: str) -> None:
+        self.detail = detail
+
+
+class ConsoleProgress(Progress):
+    """One line per step on stderr: '✓ migrate 0003_avatar_projects  12 ms'."""
+
+    def __init__(self, stream=None):
+        self.console = _console(stream or sys.stderr)
+
+    @contextmanager
+    def step(self, label: str):
+        started = time.monotonic()
+        handle = _Step()
+        try:
+            with self.console.status(f"{label} ...", spinner="dots"):
+                yield handle
+        except BaseException:
+            ms = int((time.monotonic() - started) * 1000)
+            self.console.print(f"[red]✗[/red] {_esc(label)} [dim]{ms} ms[/dim]")
+            raise
+        ms = int((time.monotonic() - started) * 1000)
+        detail = f"  {_esc(redact(handle.detail))}" if handle.detail else ""
+        self.console.print(f"[green]✓[/green] {_esc(label)} [dim]{ms} ms[/dim]{detail}")
+
+    def info(self, message: str) -> None:
+        self.console.print(f"[dim]·[/dim] {_esc(redact(message))}")
+
+
+def _console(stream):
+    from rich.console import Console
+
+    return Console(file=stream, highlight=False, soft_wrap=True)
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def to_jsonable(value):
+    if is_dataclass(value):
+        return to_jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def emit_json(data, stream=None) -> None:
+    stream = stream or sys.stdout
+    stream.write(redact(json.dumps(to_jsonable(data), indent=2, default=str)) + "\n")
+
+
+def print_table(title: str, columns: list[str], rows: list[list], stream=None, styles=None) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_esc(redact("" if cell is None else str(cell))) for cell in row))
+    _console(stream or sys.stdout).print(table)
+
+
+def print_text(text: str, stream=None) -> None:
+    (stream or sys.stdout).write(redact(text) + ("" if text.endswith("\n") else "\n"))
+
+
+def print_error(message: str, stream=None) -> None:
+    console = _console(stream or sys.stderr)
+    console.print(f"[bold red]error:[/bold red] {_esc(redact(message))}")
+
+
+_SEVERITY_STYLE = {"error": "✗", "warning": "!", "info": "·"}
+
+
+def print_findings(findings, stream=None) -> None:
+    if not findings:
+        print_text("✓ no findings: the database matches the code.", stream)
+        return
+    rows = [[_SEVERITY_STYLE.get(f.severity, f.severity), f.code, f.object, f.message, f.fix]
+            for f in findings]
+    print_table(f"{len(findings)} finding(s)", ["", "code", "object", "message", "fix"], rows, stream)

@@ -1,0 +1,8 @@
+"""Invoke collections: thin wrappers over the library. tasks.py only assembles these."""
+
+from invoke import Collection
+
+from shipshape.tasks import db, deploy, stack
+
+namespace = Collection(stack.up, stack.down, deploy.deploy, deploy.render)
+namespace.add_collection(Collection.from_module(db, name="db"))

@@ -1,0 +1,86 @@
+"""The one place where exceptions become exit codes, and the options every task shares.
+
+Kept light: `invoke --list` imports this module, so nothing heavy is imported at the top.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import invoke
+from invoke.exceptions import Exit
+
+from shipshape.errors import ShipshapeError
+
+HELP = {
+    "env": "environment: local (default), dev, staging or prod",
+    "dsn": "database URL; wins over DATABASE_URL and the env's own database",
+    "sql_dir": "SQL tree to use (default: sql/)",
+    "json": "print machine-readable JSON on stdout",
+    "dry_run": "print the exact SQL it would run and change nothing",
+    "set": "override a setting for this run, KEY=VALUE (repeatable), e.g. --set lock_timeout=2s",
+    "yes": "confirm a change that needs confirmation outside local",
+}
+
+
+def task(*args, help=None, iterable=(), **kwargs):
+    """invoke.task, plus: a ShipshapeError prints one clear paragraph and exits with its code.
+
+    Any other exception is a bug: invoke shows the traceback and exits 1.
+    """
+    merged_help = {**HELP, **(help or {})}
+
+    def decorate(body):
+        @functools.wraps(body)
+        def run(c, *a, **kw):
+            try:
+                return body(c, *a, **kw)
+            except ShipshapeError as exc:
+                from shipshape.report import emit_json, print_error
+
+                if kw.get("json_"):
+                    emit_json({"error": str(exc), "exit_code": exc.exit_code,
+                               "findings": getattr(exc, "findings", [])})
+                print_error(str(exc))
+                raise Exit(code=exc.exit_code) from None
+            except KeyboardInterrupt:
+                print("interrupted", file=sys.stderr)
+                raise Exit(code=130) from None
+
+        names = set(body.__code__.co_varnames[: body.__code__.co_argcount])
+        # invoke matches help keys to flag names: `set_` is the flag --set, help key "set".
+        task_help = {k: v for k, v in merged_help.items() if k in names or f"{k}_" in names}
+        return invoke.task(help=task_help, iterable=list(iterable), **kwargs)(run)
+
+    if len(args) == 1 and callable(args[0]):  # bare @task
+        return decorate(args[0])
+    return decorate
+
+
+def environment(env: str, set_=(), sql_dir: str | None = None):
+    """Load env's settings (with --set overrides) and resolve the SQL tree."""
+    from pathlib import Path
+
+    from shipshape.environments import load_environment, parse_overrides, project_root
+    from shipshape.errors import ConfigError
+
+    environment = load_environment(env, overrides=parse_overrides(set_))
+    directory = Path(sql_dir) if sql_dir else project_root() / "sql"
+    if not directory.is_dir():
+        raise ConfigError(f"--sql-dir {directory}: no such directory.")
+    return environment, directory
+
+
+def target(env: str, dsn: str | None, set_=(), sql_dir: str | None = None):
+    """Settings, SQL tree and the database (starting the embedded one for `local`)."""
+    from shipshape.environments import resolve_target
+
+    environment_, directory = environment(env, set_, sql_dir)
+    return resolve_target(environment_, dsn), directory
+
+
+def progress(json_: bool = False):
+    from shipshape.report import ConsoleProgress
+
+    return ConsoleProgress()

@@ -1,0 +1,76 @@
+"""deploy and render: the whole gated pipeline, and the SQL it would run for review."""
+
+from __future__ import annotations
+
+from shipshape.tasks._task import environment, progress, target, task
+
+
+@task(iterable=["set_"])
+def deploy(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, set_=None):
+    """preflight -> lock -> migrate -> seed -> verify -> app health -> record.
+
+    Stops at the first failing gate with that gate's exit code.
+    """
+    from shipshape import pipeline
+    from shipshape.report import Progress, emit_json
+
+    tgt, sql_dir = target(env, dsn, set_, sql_dir)
+    if dry_run:
+        from shipshape.report import print_text
+
+        print_text(pipeline.dry_run(tgt, sql_dir))
+        return
+    watcher = Progress() if json_ else progress()
+    watcher.info(f"deploying {tgt.describe()}")
+    try:
+        result = pipeline.deploy(tgt, sql_dir, progress=watcher)
+    except Exception as exc:
+        result = getattr(exc, "deploy_result", None)
+        if result is not None and not json_:
+            print_summary(result)
+        raise
+    if json_:
+        emit_json(result)
+    else:
+        print_summary(result)
+
+
+def print_summary(result) -> None:
+    from shipshape.report import print_table
+
+    rows = [[g.name, {"ok": "✓ ok", "failed": "✗ failed", "skipped": "- skipped"}.get(g.status, g.status),
+             f"{g.duration_ms} ms" if g.status in ("ok", "failed") else "", g.detail]
+            for g in result.gates if g.status != "pending"]
+    versions = f"{result.from_version or 0:04d} -> {result.to_version or 0:04d}"
+    print_table(f"deploy {result.env}: {versions}", ["gate", "result", "time", "detail"], rows)
+
+
+@task(iterable=["set_"], help={"out": "directory for migrate.sql, rollback.sql, seed.sql, verify.sql "
+                                      "(default: build/<env>)"})
+def render(c, env="local", out=None, dsn=None, sql_dir=None, set_=None):
+    """Write the exact SQL an env would run, for review or for psql: migrate.sql,
+    rollback.sql, seed.sql and verify.sql (psql-only; prints ✓/✗ per expected object)."""
+    from pathlib import Path
+
+    from shipshape import bundle, migrations
+    from shipshape.environments import Target, project_root
+    from shipshape.report import print_text
+
+    env_, sql_dir = environment(env, set_, sql_dir)
+    out_dir = Path(out) if out else project_root() / "build" / env_.name
+    loaded = migrations.load(sql_dir, env_)
+    expected = _expected_snapshot(env_, dsn, loaded)
+    written = bundle.write_bundle(out_dir, env_, sql_dir, expected)
+    for name, path in written.items():
+        print_text(f"wrote {path}")
+
+
+def _expected_snapshot(env_, dsn, loaded):
+    """The schema the migrations produce, built on --dsn's server or an embedded one."""
+    from shipshape import embedded, verify
+    from shipshape.environments import Target
+
+    if dsn:
+        return verify.shadow_snapshot(Target(env_, dsn, "--dsn"), loaded)
+    with embedded.scratch_server() as admin_dsn:
+        return verify.shadow_snapshot(Target(env_, admin_dsn, "embedded scratch server"), loaded)
