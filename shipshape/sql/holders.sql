@@ -8,6 +8,6 @@ SELECT a.pid,
 FROM pg_locks l
 JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted
-  AND l.classid = %(classid)s AND l.objid = %(objid)s AND l.objsubid = 1
+  AND l.classid = %(classid)s AND l.objid = %(objid)s AND l.objsubid = 2  -- 2: the two-integer form of the advisory lock functions
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 ORDER BY since

@@ -1,0 +1,230 @@
+"""The migration engine against real PostgreSQL: history, refusals, errors, locks."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from shipshape import database, migrations
+from shipshape.errors import Busy, ConfigError, Refused, SQLFailed
+from tests.treeutil import small_tree, write_migration
+
+
+def migrate(target, tree, **kw):
+    loaded = migrations.load(tree, target.env)
+    with database.connect(target) as conn:
+        with database.advisory_lock(conn, target.env.migration_lock_wait):
+            return migrations.migrate(conn, target.env, loaded, **kw)
+
+
+def history(dsn):
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT version, name, success FROM shipshape.history ORDER BY 1").fetchall()
+
+
+def columns(dsn, table):
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+            "ORDER BY ordinal_position", [table])]
+
+
+def test_applies_in_order_and_records_history(tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    before, applied = migrate(make_target(fresh_dsn), tree)
+    assert before is None and [m.version for m in applied] == [1, 2]
+    assert history(fresh_dsn) == [(1, "0001_items", True), (2, "0002_item_price", True)]
+    with psycopg.connect(fresh_dsn) as conn:
+        row = conn.execute("SELECT checksum, source_checksum, applied_by, duration_ms "
+                           "FROM shipshape.history WHERE version = 1").fetchone()
+    loaded = migrations.load(tree, make_target(fresh_dsn).env)
+    assert row[0] == loaded[0].checksum and row[1] == loaded[0].source_checksum
+    assert "@" in row[2] and row[3] >= 0
+    assert migrate(make_target(fresh_dsn), tree)[1] == []  # second run: nothing to do
+
+
+def test_migrate_to_stops_at_version(tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    migrate(make_target(fresh_dsn), tree, to=1)
+    assert [v for v, *_ in history(fresh_dsn)] == [1]
+    with pytest.raises(ConfigError, match="no migration has version 0007"):
+        migrate(make_target(fresh_dsn), tree, to=7)
+
+
+@pytest.mark.parametrize("layout,message", [
+    ({"1_bad": ("SELECT 1;", "SELECT 1;")}, "not a migration directory named NNNN_slug"),
+    ({"0001_a": ("SELECT 1;", "SELECT 1;"), "0001_b": ("SELECT 1;", "SELECT 1;")},
+     "version 0001 is also used by 0001_a"),
+    ({"0001_Upper": ("SELECT 1;", "SELECT 1;")}, "not a migration directory"),
+])
+def test_malformed_or_duplicate_versions_are_refused(tmp_path, layout, message):
+    for name, (up, down) in layout.items():
+        write_migration(tmp_path, name, up, down)
+    with pytest.raises(Refused, match=message) as caught:
+        migrations.discover(tmp_path)
+    assert caught.value.exit_code == 3
+
+
+def test_missing_rollback_is_refused(tmp_path):
+    write_migration(tmp_path, "0001_a", "SELECT 1;", "SELECT 1;")
+    (tmp_path / "migrations" / "0001_a" / "rollback.sql.j2").unlink()
+    with pytest.raises(Refused, match="missing rollback.sql.j2"):
+        migrations.discover(tmp_path)
+
+
+def test_edited_applied_migration_is_refused_with_both_checksums(tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    target = make_target(fresh_dsn)
+    migrate(target, tree)
+    old = migrations.load(tree, target.env)[0].checksum
+    path = tree / "migrations" / "0001_items" / "migrate.sql.j2"
+    path.write_text(path.read_text().replace("name text", "name varchar(50)"))
+    new = migrations.load(tree, target.env)[0].checksum
+    with pytest.raises(Refused) as caught:
+        migrate(target, tree)
+    text = str(caught.value)
+    assert caught.value.exit_code == 3
+    assert str(path) in text and old[:12] in text and new[:12] in text
+
+
+def test_database_ahead_of_code_is_refused(tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    target = make_target(fresh_dsn)
+    migrate(target, tree)
+    import shutil
+
+    shutil.rmtree(tree / "migrations" / "0002_item_price")  # the artifact lost a migration
+    with pytest.raises(Refused, match="ahead of the code.*0002_item_price") as caught:
+        migrate(target, tree)
+    assert caught.value.exit_code == 3
+    assert columns(fresh_dsn, "items") == ["id", "name", "price"]  # nothing was "fixed"
+
+
+def test_sql_error_names_line_and_leaves_nothing_applied(tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    write_migration(tree, "0003_broken",
+                    "ALTER TABLE items ADD COLUMN colour text;\n\nCREATE INDEX ON items (nope);\n",
+                    "-- shipshape:destructive\nALTER TABLE items DROP COLUMN colour;\n")
+    target = make_target(fresh_dsn)
+    with pytest.raises(SQLFailed) as caught:
+        migrate(target, tree)
+    text = str(caught.value)
+    assert caught.value.exit_code == 6
+    assert "0003_broken" in text and "rendered line 3" in text and '"nope" does not exist' in text
+    assert "colour" not in columns(fresh_dsn, "items")
+    assert [v for v, *_ in history(fresh_dsn)] == [1, 2]
+
+
+def test_error_without_position_is_located_by_replay(tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    write_migration(tree, "0003_dupes",
+                    "INSERT INTO items (name) VALUES ('a');\nINSERT INTO items (name) VALUES ('b');\n"
+                    "INSERT INTO items (name) VALUES ('a');\n", "DELETE FROM items;")
+    with pytest.raises(Refused, match="does not declare"):
+        migrations.load(tree, make_target(fresh_dsn).env)
+    (tree / "migrations" / "0003_dupes" / "rollback.sql.j2").write_text(
+        "-- shipshape:destructive\nDELETE FROM items;\n")
+    with pytest.raises(SQLFailed, match="rendered line 3.*duplicate key"):
+        migrate(make_target(fresh_dsn), tree)
+    with psycopg.connect(fresh_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == 0
+
+
+def test_non_transactional_failure_is_recorded_and_blocks_until_retried(tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    directory = write_migration(
+        tree, "0003_index",
+        "-- shipshape:no-transaction\nCREATE INDEX CONCURRENTLY items_price_idx ON items (price);\n"
+        "CREATE INDEX CONCURRENTLY items_bad_idx ON items (nope);\n",
+        "DROP INDEX IF EXISTS items_price_idx;\n")
+    target = make_target(fresh_dsn)
+    with pytest.raises(SQLFailed, match="non-transactional"):
+        migrate(target, tree)
+    assert history(fresh_dsn)[-1] == (3, "0003_index", False)
+    with pytest.raises(Refused, match="--retry-failed"):
+        migrate(target, tree)
+    (directory / "migrate.sql.j2").write_text(
+        "-- shipshape:no-transaction\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS items_price_idx ON items (price);\n")
+    migrate(target, tree, retry_failed=True)
+    assert history(fresh_dsn)[-1] == (3, "0003_index", True)
+
+
+def test_lock_timeout_retries_then_names_the_holder(tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    target = make_target(fresh_dsn, lock_timeout="100ms", lock_retries="2", lock_retry_backoff="50ms")
+    migrate(target, tree, to=1)
+    blocker = psycopg.connect(fresh_dsn, application_name="long report")
+    blocker.execute("LOCK TABLE items IN ACCESS SHARE MODE")  # stays open: a long transaction
+    blocker_pid = blocker.info.backend_pid
+    try:
+        with pytest.raises(Busy) as caught:
+            migrate(target, tree)
+    finally:
+        blocker.close()
+    text = str(caught.value)
+    assert caught.value.exit_code == 4
+    assert "0002_item_price" in text and "3 attempts" in text
+    assert f"pid {blocker_pid}" in text and "long report" in text
+    assert "price" not in columns(fresh_dsn, "items")
+    migrate(target, tree)  # the holder is gone: the deploy succeeds
+    assert "price" in columns(fresh_dsn, "items")
+
+
+def test_advisory_lock_waiter_times_out_naming_the_holder(fresh_dsn, make_target):
+    target = make_target(fresh_dsn)
+    holder = database.connect(target, purpose="deploy")
+    with database.advisory_lock(holder, "5s"):
+        waiter = database.connect(target, purpose="waiter")
+        with pytest.raises(Busy) as caught:
+            with database.advisory_lock(waiter, "200ms"):
+                pass
+        waiter.close()
+    text = str(caught.value)
+    assert caught.value.exit_code == 4
+    assert f"pid {holder.info.backend_pid}" in text and "shipshape deploy" in text and "since" in text
+    holder.close()
+
+
+def test_rollback_to_version_and_destructive_refusal(tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    target = make_target(fresh_dsn)
+    migrate(target, tree)
+    prod_like = make_target(fresh_dsn, "staging")
+    loaded = migrations.load(tree, prod_like.env)
+    with database.connect(prod_like) as conn:
+        with pytest.raises(Refused, match="forbids destructive"):
+            migrations.rollback(conn, prod_like.env, loaded, 1)
+    assert columns(fresh_dsn, "items") == ["id", "name", "price"]
+    with database.connect(target) as conn:
+        done = migrations.rollback(conn, target.env, migrations.load(tree, target.env), 1)
+    assert [m.version for m in done] == [2]
+    assert columns(fresh_dsn, "items") == ["id", "name"]
+    assert [v for v, *_ in history(fresh_dsn)] == [1]
+
+
+def test_undeclared_destructive_statement_is_refused(tmp_path):
+    write_migration(tmp_path, "0001_a", "ALTER TABLE t DROP COLUMN c;", "SELECT 1;")
+    with pytest.raises(Refused, match="does not declare `-- shipshape:destructive`"):
+        from shipshape.environments import load_environment
+
+        migrations.load(tmp_path, load_environment("local", config_dir=tmp_path))
+
+
+@pytest.mark.parametrize("sql_text,destructive", [
+    ("DROP TABLE items;", True),
+    ("alter table items drop column price;", True),
+    ("ALTER TABLE items ALTER COLUMN price TYPE bigint;", True),
+    ("TRUNCATE items;", True),
+    ("DELETE FROM items WHERE true;", True),
+    ("ALTER TABLE items DROP CONSTRAINT items_pkey;", False),
+    ("ALTER TABLE items ALTER COLUMN price DROP DEFAULT;", False),
+    ("DROP INDEX items_idx;", False),
+    ("COMMENT ON TABLE items IS 'we never DROP TABLE here';", False),
+    ("-- DROP TABLE items;\nSELECT 1;", False),
+    ("CREATE FUNCTION f() RETURNS void AS $$ DELETE FROM x $$ LANGUAGE sql;", False),
+])
+def test_destructive_detection(sql_text, destructive):
+    assert bool(migrations.destructive_statements(sql_text)) is destructive

@@ -1,0 +1,32 @@
+"""Small SQL trees written by tests, in the shipped layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_migration(root: Path, name: str, up: str, down: str) -> Path:
+    directory = root / "migrations" / name
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "migrate.sql.j2").write_text(up)
+    (directory / "rollback.sql.j2").write_text(down)
+    return directory
+
+
+def small_tree(root: Path) -> Path:
+    """Two migrations and a seed: quick to apply, enough to exercise every gate."""
+    (root / "seeds").mkdir(parents=True, exist_ok=True)
+    (root / "checks").mkdir(parents=True, exist_ok=True)
+    write_migration(root, "0001_items",
+                    "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL UNIQUE);\n",
+                    "-- shipshape:destructive\nDROP TABLE items;\n")
+    write_migration(root, "0002_item_price",
+                    "ALTER TABLE items ADD COLUMN price integer NOT NULL DEFAULT 0;\n",
+                    "-- shipshape:destructive\nALTER TABLE items DROP COLUMN price;\n")
+    (root / "seeds" / "items.yaml").write_text(
+        "table: items\nkey: [name]\nset: reference\nrows:\n"
+        "  - {name: apple, price: 3}\n  - {name: pear, price: 5}\n")
+    (root / "checks" / "negative_price.sql.j2").write_text(
+        "-- description: items with a negative price\n-- severity: error\n"
+        "-- fix: correct the price\nSELECT name FROM items WHERE price < 0\n")
+    return root
