@@ -40,7 +40,7 @@ def connect(target: Target, *, purpose: str = "shipshape", autocommit: bool = Fa
     """Open a connection or fail with a clear, redacted message (exit 5)."""
     register_dsn(target.dsn)
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             target.dsn,
             autocommit=autocommit,
             connect_timeout=connect_timeout or target.env.connect_timeout,
@@ -54,6 +54,13 @@ def connect(target: Target, *, purpose: str = "shipshape", autocommit: bool = Fa
         ) from None
     except psycopg.ProgrammingError as exc:
         raise ConfigError(f"Invalid DSN {redact(target.dsn)}: {redact(str(exc))}") from None
+    if conn.info.server_version >= 140000:
+        # Notice a killed client during a long statement, so that its transaction rolls
+        # back and its locks (the deploy lock included) go away within seconds.
+        conn.execute("SET client_connection_check_interval = '1s'")
+        if not autocommit:
+            conn.commit()
+    return conn
 
 
 def server_version(conn: psycopg.Connection) -> str:

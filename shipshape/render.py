@@ -26,7 +26,12 @@ def ident(name: str) -> str:
 
 
 def literal(value) -> str:
-    """Quote a value as an SQL literal, with psycopg's own adapters."""
+    """Quote a value as an SQL literal, with psycopg's own adapters (mappings and
+    lists become jsonb)."""
+    if isinstance(value, (dict, list)):
+        from psycopg.types.json import Jsonb
+
+        value = Jsonb(value)
     return sql.Literal(value).as_string(None)
 
 

@@ -115,9 +115,13 @@ _SEVERITY_STYLE = {"error": "✗", "warning": "!", "info": "·"}
 
 
 def print_findings(findings, stream=None) -> None:
+    """One block per finding: readable at 3 a.m. in a narrow terminal, greppable by code."""
     if not findings:
         print_text("✓ no findings: the database matches the code.", stream)
         return
-    rows = [[_SEVERITY_STYLE.get(f.severity, f.severity), f.code, f.object, f.message, f.fix]
-            for f in findings]
-    print_table(f"{len(findings)} finding(s)", ["", "code", "object", "message", "fix"], rows, stream)
+    lines = [f"{len(findings)} finding(s):"]
+    for f in findings:
+        lines.append(f"{_SEVERITY_STYLE.get(f.severity, f.severity)} {f.code}  {f.object}")
+        lines.append(f"    {f.message}")
+        lines.append(f"    fix: {f.fix}")
+    print_text("\n".join(lines), stream)

@@ -142,8 +142,9 @@ def history_findings(entries: list[migrations.Entry], env_name: str) -> list[Fin
 def drift_findings(differences, env_name: str) -> list[Finding]:
     codes = {"missing": "DRIFT_MISSING", "unexpected": "DRIFT_UNEXPECTED", "changed": "DRIFT_CHANGED"}
     fixes = {
-        "missing": f"invoke db.verify --env {env_name} after restoring it through a migration",
-        "unexpected": "drop it through a migration, or add a migration that creates it",
+        "missing": (f"`invoke deploy --env {env_name}` if a migration is pending; otherwise "
+                    f"restore it through a new migration, never by hand"),
+        "unexpected": "add a migration that creates it, or one that drops it",
         "changed": "align it through a new migration",
     }
     return [Finding(codes[d.change], "error", f"{d.kind} {d.name}", d.describe() + ".",
