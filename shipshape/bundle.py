@@ -24,8 +24,8 @@ def rollback_script(renderer: Renderer, applied: list[migrations.Migration]) -> 
     return renderer.render("rollback_script.sql.j2", migrations=ordered)
 
 
-def seed_script(declared: list[seeds.Seed]) -> str:
-    return "\\set ON_ERROR_STOP on\n" + seeds.script(declared)
+def seed_script(declared: list[seeds.Seed], env: Environment | None = None) -> str:
+    return seeds.script(declared, env=env)
 
 
 def verify_script(renderer: Renderer, expected: dict, loaded: list[migrations.Migration],
@@ -49,7 +49,7 @@ def write_bundle(out_dir: Path, env: Environment, sql_dir: Path, expected: dict)
     files = {
         "migrate.sql": migrate_script(renderer, loaded),
         "rollback.sql": rollback_script(renderer, loaded),
-        "seed.sql": seed_script(declared),
+        "seed.sql": seed_script(declared, env),
         "verify.sql": verify_script(renderer, expected, loaded, declared),
     }
     written = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,7 @@ class Migration:
     source_checksum: str
     transactional: bool
     destructive: bool
+    rollback_transactional: bool
     rollback_destructive: bool
 
     @property
@@ -139,6 +141,7 @@ def _render(source: Source, renderer: Renderer) -> Migration:
         source_checksum=sha256(source.migrate_path.read_text()),
         transactional="no-transaction" not in up_directives,
         destructive="destructive" in up_directives,
+        rollback_transactional="no-transaction" not in down_directives,
         rollback_destructive="destructive" in down_directives,
     )
 
@@ -376,10 +379,7 @@ def _apply_in_transaction(conn, env, migration, applied_by) -> int:
 def _apply_autocommit(conn, env, migration, applied_by) -> int:
     """Statement by statement, as CREATE INDEX CONCURRENTLY requires."""
     started = time.monotonic()
-    was_autocommit = conn.autocommit
-    conn.autocommit = True
-    try:
-        database.set_session_timeouts(conn, env)
+    with _autocommit(conn, env):
         for statement in split(migration.sql):
             try:
                 conn.execute(statement)
@@ -394,10 +394,7 @@ def _apply_autocommit(conn, env, migration, applied_by) -> int:
         duration = int((time.monotonic() - started) * 1000)
         conn.execute(database.query("history_insert"), _history_params(
             migration, applied_by, duration, success=True))
-        return duration
-    finally:
-        conn.execute("RESET lock_timeout; RESET statement_timeout")
-        conn.autocommit = was_autocommit
+    return duration
 
 
 def _history_params(migration: Migration, applied_by: str, duration_ms: int, *, success: bool) -> dict:
@@ -407,21 +404,44 @@ def _history_params(migration: Migration, applied_by: str, duration_ms: int, *, 
 
 
 def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migration) -> int:
-    """Run a migration's rollback and delete its history row, in one transaction."""
+    """Run a migration's rollback and delete its history row, in one transaction unless
+    the rollback declares no-transaction (DROP INDEX CONCURRENTLY)."""
     started = time.monotonic()
     try:
-        with conn.transaction():
-            database.set_local_timeouts(conn, env)
-            conn.execute(migration.rollback_sql)
-            conn.execute(database.query("history_delete"), {"version": migration.version})
+        if migration.rollback_transactional:
+            with conn.transaction():
+                database.set_local_timeouts(conn, env)
+                conn.execute(migration.rollback_sql)
+                conn.execute(database.query("history_delete"), {"version": migration.version})
+        else:
+            with _autocommit(conn, env):
+                for statement in split(migration.rollback_sql):
+                    conn.execute(statement)
+                conn.execute(database.query("history_delete"), {"version": migration.version})
     except psycopg.errors.LockNotAvailable:
         holders = database.describe_holders(database.table_lock_holders(conn))
         raise Busy(f"Rollback of {migration.name} could not get its locks within "
                    f"{env.lock_timeout}. Blocking sessions: {holders}.") from None
     except psycopg.Error as exc:
         raise _sql_failed(conn, env, migration, migration.rollback_sql, exc,
-                          path=migration.rollback_path) from None
+                          path=migration.rollback_path,
+                          partial=not migration.rollback_transactional) from None
     return int((time.monotonic() - started) * 1000)
+
+
+@contextmanager
+def _autocommit(conn: psycopg.Connection, env: Environment):
+    """Autocommit with the env's timeouts for the session, restored afterwards."""
+    was_autocommit = conn.autocommit
+    conn.autocommit = True
+    try:
+        database.set_session_timeouts(conn, env)
+        yield
+    finally:
+        if not conn.closed:
+            conn.execute("RESET lock_timeout")
+            conn.execute("RESET statement_timeout")
+            conn.autocommit = was_autocommit
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -448,10 +468,16 @@ def _sql_failed(conn, env, migration, script, exc, *, statement=None, partial=Fa
             reason += f" ({exc.diag.message_detail})"
     line = _error_line(conn, script, exc, statement)
     where = f"{path} (rendered line {line})" if line else str(path)
-    tail = (f"It is non-transactional: the statements before the failing one ran; its history "
-            f"row is marked failed. Fix it, then run `invoke db.migrate --retry-failed`."
-            if partial else "Its transaction was rolled back: nothing of it was applied.")
-    return SQLFailed(f"Migration {migration.name} failed at {where}: {redact(reason)}. {tail} "
+    if partial and path == migration.path:
+        tail = ("It is non-transactional: the statements before the failing one ran; its "
+                "history row is marked failed. Fix it, then run `invoke db.migrate --retry-failed`.")
+    elif partial:
+        tail = ("The rollback is non-transactional: the statements before the failing one ran; "
+                "the migration stays recorded as applied. Fix it and run the rollback again.")
+    else:
+        tail = "Its transaction was rolled back: nothing of it was applied."
+    what = "Migration" if path == migration.path else "Rollback of"
+    return SQLFailed(f"{what} {migration.name} failed at {where}: {redact(reason)}. {tail} "
                      f"See the rendered SQL with `invoke render --env {env.name}`.")
 
 

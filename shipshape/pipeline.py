@@ -178,7 +178,7 @@ def dry_run(target: Target, sql_dir: Path | str) -> str:
         f"-- {len(todo)} migration(s) pending; nothing below has been run.",
         bundle.migrate_script(renderer, todo),
         "-- ==== seed ====",
-        bundle.seed_script(declared),
+        bundle.seed_script(declared, env),
         "-- ==== verify (read-only, rolled back): history, schema against a shadow database,",
         "-- seed rows, and these data checks ====",
         *(f"-- {c.path.name}\n{c.sql.strip()}\n" for c in checks),

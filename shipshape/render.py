@@ -61,7 +61,7 @@ class Renderer:
 
     def render(self, path: Path | str, **context) -> str:
         """Render a template given by a path inside the SQL tree (or the package)."""
-        name = Path(path).relative_to(self.sql_dir).as_posix() if Path(path).is_absolute() else str(path)
+        name = self._template_name(Path(path))
         try:
             return self.jinja.get_template(name).render(**context)
         except jinja2.TemplateSyntaxError as exc:
@@ -77,6 +77,16 @@ class Renderer:
                 f"{self._where(filename, lineno)}: template error: {exc}. "
                 f"Known settings for templates: env.{', env.'.join(self.env.context())}."
             ) from None
+
+    def _template_name(self, path: Path) -> str:
+        """A file of the tree (absolute or relative to the working directory) becomes its
+        name inside the tree; anything else is a template name (the package's own)."""
+        if path.is_absolute() or path.exists():
+            try:
+                return path.resolve().relative_to(self.sql_dir.resolve()).as_posix()
+            except ValueError:
+                raise ConfigError(f"{path} is outside the SQL tree {self.sql_dir}.") from None
+        return path.as_posix()
 
     def _where(self, filename: str, lineno: int | None) -> str:
         path = Path(filename)

@@ -99,7 +99,7 @@ def seed(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, set
     env_, sql_dir_ = environment(env, set_, sql_dir)
     declared = seeds.load(sql_dir_, env_)
     if dry_run:
-        print_text(bundle.seed_script(declared))
+        print_text(bundle.seed_script(declared, env_))
         return
     tgt, _ = target(env, dsn, set_, sql_dir)
     with database.connect(tgt, purpose="seed") as conn:

@@ -75,7 +75,7 @@ def test_unreachable_database_exit_5_without_password(tree, state):
 
 def test_password_never_printed_on_success_or_failure(fresh_dsn, tree, state):
     # Trust auth ignores the password, so this DSN connects; it must still never show.
-    secret_dsn = fresh_dsn.replace("postgres@", "postgres:Sup3r-Secret-pw@")
+    secret_dsn = fresh_dsn + " password=Sup3r-Secret-pw"
     ok = deploy(secret_dsn, tree, state)
     write_migration(tree, "0003_broken", "SELECT nope;", "SELECT 1;")
     failed = deploy(secret_dsn, tree, state)
