@@ -290,7 +290,7 @@ def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration],
     todo = plan(loaded, history, to)
     refuse_destructive(env, todo, rollback=False)
     for migration in todo:
-        with progress.step(f"  migrate {migration.name}") as step:
+        with progress.step(f"migrate {migration.name}") as step:
             step.note(f"{apply(conn, env, migration, applied_by=database.operator())} ms in SQL")
     return current_version(history), todo
 
@@ -307,7 +307,7 @@ def rollback(conn: psycopg.Connection, env: Environment, loaded: list[Migration]
     todo = rollback_plan(loaded, history, to)
     refuse_destructive(env, todo, rollback=True)
     for migration in todo:
-        with progress.step(f"  rollback {migration.name}") as step:
+        with progress.step(f"rollback {migration.name}") as step:
             step.note(f"{rollback_one(conn, env, migration)} ms")
     return todo
 

@@ -151,7 +151,7 @@ def _migrate_seed_verify(run: _Run, conn, target: Target, sql_dir: Path, loaded,
         updated = sum(r.updated for r in applied)
         gate.note(f"{len(applied)} files: {inserted} inserted, {updated} updated")
     with run.gate("verify") as gate:
-        findings = verify.verify(conn, target, sql_dir, loaded=loaded)
+        findings = verify.verify(conn, target, sql_dir, loaded=loaded, progress=run.progress)
         result.findings = findings
         verify.raise_if_problems(findings)
         warnings = [f for f in findings if f.severity != "error"]

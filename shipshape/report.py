@@ -36,28 +36,40 @@ class _Step:
 
 
 class ConsoleProgress(Progress):
-    """One line per step on stderr: '✓ migrate 0003_avatar_projects  12 ms'."""
+    """One line per step on stderr: '✓ migrate 0003_avatar_projects  12 ms'.
+
+    Nested steps are indented under their parent. Only the outermost step shows a
+    spinner, since a terminal holds one live display at a time.
+    """
 
     def __init__(self, stream=None):
         self.console = _console(stream or sys.stderr)
+        self.depth = 0
 
     @contextmanager
     def step(self, label: str):
         started = time.monotonic()
         handle = _Step()
+        indent = "  " * self.depth
+        self.depth += 1
         try:
-            with self.console.status(f"{label} ...", spinner="dots"):
+            if self.depth == 1:
+                with self.console.status(f"{_esc(label)} ...", spinner="dots"):
+                    yield handle
+            else:
                 yield handle
         except BaseException:
             ms = int((time.monotonic() - started) * 1000)
-            self.console.print(f"[red]✗[/red] {_esc(label)} [dim]{ms} ms[/dim]")
+            self.console.print(f"{indent}[red]✗[/red] {_esc(label)} [dim]{ms} ms[/dim]")
             raise
+        finally:
+            self.depth -= 1
         ms = int((time.monotonic() - started) * 1000)
         detail = f"  {_esc(redact(handle.detail))}" if handle.detail else ""
-        self.console.print(f"[green]✓[/green] {_esc(label)} [dim]{ms} ms[/dim]{detail}")
+        self.console.print(f"{indent}[green]✓[/green] {_esc(label)} [dim]{ms} ms[/dim]{detail}")
 
     def info(self, message: str) -> None:
-        self.console.print(f"[dim]·[/dim] {_esc(redact(message))}")
+        self.console.print(f"{'  ' * self.depth}[dim]·[/dim] {_esc(redact(message))}")
 
 
 def _console(stream):

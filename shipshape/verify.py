@@ -77,22 +77,22 @@ def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
     loaded = loaded if loaded is not None else migrations.load(sql_dir, env, renderer)
     findings: list[Finding] = []
     history = migrations.read_history(conn)
-    with progress.step("verify history") as step:
+    with progress.step("history") as step:
         findings += history_findings(migrations.status(loaded, history), env.name)
         step.note(f"{len(history)} applied")
-    with progress.step("verify schema against a shadow database") as step:
+    with progress.step("schema against a shadow database") as step:
         applied = [m for m in loaded if m.version in history and history[m.version]["success"]]
         expected = shadow_snapshot(target, applied, progress)
         actual = _read_only(conn, lambda: catalog.snapshot(conn))
         drift = catalog.diff(expected, actual)
         findings += drift_findings(drift, env.name)
         step.note(f"{len(drift)} difference(s)")
-    with progress.step("verify seed rows") as step:
+    with progress.step("seed rows") as step:
         declared = seeds.load(sql_dir, env)
         results = _read_only(conn, lambda: seeds.check(conn, declared))
         findings += seed_findings(results, env.name)
         step.note(f"{sum(r.ok for r in results)} of {sum(r.total for r in results)} rows equal")
-    with progress.step("verify data checks") as step:
+    with progress.step("data checks") as step:
         checks = load_checks(sql_dir, renderer)
         findings += _read_only(conn, lambda: check_findings(conn, checks))
         step.note(f"{len(checks)} check(s)")
@@ -134,7 +134,7 @@ def history_findings(entries: list[migrations.Entry], env_name: str) -> list[Fin
         if entry.state in codes:
             code, what, fix = codes[entry.state]
             detail = f" ({entry.detail})" if entry.detail else ""
-            findings.append(Finding(code, "error", f"migration {entry.version:04d}_{entry.name}",
+            findings.append(Finding(code, "error", f"migration {entry.name}",
                                     f"Migration {what}{detail}.", fix))
     return findings
 
