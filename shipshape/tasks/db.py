@@ -7,9 +7,11 @@ from shipshape.tasks._task import environment, progress, target, task
 
 @task(iterable=["set_"])
 def status(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
-    """List migrations: applied, pending, failed, checksum-mismatch, unknown-to-this-code.
+    """List migrations and their state (applied, pending, failed, changed, unknown).
 
-    Exit 0 when everything is applied, 2 otherwise.
+    States: applied, pending, failed (a non-transactional migration stopped part-way),
+    checksum-mismatch (the file changed after it ran), unknown (in the database, not in
+    this code). Exit 0 when everything is applied, 2 otherwise.
     """
     from shipshape import database, migrations
     from shipshape.errors import ProblemsFound
@@ -64,7 +66,7 @@ def migrate(c, env="local", dsn=None, sql_dir=None, to=None, dry_run=False, retr
 
 @task(iterable=["set_"], help={"to": "roll back every migration above this version (0: all)"})
 def rollback(c, to, env="local", dsn=None, sql_dir=None, yes=False, dry_run=False, set_=None):
-    """Run rollback scripts of applied migrations above --to, newest first.
+    """Roll back applied migrations above --to, newest first.
 
     Needs --yes outside local. Destructive rollbacks are refused in envs that forbid them.
     """
@@ -114,8 +116,11 @@ def seed(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, set
 
 @task(iterable=["set_"])
 def verify(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
-    """Compare the database with the code: history, schema drift against a shadow database,
-    seed rows, and data checks. Exit 0 when clean, 2 when anything is found."""
+    """Compare the database with the code; exit 2 when anything differs.
+
+    Checks the history, schema drift against a shadow database built from the same
+    migrations, seed rows, and data checks. Read-only.
+    """
     from shipshape import database, verify as verify_
     from shipshape.report import Progress, emit_json, print_findings
 
@@ -138,8 +143,11 @@ def verify(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
 
 @task(iterable=["set_"], help={"version": "the migration the hand-made schema corresponds to"})
 def baseline(c, version, env="local", dsn=None, sql_dir=None, set_=None):
-    """Adopt a database built by hand: record migrations 1..VERSION as applied, but only
-    after checking its schema equals what they produce (exit 3 with the differences)."""
+    """Adopt a hand-built database as being at --version, after proving it.
+
+    Records migrations 1..VERSION as applied only when the schema equals what they
+    produce; otherwise exits 3 listing the differences.
+    """
     from shipshape import database, migrations, verify as verify_
     from shipshape.report import print_text
 

@@ -7,9 +7,10 @@ from shipshape.tasks._task import environment, progress, target, task
 
 @task(iterable=["set_"])
 def deploy(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, set_=None):
-    """preflight -> lock -> migrate -> seed -> verify -> app health -> record.
+    """Deploy: preflight, lock, migrate, seed, verify, app health, record.
 
-    Stops at the first failing gate with that gate's exit code.
+    Stops at the first failing gate with that gate's exit code; --dry-run prints every
+    statement it would run and changes nothing.
     """
     from shipshape import pipeline
     from shipshape.report import Progress, emit_json
@@ -48,8 +49,12 @@ def print_summary(result) -> None:
 @task(iterable=["set_"], help={"out": "directory for migrate.sql, rollback.sql, seed.sql, verify.sql "
                                       "(default: build/<env>)"})
 def render(c, env="local", out=None, dsn=None, sql_dir=None, set_=None):
-    """Write the exact SQL an env would run, for review or for psql: migrate.sql,
-    rollback.sql, seed.sql and verify.sql (psql-only; prints ✓/✗ per expected object)."""
+    """Write the SQL an env would run, as psql scripts, for review.
+
+    migrate.sql, rollback.sql, seed.sql, and verify.sql (psql only: a ✓/✗ row per
+    expected object, exit 3 when anything is ✗). Run them with
+    `psql -v ON_ERROR_STOP=1 -f FILE "$DATABASE_URL"`.
+    """
     from pathlib import Path
 
     from shipshape import bundle, migrations
