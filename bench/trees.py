@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def write_migration(root: Path, name: str, up: str, down: str) -> Path:
-    """sql/migrations/NNNN_slug/{migrate,rollback}.sql.j2, as tests/treeutil writes them."""
-    directory = root / "migrations" / name
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "migrate.sql.j2").write_text(up)
-    (directory / "rollback.sql.j2").write_text(down)
-    return directory
+from tests.treeutil import write_migration
 
 
 def migration_tree(root: Path, count: int = 300) -> Path:

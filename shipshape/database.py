@@ -132,6 +132,28 @@ def lock_holders(conn: psycopg.Connection, name: str = MIGRATION_LOCK) -> list[d
     return rows
 
 
+def retry_on_lock_timeout(conn: psycopg.Connection, env: Environment, work, *, what: str,
+                          then: str):
+    """Run work(); when lock_timeout expires, retry with doubling backoff, then give up
+    with Busy (exit 4) naming the sessions that hold the locks."""
+    backoff = parse_duration(env.lock_retry_backoff)
+    for attempt in range(env.lock_retries + 1):
+        try:
+            return work()
+        except psycopg.errors.LockNotAvailable:
+            if attempt == env.lock_retries:
+                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.rollback()
+                holders = describe_holders(table_lock_holders(conn))
+                raise Busy(
+                    f"{what} could not get its table locks within lock_timeout="
+                    f"{env.lock_timeout}, {env.lock_retries + 1} attempts. Blocking sessions: "
+                    f"{holders}. End them or wait for them, then {then}"
+                ) from None
+            time.sleep(backoff * (2 ** attempt))
+    raise AssertionError("unreachable")
+
+
 def table_lock_holders(conn: psycopg.Connection) -> list[dict]:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query("table_lock_holders")).fetchall()

@@ -19,8 +19,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from shipshape import database
-from shipshape.environments import Environment, parse_duration, redact
-from shipshape.errors import Busy, ConfigError, Refused, SQLFailed
+from shipshape.environments import Environment, redact
+from shipshape.errors import ConfigError, Refused, SQLFailed
 from shipshape.render import Renderer, directives
 
 _NAME = re.compile(r"^(?P<version>\d{4})_(?P<slug>[a-z0-9][a-z0-9_]*)$")
@@ -341,23 +341,10 @@ def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,
     Transactional migrations retry with backoff when lock_timeout expires; a SQL error
     rolls everything back and names the line of the rendered file (exit 6).
     """
-    backoff = parse_duration(env.lock_retry_backoff)
-    for attempt in range(env.lock_retries + 1):
-        try:
-            if migration.transactional:
-                return _apply_in_transaction(conn, env, migration, applied_by)
-            return _apply_autocommit(conn, env, migration, applied_by)
-        except psycopg.errors.LockNotAvailable:
-            if attempt == env.lock_retries:
-                holders = database.describe_holders(database.table_lock_holders(conn))
-                raise Busy(
-                    f"Migration {migration.name} could not get its table locks within "
-                    f"lock_timeout={env.lock_timeout}, {env.lock_retries + 1} attempts. "
-                    f"Blocking sessions: {holders}. End or wait for them (see "
-                    f"`invoke doctor`), then deploy again; nothing was applied."
-                ) from None
-            time.sleep(backoff * (2 ** attempt))
-    raise AssertionError("unreachable")
+    work = _apply_in_transaction if migration.transactional else _apply_autocommit
+    return database.retry_on_lock_timeout(
+        conn, env, lambda: work(conn, env, migration, applied_by),
+        what=f"Migration {migration.name}", then="deploy again; nothing of it was applied.")
 
 
 def _apply_in_transaction(conn, env, migration, applied_by) -> int:
@@ -407,7 +394,8 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
     """Run a migration's rollback and delete its history row, in one transaction unless
     the rollback declares no-transaction (DROP INDEX CONCURRENTLY)."""
     started = time.monotonic()
-    try:
+
+    def work():
         if migration.rollback_transactional:
             with conn.transaction():
                 database.set_local_timeouts(conn, env)
@@ -418,10 +406,10 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
                 for statement in split(migration.rollback_sql):
                     conn.execute(statement)
                 conn.execute(database.query("history_delete"), {"version": migration.version})
-    except psycopg.errors.LockNotAvailable:
-        holders = database.describe_holders(database.table_lock_holders(conn))
-        raise Busy(f"Rollback of {migration.name} could not get its locks within "
-                   f"{env.lock_timeout}. Blocking sessions: {holders}.") from None
+
+    try:
+        database.retry_on_lock_timeout(conn, env, work, what=f"Rollback of {migration.name}",
+                                       then="run the rollback again.")
     except psycopg.Error as exc:
         raise _sql_failed(conn, env, migration, migration.rollback_sql, exc,
                           path=migration.rollback_path,

@@ -155,7 +155,7 @@ def _migrate_seed_verify(run: _Run, conn, target: Target, sql_dir: Path, loaded,
         result.findings = findings
         verify.raise_if_problems(findings)
         warnings = [f for f in findings if f.severity != "error"]
-        gate.note(f"clean" + (f", {len(warnings)} warning(s)" if warnings else ""))
+        gate.note("clean" + (f", {len(warnings)} warning(s)" if warnings else ""))
 
 
 def dry_run(target: Target, sql_dir: Path | str) -> str:

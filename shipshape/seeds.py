@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -35,8 +34,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from shipshape import database
-from shipshape.environments import KNOWN_ENVS, Environment, parse_duration, redact
-from shipshape.errors import Busy, ConfigError, SQLFailed
+from shipshape.environments import KNOWN_ENVS, Environment, redact
+from shipshape.errors import ConfigError, SQLFailed
 
 SEEDS_DIR = "seeds"
 SUFFIXES = (".yaml", ".yml")
@@ -580,24 +579,15 @@ def apply(conn: psycopg.Connection, env: Environment, seeds: list[Seed]) -> list
     """
     if not seeds:
         return []
-    backoff = parse_duration(env.lock_retry_backoff)
-    for attempt in range(env.lock_retries + 1):
-        try:
-            with conn.transaction():
-                database.set_local_timeouts(conn, env)
-                return [_apply_seed(conn, env, seed) for seed in seeds]
-        except psycopg.errors.LockNotAvailable:
-            if attempt == env.lock_retries:
-                with conn.transaction():
-                    holders = database.describe_holders(database.table_lock_holders(conn))
-                raise Busy(
-                    f"Seeding could not lock its tables within lock_timeout="
-                    f"{env.lock_timeout}, {env.lock_retries + 1} attempts. Blocking "
-                    f"sessions: {holders}. Nothing was seeded. End or wait for them (see "
-                    f"`invoke doctor`), then run `invoke db.seed --env {env.name}` again."
-                ) from None
-            time.sleep(backoff * (2 ** attempt))
-    raise AssertionError("unreachable")
+
+    def work():
+        with conn.transaction():
+            database.set_local_timeouts(conn, env)
+            return [_apply_seed(conn, env, seed) for seed in seeds]
+
+    return database.retry_on_lock_timeout(
+        conn, env, work, what="Seeding",
+        then=f"run `invoke db.seed --env {env.name}` again; nothing was seeded.")
 
 
 def _apply_seed(conn: psycopg.Connection, env: Environment, seed: Seed) -> SeedResult:

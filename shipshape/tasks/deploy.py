@@ -58,7 +58,7 @@ def render(c, env="local", out=None, dsn=None, sql_dir=None, set_=None):
     from pathlib import Path
 
     from shipshape import bundle, migrations
-    from shipshape.environments import Target, project_root
+    from shipshape.environments import project_root
     from shipshape.report import print_text
 
     env_, sql_dir = environment(env, set_, sql_dir)
