@@ -206,3 +206,31 @@ def test_deploy_killed_mid_migration_leaves_nothing_and_next_deploy_succeeds(fre
     result = deploy(fresh_dsn, tree, state)
     assert result.returncode == 0, result.stderr
     assert fetch(fresh_dsn, "SELECT max(version) FROM shipshape.history") == [(3,)]
+
+
+def test_bad_seed_file_exit_5_names_file_and_field(fresh_dsn, tree, state):
+    (tree / "seeds" / "broken.yaml").write_text("table: items\nkey: [name]\nset: reference\nrows:\n  - {price: 1}\n")
+    result = deploy(fresh_dsn, tree, state)
+    assert result.returncode == 5
+    assert "broken.yaml" in result.stderr and "rows[0]" in result.stderr
+    assert fetch(fresh_dsn, "SELECT to_regclass('items')::text") == [(None,)]  # preflight stopped it
+
+
+def test_missing_sql_dir_exit_5(fresh_dsn, tmp_path, state):
+    result = deploy(fresh_dsn, tmp_path / "nowhere", state)
+    assert result.returncode == 5 and "nowhere" in result.stderr
+
+
+def test_baseline_task_refuses_with_differences_exit_3(fresh_dsn, tree, state):
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL UNIQUE)")
+    args = ("db.baseline", "--version", "2", "--env", "dev", "--dsn", fresh_dsn, "--sql-dir", str(tree))
+    refused = run_invoke(*args, env=state)
+    assert refused.returncode == 3
+    assert "items.price" in refused.stderr
+    adopted = run_invoke("db.baseline", "--version", "1", "--env", "dev", "--dsn", fresh_dsn,
+                         "--sql-dir", str(tree), env=state)
+    assert adopted.returncode == 0, adopted.stderr
+    assert deploy(fresh_dsn, tree, state).returncode == 0
+    assert fetch(fresh_dsn, "SELECT version, applied_by LIKE 'baseline%' FROM shipshape.history ORDER BY 1") == \
+        [(1, True), (2, False)]
