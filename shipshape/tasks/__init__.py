@@ -2,7 +2,8 @@
 
 from invoke import Collection
 
-from shipshape.tasks import db, deploy, stack
+from shipshape.tasks import app, db, deploy, stack
 
 namespace = Collection(stack.up, stack.down, deploy.deploy, deploy.render)
 namespace.add_collection(Collection.from_module(db, name="db"))
+namespace.add_collection(Collection.from_module(app, name="app"))

@@ -1,31 +1,44 @@
-"""up and down: the local stack on the embedded PostgreSQL."""
+"""up and down: the local stack (embedded PostgreSQL and the Avatar Creator API)."""
 
 from __future__ import annotations
 
 from shipshape.tasks._task import task
 
 
-@task(iterable=["set_"])
-def up(c, sql_dir=None, set_=None):
-    """Start the embedded PostgreSQL for `local` (reused if running) and deploy to it."""
-    from shipshape import embedded, pipeline
-    from shipshape.report import print_table
+@task(iterable=["set_"], help={"port": "port for the API (default 8000)"})
+def up(c, sql_dir=None, port=8000, set_=None):
+    """Bring up the local stack: embedded PostgreSQL, deploy, then the API.
+
+    The database is started (or reused) under .shipshape/local, deployed through every
+    gate, and the API is started in the background once its migrations passed; its
+    readiness is checked. Running it twice is harmless.
+    """
+    from shipshape import appserver, embedded, pipeline
+    from shipshape.report import print_table, print_text
     from shipshape.tasks._task import progress, target
+    from shipshape.tasks.app import what_runs_where
     from shipshape.tasks.deploy import print_summary
 
     tgt, sql_dir = target("local", None, set_, sql_dir)
     result = pipeline.deploy(tgt, sql_dir, progress=progress())
     print_summary(result)
-    status = embedded.local_status()
+    app = appserver.start(tgt.dsn, env="local", port=int(port))
+    token = appserver.write_demo_token(tgt.dsn, env="local")
+    database = embedded.local_status()
     print_table("what runs where", ["service", "where", "data"],
-                [["PostgreSQL (embedded)", tgt.describe(), status.get("pgdata", "")]])
+                [["PostgreSQL (embedded)", tgt.describe(), database.get("pgdata", "")],
+                 *what_runs_where(app)])
+    print_text(f"The demo user's API token is in {token} (mode 0600). Try:\n"
+               f"  curl -H \"Authorization: Bearer $(cat {token})\" "
+               f"{app.get('url', 'http://127.0.0.1:' + str(port))}/api/apps/avatar-creator/projects")
 
 
 @task
 def down(c):
-    """Stop the local stack cleanly (the data stays for the next `make up`)."""
-    from shipshape import embedded
+    """Stop the local stack cleanly: the API, then the embedded PostgreSQL (data is kept)."""
+    from shipshape import appserver, embedded
     from shipshape.report import print_text
 
+    print_text("stopped the app" if appserver.stop() else "the app was not running")
     stopped = embedded.stop_local()
     print_text("stopped the embedded PostgreSQL" if stopped else "the embedded PostgreSQL was not running")

@@ -7,15 +7,35 @@ import psycopg
 from tests.conftest import run_invoke
 
 
+def free_port() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
 def test_up_twice_then_down(tmp_path):
+    import stat
+    import urllib.request
+
     state = {"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")}
+    port = free_port()
     try:
-        first = run_invoke("up", env=state)
+        first = run_invoke("up", "--port", port, env=state)
         assert first.returncode == 0, first.stderr
         assert "deploy local" in first.stdout and "what runs where" in first.stdout
+        assert "(ready)" in first.stdout and f"127.0.0.1:{port}" in first.stdout
         assert (tmp_path / "state" / "local" / "pgdata" / "PG_VERSION").exists()
+        token = tmp_path / "state" / "demo-token"
+        assert stat.S_IMODE(token.stat().st_mode) == 0o600
+        assert token.read_text().strip() not in first.stdout + first.stderr
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/apps/avatar-creator/models",
+                                         headers={"Authorization": f"Bearer {token.read_text().strip()}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and b"flux-dev-base" in response.read()
 
-        second = run_invoke("up", env=state)  # reuses the running server and its data
+        second = run_invoke("up", "--port", port, env=state)  # reuses the server, its data, the app
         assert second.returncode == 0, second.stderr
         assert "nothing to apply" in second.stdout
 
@@ -23,7 +43,8 @@ def test_up_twice_then_down(tmp_path):
         assert status.returncode == 0, status.stdout + status.stderr
     finally:
         down = run_invoke("down", env=state)
-    assert down.returncode == 0 and "stopped" in down.stdout
+    assert down.returncode == 0 and "stopped the app" in down.stdout
+    assert "stopped the embedded PostgreSQL" in down.stdout
     again = run_invoke("down", env=state)
     assert again.returncode == 0 and "not running" in again.stdout
 
@@ -31,12 +52,12 @@ def test_up_twice_then_down(tmp_path):
 def test_local_data_survives_down_and_up(tmp_path):
     state = {"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")}
     try:
-        assert run_invoke("up", env=state).returncode == 0
+        assert run_invoke("up", "--port", free_port(), env=state).returncode == 0
         dsn = _local_dsn(tmp_path)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("INSERT INTO users (email) VALUES ('kept@example.test')")
         assert run_invoke("down", env=state).returncode == 0
-        assert run_invoke("up", env=state).returncode == 0
+        assert run_invoke("up", "--port", free_port(), env=state).returncode == 0
         with psycopg.connect(_local_dsn(tmp_path)) as conn:
             assert conn.execute("SELECT count(*) FROM users WHERE email = 'kept@example.test'").fetchone()[0] == 1
     finally:

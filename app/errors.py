@@ -1,0 +1,162 @@
+"""Known conditions become a status code and a body that says what happened; never a bare 500.
+
+Body of every error: {"success": false, "error": {"code", "message", ...}, "requestId"}.
+
+  401 UNAUTHORIZED        missing, unknown, revoked or expired bearer token
+  402 INSUFFICIENT_CREDITS
+  404 NOT_FOUND           unknown route; PROJECT_NOT_FOUND, AVATAR_NOT_FOUND, GENERATION_NOT_FOUND
+  405 METHOD_NOT_ALLOWED
+  422 VALIDATION_ERROR    with "fields": [{"field", "message", "type"}]
+  503 NO_AI_MODELS        no enabled model for avatar-creator (incident 1)
+  503 SCHEMA_MISMATCH     a table or column is missing (incidents 2, 3, 4), named in "objects"
+  503 DATABASE_PERMISSION the app's role lacks a privilege (a grant is missing)
+  503 DATABASE_UNAVAILABLE
+  500 INTERNAL_ERROR      a bug: the log line with the same requestId has the traceback
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import psycopg
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.logs import current_request_id, log
+
+logger = logging.getLogger("app.errors")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+def not_found(what: str, ident: str) -> ApiError:
+    return ApiError(404, f"{what.upper()}_NOT_FOUND", f"{what.capitalize()} {ident} not found")
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict | None = None, **extra
+) -> JSONResponse:
+    body = {
+        "success": False,
+        "error": {"code": code, "message": message, **extra},
+        "requestId": current_request_id(),
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def api_error_handler(request: Request, exc: ApiError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return error_response(exc.status, exc.code, exc.message, headers=headers, **exc.extra)
+
+
+async def validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    fields = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+        message = error.get("msg", "invalid")
+        if error.get("type") == "json_invalid":
+            loc, message = [], "the body is not valid JSON"
+        fields.append(
+            {
+                "field": ".".join(loc) or "body",
+                "message": message,
+                "type": error.get("type", "invalid"),
+            }
+        )
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+    return error_response(422, "VALIDATION_ERROR", f"Invalid request: {summary}", fields=fields)
+
+
+async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+    message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+    if exc.status_code == 404:
+        message = f"No route {request.method} {request.url.path}"
+    return error_response(
+        exc.status_code,
+        codes.get(exc.status_code, "HTTP_ERROR"),
+        message,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+_UNDEFINED = re.compile(r'(?:relation|column) "?([^"\s]+)"?(?: of relation "([^"]+)")?')
+
+
+async def database_error_handler(request: Request, exc: psycopg.Error) -> JSONResponse:
+    settings = request.app.state.settings
+    fix = f"run `{settings.deploy_command}` (then `invoke doctor --env {settings.app_env}`)"
+    if isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn)):
+        objects = await _missing_objects(request)
+        if not objects:  # not in REQUIRED (a bug), or created meanwhile: name what PG said
+            match = _UNDEFINED.search(exc.diag.message_primary or "")
+            objects = [".".join(filter(None, reversed(match.groups())))] if match else []
+        described = ", ".join(objects) or "an object the app needs"
+        log(
+            logger,
+            logging.ERROR,
+            "schema mismatch",
+            missing=objects,
+            pgerror=exc.diag.message_primary,
+        )
+        return error_response(
+            503,
+            "SCHEMA_MISMATCH",
+            f"The database schema does not match the app: missing {described}. "
+            f"The database is behind the code: {fix}.",
+            objects=objects,
+            fix=fix,
+        )
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        log(logger, logging.ERROR, "permission denied", pgerror=exc.diag.message_primary)
+        return error_response(
+            503,
+            "DATABASE_PERMISSION",
+            f"The app's database role lacks a privilege: "
+            f"{exc.diag.message_primary}. The grants come with the "
+            f"migrations: {fix}.",
+            fix=fix,
+        )
+    if isinstance(exc, psycopg.OperationalError):
+        log(logger, logging.ERROR, "database unavailable", error=str(exc).strip()[:300])
+        return error_response(
+            503,
+            "DATABASE_UNAVAILABLE",
+            "The database did not answer in time; retry shortly.",
+            retryAfterSeconds=5,
+            headers={"Retry-After": "5"},
+        )
+    logger.error("database error", exc_info=exc)
+    return error_response(
+        500,
+        "INTERNAL_ERROR",
+        "Unexpected database error; the log has the details under this requestId.",
+    )
+
+
+async def _missing_objects(request: Request) -> list[str]:
+    from app import schema
+
+    try:
+        async with request.app.state.pool.connection(timeout=3) as conn:
+            return await schema.missing_objects(conn)
+    except Exception:
+        logger.warning("could not inspect the schema", exc_info=True)
+        return []
+
+
+def install(app) -> None:
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(psycopg.Error, database_error_handler)

@@ -1,0 +1,90 @@
+"""Request bodies. Unknown fields are refused (422), as are wrong types and sizes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+Long = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+ImageUrl = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000_000)
+]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectCreate(Body):
+    name: Name
+    description: Long | None = None
+
+
+class ProjectUpdate(Body):
+    name: Name | None = None
+    description: Long | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self):
+        if not self.model_fields_set:
+            raise ValueError("give at least one of: name, description")
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name cannot be null")
+        return self
+
+
+class AvatarAttributes(Body):
+    personaName: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = (
+        None
+    )
+    personaAge: Annotated[int, Field(ge=1, le=150)] | None = None
+    personaPersonality: Long | None = None
+    personaBackground: Long | None = None
+    gender: Short | None = None
+    ageRange: Short | None = None
+    ethnicity: Short | None = None
+    bodyType: Short | None = None
+    hairStyle: Short | None = None
+    hairColor: Short | None = None
+    eyeColor: Short | None = None
+    skinTone: Short | None = None
+    style: Short | None = None
+
+    def attributes(self) -> dict:
+        return {
+            k: v
+            for k, v in self.model_dump(include=set(AvatarAttributes.model_fields)).items()
+            if v is not None
+        }
+
+
+def _image_url(value: str | None) -> str | None:
+    if value is None:
+        return value
+    if value.startswith(("https://", "http://", "data:image/", "/")):
+        return value
+    raise ValueError("must be an http(s) URL, a path on this server, or a data:image/ URL")
+
+
+class AvatarUpload(AvatarAttributes):
+    name: Name
+    baseImageUrl: ImageUrl
+    thumbnailUrl: ImageUrl | None = None
+
+    _check_urls = field_validator("baseImageUrl", "thumbnailUrl")(_image_url)
+
+
+class GenerateRequest(AvatarAttributes):
+    prompt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+    name: Name | None = None
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None

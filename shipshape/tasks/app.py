@@ -1,0 +1,94 @@
+"""app.start, app.stop, app.status: the Avatar Creator API in the background (local)."""
+
+from __future__ import annotations
+
+from shipshape.tasks._task import task
+
+_HELP = {
+    "port": "port to listen on (default 8000)",
+    "host": "address to listen on (default 127.0.0.1)",
+    "restart": "stop a running app first (to pick up changed code)",
+}
+
+
+@task(iterable=["set_"], help=_HELP)
+def start(
+    c, env="local", dsn=None, host="127.0.0.1", port=8000, set_=None, json_=False, restart=False
+):
+    """Start the API in the background against env's database, wait for /health/ready,
+    and write the demo user's token to .shipshape/demo-token (mode 0600). Reuses a
+    running app (--restart replaces it). For `local` only: other envs run the app as a
+    container (`invoke infra.up`)."""
+    from shipshape import appserver
+    from shipshape.errors import ConfigError
+    from shipshape.report import emit_json
+    from shipshape.tasks._task import target
+
+    if env != "local":
+        raise ConfigError(
+            f"app.start runs the app on this machine for the local env only; "
+            f"{env} runs it as a container (`invoke infra.up --env {env}`)."
+        )
+    tgt, _ = target(env, dsn, set_, None)
+    result = appserver.start(tgt.dsn, env=env, host=host, port=int(port), restart=restart)
+    result["demo_token"] = str(appserver.write_demo_token(tgt.dsn, env=env))
+    if json_:
+        emit_json(result)
+    else:
+        print_app(result)
+
+
+@task
+def stop(c):
+    """Stop the background API cleanly (SIGTERM: in-flight requests finish)."""
+    from shipshape import appserver
+    from shipshape.report import print_text
+
+    stopped = appserver.stop()
+    print_text("stopped the app" if stopped else "the app was not running")
+
+
+@task
+def status(c, json_=False):
+    """Whether the app runs and is ready. Exit 2 when it is not running or not ready."""
+    from shipshape import appserver
+    from shipshape.errors import ProblemsFound
+    from shipshape.report import emit_json
+
+    result = appserver.status()
+    if json_:
+        emit_json(result)
+    else:
+        print_app(result)
+    if not result["ready"]:
+        raise ProblemsFound(
+            f"The app is {'not ready: ' + result['detail'] if result['running'] else 'not running'}"
+            f" (start it with `invoke app.start` or `invoke up`)."
+        )
+
+
+def print_app(result: dict) -> None:
+    from shipshape.report import print_table
+
+    print_table("what runs where", ["service", "where", "data"], what_runs_where(result))
+
+
+def what_runs_where(result: dict) -> list[list[str]]:
+    """Rows for `up`'s "what runs where" table (columns: service, where, data)."""
+    state = "ready" if result.get("ready") else result.get("detail", "")
+    if not result.get("running"):
+        return [["Avatar Creator API", "not running", result.get("log") or ""]]
+    rows = [
+        [
+            f"Avatar Creator API (pid {result.get('pid')})",
+            f"{result.get('url')} ({state})",
+            f"log: {result.get('log')}",
+        ]
+    ]
+    if result.get("demo_token"):
+        curl = (
+            f'curl -H "Authorization: Bearer $(cat {result["demo_token"]})" '
+            f"{result.get('url')}/api/apps/avatar-creator/projects"
+        )
+        rows.append(["demo user's token", f"{result['demo_token']} (mode 0600)", curl])
+    return rows
