@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +45,17 @@ class DeployResult:
     error: str = ""
 
 
+class _GateNote:
+    """What a gate's body may say about itself: one detail line."""
+
+    def __init__(self, gate: Gate, step):
+        self.gate, self.step = gate, step
+
+    def note(self, detail: str) -> None:
+        self.gate.detail = detail
+        self.step.note(detail)
+
+
 GATES = ("preflight", "lock", "migrate", "seed", "verify", "app", "record")
 
 
@@ -56,29 +68,22 @@ class _Run:
         self.gates = {name: Gate(name) for name in GATES}
         result.gates = list(self.gates.values())
 
+    @contextmanager
     def gate(self, name: str, label: str | None = None):
-        run = self
-
-        class _Ctx:
-            def __enter__(self):
-                self.started = time.monotonic()
-                self.step_cm = run.progress.step(label or name)
-                self.step = self.step_cm.__enter__()
-                return self
-
-            def note(self, detail: str):
-                run.gates[name].detail = detail
-                self.step.note(detail)
-
-            def __exit__(self, exc_type, exc, tb):
-                gate = run.gates[name]
-                gate.duration_ms = int((time.monotonic() - self.started) * 1000)
-                gate.status = "failed" if exc_type else "ok"
-                if exc is not None and not gate.detail:
-                    gate.detail = str(exc).split("\n")[0][:200]
-                return self.step_cm.__exit__(exc_type, exc, tb)
-
-        return _Ctx()
+        """Time a gate, show it as a progress step, and mark it ok or failed."""
+        gate = self.gates[name]
+        started = time.monotonic()
+        with self.progress.step(label or name) as step:
+            handle = _GateNote(gate, step)
+            try:
+                yield handle
+            except BaseException as exc:
+                gate.status = "failed"
+                gate.detail = gate.detail or redact(str(exc).split("\n")[0][:200])
+                raise
+            finally:
+                gate.duration_ms = int((time.monotonic() - started) * 1000)
+        gate.status = "ok"
 
     def skip(self, name: str, why: str) -> None:
         self.gates[name].status = "skipped"
@@ -106,20 +111,17 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             version = database.server_version(conn)
             conn.commit()
             gate.note(f"PostgreSQL {version}; {len(loaded)} migrations, {len(declared)} seed files")
-        with run.gate("lock", "lock: wait for other deploys") as gate:
-            lock = database.advisory_lock(conn, env.migration_lock_wait)
-            lock.__enter__()
-            gate.note("migration lock held")
-        try:
+        with ExitStack() as held:
+            with run.gate("lock", "lock: wait for other deploys") as gate:
+                held.enter_context(database.advisory_lock(conn, env.migration_lock_wait))
+                gate.note("migration lock held")
             _migrate_seed_verify(run, conn, target, sql_dir, loaded, declared)
-            if env.app_url:
-                with run.gate("app", f"app: {env.app_url}/health/ready") as gate:
-                    (app_check or check_app_ready)(env.app_url)
-                    gate.note("ready")
-            else:
-                run.skip("app", "no app_url for this env")
-        finally:
-            lock.__exit__(None, None, None)
+        if env.app_url:
+            with run.gate("app", f"app: {env.app_url}/health/ready") as gate:
+                (app_check or check_app_ready)(env.app_url)
+                gate.note("ready")
+        else:
+            run.skip("app", "no app_url for this env")
     except ShipshapeError as exc:
         result.exit_code = exc.exit_code
         result.error = str(exc)
