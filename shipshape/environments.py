@@ -209,7 +209,8 @@ class Target:
 
 
 def resolve_target(env: Environment, dsn: str | None = None, *, environ: dict | None = None) -> Target:
-    """Where env's database is: --dsn > DATABASE_URL > the embedded server for `local`.
+    """Where env's database is: --dsn > DATABASE_URL > the Pulumi stack's output (dev,
+    staging, prod) > the embedded server (`local`, which has no stack).
 
     An explicit DSN always wins, also for `local`.
     """
@@ -222,13 +223,28 @@ def resolve_target(env: Environment, dsn: str | None = None, *, environ: dict | 
         from shipshape import embedded
 
         target = Target(env, embedded.ensure_local(env.database), "embedded server")
+    elif stack_dsn := _stack_dsn(env.name):
+        target = Target(env, stack_dsn, f"Pulumi stack {env.name}")
     else:
+        from shipshape.outputs import DATABASE_URL
+
         raise ConfigError(
-            f"No database for env {env.name}: pass --dsn, or set DATABASE_URL. "
-            f"(Only `local` starts an embedded server by itself.)"
+            f"No database for env {env.name}. Give it one of three ways: --dsn URL; the "
+            f"DATABASE_URL environment variable; or the output `{DATABASE_URL}` of the Pulumi "
+            f"stack {env.name}, read through the Pulumi CLI when it is installed, logged in and "
+            f"the stack is up (`invoke infra.up --env {env.name}`, then `invoke infra.outputs "
+            f"--env {env.name}`). Only `local` starts an embedded server by itself."
         )
     register_dsn(target.dsn)
     return target
+
+
+def _stack_dsn(env_name: str) -> str | None:
+    """The DSN the env's Pulumi stack exports; None without the CLI, the stack or the output."""
+    from shipshape import automation
+    from shipshape.outputs import DATABASE_URL
+
+    return automation.stack_output(env_name, DATABASE_URL)
 
 
 # --- secrets -------------------------------------------------------------------------

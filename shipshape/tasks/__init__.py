@@ -2,8 +2,9 @@
 
 from invoke import Collection
 
-from shipshape.tasks import app, db, deploy, stack
+from shipshape.tasks import app, db, deploy, infra, stack
 
 namespace = Collection(stack.up, stack.down, deploy.deploy, deploy.render)
 namespace.add_collection(Collection.from_module(db, name="db"))
 namespace.add_collection(Collection.from_module(app, name="app"))
+namespace.add_collection(Collection.from_module(infra, name="infra"))

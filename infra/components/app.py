@@ -1,0 +1,110 @@
+"""The Avatar Creator API: its image (built from app/Dockerfile, or a configured image) and
+its containers, which depend on the migration gate: they are created or updated only after
+migrate -> seed -> verify passed, and they count as created only once /health/ready says
+200 (healthcheck + wait=True).
+
+The whole environment is one secret: DATABASE_URL holds the app role's password (the app
+role, never the superuser), and HUGGINGFACE_API_KEY the provider's key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+
+from infra.components.database import CONTAINER_PORT, dsn
+
+APP_PORT = 8000
+READY_PROBE = ("import os, sys, urllib.request; sys.exit(0 if urllib.request.urlopen("
+               "'http://127.0.0.1:%s/health/ready' % os.environ.get('APP_PORT', '8000'), "
+               "timeout=4).status == 200 else 1)")
+
+
+@dataclass
+class AppArgs:
+    env: str
+    project_dir: Path
+    network_name: pulumi.Input[str]
+    database_host: str                  # the database container's name on the network
+    database: str
+    app_role: str
+    app_password: pulumi.Input[str]     # secret
+    gate: pulumi.Resource               # the migration gate the containers wait for
+    image: str = ""                     # "" builds app/Dockerfile
+    port: int = 8000
+    bind_address: str = "127.0.0.1"
+    replicas: int = 1
+    generation_provider: str = "placeholder"
+    huggingface_api_key: pulumi.Input[str] | None = None   # secret
+
+    def host_port(self, replica: int) -> int:
+        return self.port + replica
+
+
+class App(pulumi.ComponentResource):
+    containers: list
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AppArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("shipshape:infra:App", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        if args.image:
+            self.image = docker.RemoteImage(f"{name}-image", name=args.image, keep_locally=True, opts=child)
+            image_ref = self.image.image_id
+        else:
+            self.image = docker.Image(
+                f"{name}-image",
+                build=docker.DockerBuildArgs(
+                    context=str(args.project_dir),
+                    dockerfile=str(args.project_dir / "app" / "Dockerfile"),
+                ),
+                image_name=f"avatar-creator:{args.env}",
+                skip_push=True,
+                opts=child,
+            )
+            image_ref = self.image.repo_digest  # unique per build, so a rebuild replaces the containers
+        # The provider's key only where the provider is used: no secret the app does not need.
+        needs_key = args.generation_provider == "huggingface" and args.huggingface_api_key is not None
+        secrets = [args.app_password] + ([args.huggingface_api_key] if needs_key else [])
+        envs = pulumi.Output.secret(pulumi.Output.all(*secrets).apply(lambda values: self._envs(args, values)))
+        self.containers = [
+            docker.Container(
+                f"{name}-{replica}",
+                name=f"shipshape-{args.env}-app-{replica}",
+                image=image_ref,
+                envs=envs,
+                healthcheck=docker.ContainerHealthcheckArgs(
+                    tests=["CMD", "python", "-c", READY_PROBE],
+                    interval="5s", timeout="5s", retries=12, start_period="10s",
+                ),
+                wait=True,
+                wait_timeout=180,
+                ports=[docker.ContainerPortArgs(internal=APP_PORT, external=args.host_port(replica),
+                                                ip=args.bind_address, protocol="tcp")],
+                networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
+                labels=[docker.ContainerLabelArgs(label="shipshape.role", value="app"),
+                        docker.ContainerLabelArgs(label="shipshape.env", value=args.env)],
+                restart="unless-stopped",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gate],
+                                            additional_secret_outputs=["envs"]),
+            )
+            for replica in range(args.replicas)
+        ]
+        host = "127.0.0.1" if args.bind_address in ("0.0.0.0", "::") else args.bind_address
+        self.url = pulumi.Output.from_input(f"http://{host}:{args.host_port(0)}")
+        self.register_outputs({"url": self.url})
+
+    @staticmethod
+    def _envs(args: AppArgs, values: list) -> list[str]:
+        envs = {
+            "DATABASE_URL": dsn(args.app_role, values[0], args.database_host, CONTAINER_PORT, args.database),
+            "APP_ENV": args.env,
+            "APP_PORT": str(APP_PORT),
+            "GENERATION_PROVIDER": args.generation_provider,
+        }
+        if len(values) > 1:
+            envs["HUGGINGFACE_API_KEY"] = values[1]
+        return [f"{key}={value}" for key, value in sorted(envs.items())]

@@ -1,0 +1,91 @@
+"""The migration gate: shipshape's own migrate -> seed -> verify, as a Pulumi resource.
+
+Mechanism: a Python dynamic provider (pulumi.dynamic.ResourceProvider). Why, over the two
+other candidates:
+
+- pulumi-command (`command.local.Command` running `invoke deploy`) re-runs on changes of
+  its `triggers`, but it only sees a shell command: the schema version would have to be
+  parsed back out of stdout, the secrets would travel as environment strings through a
+  shell, and it adds a provider plugin binary that must be downloaded (impossible here,
+  and one more moving part in CI).
+- a one-shot container (the app image running `invoke deploy`) needs an image that holds
+  shipshape and the SQL tree, a registry pull on every machine, and Docker's Container
+  resource can wait for a one-shot container (attach=true) but is not made to fail the
+  update on its exit code, nor to return a value such as the schema version.
+- the dynamic provider runs in the Pulumi program's own virtualenv, where shipshape is
+  installed: it calls `shipshape.gate` directly (the same code as `invoke deploy`, tested
+  against PostgreSQL without Pulumi), returns the schema version as a real output, fails
+  the update by raising the gate's own error, and its `diff` decides re-runs from the
+  inputs: the checksums of the rendered migrations, seeds and checks. Its known cost, the
+  provider class being pickled into the state, by reference when it is defined outside
+  __main__ (pulumi/pulumi#7453), is why the class is in the installed package
+  (shipshape/gate_provider.py): importable wherever the provider runs, stateless, and
+  delegating to shipshape.gate.
+
+`delete` does nothing: the schema lives in the database's volume and goes with it. The
+secret inputs (the superuser DSN, the app role's password) stay secret in the state:
+additional_secret_outputs lists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi.dynamic
+
+from shipshape.environments import Environment
+from shipshape.gate_provider import MigrationGateProvider
+
+OUTPUTS = ("schema_version", "applied", "gates", "app_login")
+
+
+class MigrationGateResource(pulumi.dynamic.Resource, module="shipshape", name="MigrationGate"):
+    schema_version: pulumi.Output[int]
+    applied: pulumi.Output[list]
+    gates: pulumi.Output[dict]
+    app_login: pulumi.Output[bool]
+
+    def __init__(self, name: str, props: dict, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(MigrationGateProvider(), name, {**props, **{k: None for k in OUTPUTS}}, opts)
+
+
+@dataclass
+class MigrationGateArgs:
+    env: Environment
+    sql_dir: Path
+    admin_dsn: pulumi.Input[str]      # secret
+    app_password: pulumi.Input[str]   # secret
+    database: pulumi.Resource         # the healthy database container the gate waits for
+
+
+class MigrationGate(pulumi.ComponentResource):
+    resource: MigrationGateResource
+    schema_version: pulumi.Output[int]
+    checksums: dict
+
+    def __init__(self, name: str, args: MigrationGateArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("shipshape:infra:MigrationGate", name, None, opts)
+        from shipshape import gate
+
+        self.checksums = gate.checksums(args.env, args.sql_dir)
+        settings = args.env.context()
+        settings.pop("name", None)
+        settings["app_url"] = ""
+        self.resource = MigrationGateResource(
+            name,
+            {
+                "env": args.env.name,
+                "settings": settings,
+                "sql_dir": str(args.sql_dir),
+                "checksums": self.checksums,
+                "admin_dsn": pulumi.Output.secret(args.admin_dsn),
+                "app_role": args.env.app_role,
+                "app_password": pulumi.Output.secret(args.app_password),
+            },
+            pulumi.ResourceOptions(parent=self, depends_on=[args.database],
+                                   additional_secret_outputs=list(gate.SECRET_PROPS)),
+        )
+        self.schema_version = self.resource.schema_version
+        self.register_outputs({"schema_version": self.schema_version})

@@ -1,0 +1,1 @@
+"""shipshape's policy pack (pulumi_policy): see policies.py."""

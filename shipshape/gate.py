@@ -1,0 +1,168 @@
+"""The migration gate: what Pulumi runs between the database and the app.
+
+The gate is shipshape's own deploy (migrate -> seed -> verify, `pipeline.deploy`) run
+against the database Pulumi just made healthy, followed by one step of its own: the app
+role, created NOLOGIN by migration 0001, gets LOGIN and its password only once verify has
+passed. So the app cannot connect to a database that failed a gate, and the app container,
+which depends on the gate, is not created or updated when the gate fails.
+
+This module is plain library code, testable against PostgreSQL without Pulumi:
+
+- `checksums(env, sql_dir)`: what the gate's result depends on — the rendered migrations,
+  the env's seed rows, the rendered data checks. They are the gate resource's inputs, so
+  Pulumi re-runs the gate exactly when one of them changes.
+- `run(target, sql_dir, app_password=...)`: the gate itself; raises the failing gate's
+  ShipshapeError (verify: ProblemsFound), which fails the Pulumi update.
+- `provider_diff` / `provider_apply`: what infra/components/gate.py's dynamic provider
+  calls, with the resource's plain-dict properties.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shipshape.environments import Environment, Target, register_secret, with_settings
+
+# The properties whose change re-runs the gate. The SQL tree's path is not one of them: the
+# same tree checked out elsewhere (a CI runner, a laptop) renders to the same checksums.
+WATCHED = ("env", "checksums", "admin_dsn", "app_role", "app_password")
+SECRET_PROPS = ("admin_dsn", "app_password")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.replace("\r\n", "\n").encode()).hexdigest()
+
+
+def checksums(env: Environment, sql_dir: Path | str) -> dict[str, dict[str, str]]:
+    """sha256 of every rendered migration, seed file (its rows for env) and data check.
+
+    Independent of where the tree is on disk. Rendering errors raise as they do in a
+    deploy (ConfigError, exit 5), so a broken template fails `pulumi preview` already.
+    """
+    from shipshape import migrations, seeds, verify
+    from shipshape.render import Renderer
+
+    sql_dir = Path(sql_dir)
+    renderer = Renderer(sql_dir, env)
+    loaded = migrations.load(sql_dir, env, renderer)
+    declared = seeds.load(sql_dir, env)
+    checks = verify.load_checks(sql_dir, renderer)
+    return {
+        "migrations": {m.name: m.checksum for m in loaded},
+        "seeds": {s.name: _digest(json.dumps(
+            {"table": s.table, "key": list(s.key), "set": s.set, "rows": list(s.rows)},
+            sort_keys=True, default=str)) for s in declared},
+        "checks": {c.name: _digest(c.sql) for c in checks},
+    }
+
+
+@dataclass
+class GateResult:
+    """What one run of the gate did."""
+
+    env: str
+    schema_version: int
+    applied: list[str] = field(default_factory=list)   # migrations applied by this run
+    gates: dict[str, str] = field(default_factory=dict)  # gate -> "status: detail"
+    app_role: str = ""
+    app_login: bool = False
+
+
+def run(target: Target, sql_dir: Path | str, *, app_password: str | None = None,
+        progress=None) -> GateResult:
+    """migrate -> seed -> verify against target, then let the app role log in.
+
+    Raises the failing gate's ShipshapeError; the app role is then left as it was (NOLOGIN
+    on a new database). The deploy's own `app` gate is skipped: the app starts after this.
+    """
+    from shipshape import database, migrations, pipeline
+
+    if app_password:
+        register_secret(app_password)
+    env = with_settings(target.env, app_url="")
+    target = Target(env, target.dsn, target.source)
+    before = _applied_versions(target)
+    result = pipeline.deploy(target, sql_dir, progress=progress)
+    with database.connect(target, purpose="gate") as conn:
+        history = migrations.read_history(conn)
+    applied = [row["name"] for version, row in sorted(history.items())
+               if row["success"] and version not in before]
+    gate = GateResult(
+        env=env.name,
+        schema_version=result.to_version or 0,
+        applied=applied,
+        gates={g.name: f"{g.status}: {g.detail}".rstrip(": ") for g in result.gates},
+        app_role=env.app_role,
+    )
+    if app_password:
+        enable_app_login(target, env.app_role, app_password)
+        gate.app_login = True
+    return gate
+
+
+def _applied_versions(target: Target) -> set[int]:
+    from shipshape import database, migrations
+
+    with database.connect(target, purpose="gate") as conn:
+        return {v for v, row in migrations.read_history(conn).items() if row["success"]}
+
+
+def enable_app_login(target: Target, role: str, password: str) -> None:
+    """Give the app role LOGIN and its password, as a SCRAM verifier computed here.
+
+    libpq hashes the password on this side (PQencryptPasswordConn), so neither the
+    statement nor the server's log ever holds the plain password.
+    """
+    from psycopg import sql
+
+    from shipshape import database
+    from shipshape.errors import ConfigError
+
+    register_secret(password)
+    with database.connect(target, purpose="gate: app role", autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", [role]).fetchone() is None:
+            raise ConfigError(
+                f"The app role {role} does not exist on {target.describe()}: the migrations "
+                f"create it (sql/migrations/0001_users). Run `invoke deploy --env "
+                f"{target.env.name}` and check that app_role is the role they create.")
+        verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+        conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(verifier.decode())))
+
+
+# --- what the dynamic provider calls --------------------------------------------------
+
+def provider_diff(olds: dict, news: dict) -> list[str]:
+    """The watched properties that differ; an unknown new value (preview) counts as changed."""
+    return [key for key in WATCHED if olds.get(key) != news.get(key)]
+
+
+def provider_apply(props: dict) -> dict:
+    """Run the gate for a resource's properties; returns its outputs.
+
+    props: env (name), settings (the env's settings, as Environment.context() gives them),
+    sql_dir, checksums, admin_dsn, app_role, app_password.
+    """
+    from shipshape.environments import SETTINGS, load_environment
+
+    sql_dir = Path(props["sql_dir"])
+    settings = {k: v for k, v in (props.get("settings") or {}).items() if k in SETTINGS}
+    settings["app_role"] = props.get("app_role") or settings.get("app_role", "avatar_app")
+    env = load_environment(props["env"], overrides=settings, config_dir=sql_dir)
+    current = checksums(env, sql_dir)
+    if props.get("checksums") and current != props["checksums"]:
+        from shipshape.errors import Refused
+
+        raise Refused(
+            f"The SQL tree at {sql_dir} changed after the Pulumi program computed the "
+            f"gate's inputs (its checksums differ); nothing was applied. Run the update "
+            f"again so that the recorded checksums are those of what runs.")
+    result = run(Target(env, props["admin_dsn"], "Pulumi migration gate"), sql_dir,
+                 app_password=props.get("app_password") or None)
+    outs = dict(props)
+    outs.update(schema_version=result.schema_version, applied=result.applied,
+                gates=result.gates, app_login=result.app_login)
+    return outs

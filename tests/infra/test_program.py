@@ -1,0 +1,245 @@
+"""The Pulumi program under pulumi.runtime.set_mocks, for every stack file: the graph, the
+secrets, the ports, the healthchecks, the outputs, and the configuration's messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from policy import policies
+from shipshape import gate, outputs
+from shipshape.environments import load_environment
+from tests.infra.harness import (
+    ROOT,
+    TEST_SECRETS,
+    is_secret,
+    plaintext_leaks,
+    run_stack,
+    stack_config,
+)
+from tests.infra.harness import (
+    SECRET_SIG as SECRET,
+)
+from tests.infra.harness import (
+    SIG_KEY as SIG,
+)
+from tests.treeutil import write_migration
+
+ENVS = ("dev", "staging", "prod")
+CONTAINER = "docker:index/container:Container"
+GATE = "pulumi-python:dynamic/shipshape:MigrationGate"
+
+
+@pytest.fixture(scope="module", params=ENVS)
+def stack(request):
+    """(env, what the program registered) for each stack file, run once per module."""
+    return request.param, run_stack(request.param)
+
+
+def containers(recorded, role):
+    return [r for r in recorded.of_type(CONTAINER)
+            if {"label": "shipshape.role", "value": role} in r.inputs["labels"]]
+
+
+def test_components_parent_their_resources(stack):
+    _, recorded = stack
+    components = {r.name: r for r in recorded.resources if r.type.startswith("shipshape:infra:")}
+    assert set(components) == {"network", "database", "migration-gate", "app"}
+    for resource in recorded.resources:
+        if resource.type.startswith("shipshape:infra:"):
+            assert resource.parent.endswith("pulumi:pulumi:Stack::shipshape-" + stack[0])
+        else:
+            assert recorded.by_urn(resource.parent).type.startswith("shipshape:infra:"), resource.name
+
+
+def test_the_app_depends_on_the_gate_and_the_gate_on_a_healthy_database(stack):
+    env, recorded = stack
+    (database,) = containers(recorded, "database")
+    gate_resource = recorded.one(GATE)
+    assert database.urn in gate_resource.dependencies
+    assert database.inputs["wait"] is True  # created = healthy: pg_isready passed
+    assert any("pg_isready" in test for test in database.inputs["healthcheck"]["tests"])
+    apps = containers(recorded, "app")
+    expected_replicas = int(load_environment(env).extra["app_replicas"])
+    assert len(apps) == expected_replicas
+    for app in apps:
+        assert gate_resource.urn in app.dependencies
+        assert app.inputs["wait"] is True
+        assert any("/health/ready" in test for test in app.inputs["healthcheck"]["tests"])
+
+
+def test_no_secret_in_plain_text_in_any_resource_input_or_output(stack):
+    env, recorded = stack
+    secrets = [value for key, value in TEST_SECRETS.items()
+               if env == "prod" or key != "shipshape:huggingface_api_key"]
+    for resource in recorded.resources:
+        assert plaintext_leaks(resource.wire, secrets) == [], resource.name
+    assert plaintext_leaks(recorded.outputs_wire, secrets) == []
+    for container in recorded.of_type(CONTAINER):
+        assert is_secret(container.wire["envs"]), container.name
+        assert "envs" in container.additional_secret_outputs
+    gate_resource = recorded.one(GATE)
+    for key in gate.SECRET_PROPS:
+        assert is_secret(gate_resource.wire[key])
+        assert key in gate_resource.additional_secret_outputs
+    # the secrets did reach the resources that need them, as secrets
+    (database,) = containers(recorded, "database")
+    assert f"POSTGRES_PASSWORD={TEST_SECRETS['shipshape:db_superuser_password']}" in database.inputs["envs"]
+
+
+def test_the_app_connects_as_the_least_privileged_app_role(stack):
+    env, recorded = stack
+    settings = load_environment(env)
+    for app in containers(recorded, "app"):
+        envs = dict(entry.split("=", 1) for entry in app.inputs["envs"])
+        password = TEST_SECRETS["shipshape:app_db_password"]
+        assert envs["DATABASE_URL"] == (f"postgresql://{settings.app_role}:{password}"
+                                        f"@shipshape-{env}-db:5432/{settings.database}")
+        assert TEST_SECRETS["shipshape:db_superuser_password"] not in str(app.inputs)
+        assert envs["APP_ENV"] == env
+        assert envs["GENERATION_PROVIDER"] == settings.extra["generation_provider"]
+        assert ("HUGGINGFACE_API_KEY" in envs) == (env == "prod")
+
+
+def test_ports_are_published_on_loopback_and_pass_the_policy_pack(stack):
+    env, recorded = stack
+    for container in recorded.of_type(CONTAINER):
+        for port in container.inputs["ports"]:
+            assert port["ip"] == "127.0.0.1", (container.name, port)
+        assert policies.public_database_ports(container.inputs) == []
+        assert policies.plaintext_secret_problems(container.inputs,
+                                                  container.additional_secret_outputs) == []
+    (database,) = containers(recorded, "database")
+    assert database.inputs["ports"] == [{"internal": 5432, "external": load_environment(env).extra["db_port"],
+                                         "ip": "127.0.0.1", "protocol": "tcp"}]
+
+
+def test_outputs_are_the_shared_names_and_the_dsns_are_secret(stack):
+    env, recorded = stack
+    assert set(recorded.outputs) == set(outputs.ALL)
+    for name in outputs.SECRET:
+        assert is_secret(recorded.outputs_wire[name]), name
+    extra = load_environment(env).extra
+    assert recorded.outputs[outputs.DATABASE_ENDPOINT] == f"127.0.0.1:{extra['db_port']}"
+    assert recorded.outputs[outputs.APP_URL] == f"http://127.0.0.1:{extra['app_port']}"
+    assert recorded.outputs[outputs.SCHEMA_VERSION] == 11  # from the gate's (mocked) output
+    assert recorded.outputs[outputs.DATABASE_URL].startswith("postgresql://postgres:")
+
+
+def test_the_gate_inputs_are_the_rendered_checksums_of_the_env(stack):
+    env, recorded = stack
+    gate_resource = recorded.one(GATE)
+    environment = load_environment(env)
+    assert gate_resource.inputs["checksums"] == gate.checksums(environment, ROOT / "sql")
+    assert gate_resource.inputs["env"] == env
+    assert gate_resource.inputs["settings"]["seed_sets"] == list(environment.seed_sets)
+    assert gate_resource.inputs["settings"]["app_url"] == ""
+
+
+def test_prod_protects_its_data_volume_and_dev_does_not(stack):
+    env, recorded = stack
+    volume = recorded.one("docker:index/volume:Volume")
+    assert volume.protect is (env != "dev")
+
+
+def test_a_new_migration_changes_only_the_gate_inputs(sql_tree):
+    config, secret_keys = stack_config("dev", set_={"shipshape:sql_dir": str(sql_tree)})
+    before = run_stack("dev", config, secret_keys)
+    write_migration(sql_tree, "0012_avatar_tags", "CREATE TABLE avatar_tags (id int);\n",
+                    "-- shipshape:destructive\nDROP TABLE avatar_tags;\n")
+    after = run_stack("dev", config, secret_keys)
+    old, new = before.one(GATE).inputs, after.one(GATE).inputs
+    assert gate.provider_diff(old, new) == ["checksums"]
+    for resource in before.resources:
+        if resource.type != GATE:
+            twin = next(r for r in after.resources if r.urn == resource.urn)
+            assert twin.inputs == resource.inputs, resource.name
+
+
+def test_a_configured_app_image_is_pulled_instead_of_built():
+    config, secret_keys = stack_config("staging", set_={"shipshape:app_image": "registry.example/avatar:1.2.3"})
+    recorded = run_stack("staging", config, secret_keys)
+    assert recorded.of_type("docker:index/image:Image") == []
+    images = {r.name: r for r in recorded.of_type("docker:index/remoteImage:RemoteImage")}
+    assert images["app-image"].inputs["name"] == "registry.example/avatar:1.2.3"
+    for app in containers(recorded, "app"):
+        assert app.inputs["image"] == "sha256:app-image-mock"
+
+
+def test_a_bind_address_beyond_loopback_is_possible_but_the_policy_flags_it():
+    config, secret_keys = stack_config("dev", set_={"shipshape:db_bind_address": "0.0.0.0"})
+    recorded = run_stack("dev", config, secret_keys)
+    (database,) = containers(recorded, "database")
+    assert database.inputs["ports"][0]["ip"] == "0.0.0.0"
+    assert recorded.outputs[outputs.DATABASE_ENDPOINT] == "127.0.0.1:55432"
+    assert policies.public_database_ports(database.inputs) != []
+
+
+@pytest.mark.parametrize("env, key, says", [
+    ("dev", "shipshape:db_superuser_password",
+     "pulumi config set --secret --stack dev shipshape:db_superuser_password"),
+    ("staging", "shipshape:app_db_password",
+     "pulumi config set --secret --stack staging shipshape:app_db_password"),
+    ("prod", "shipshape:huggingface_api_key", "required because generation_provider is huggingface"),
+    ("prod", "shipshape:postgres_image", "pulumi config set --stack prod shipshape:postgres_image"),
+    ("dev", "shipshape:db_port", "shipshape:db_port is required"),
+])
+def test_missing_required_config_fails_with_a_clear_message(env, key, says):
+    from infra.config import StackConfigError
+
+    config, secret_keys = stack_config(env, drop=(key,))
+    with pytest.raises(StackConfigError) as caught:
+        run_stack(env, config, secret_keys)
+    assert f"Pulumi.{env}.yaml" in str(caught.value) and says in str(caught.value)
+
+
+@pytest.mark.parametrize("setting, value, says", [
+    ("shipshape:db_port", "5432x", "whole number from 1 to 65535"),
+    ("shipshape:app_replicas", "0", "whole number from 1 to 16"),
+    ("shipshape:db_bind_address", "everywhere", "not an IP address"),
+    ("shipshape:generation_provider", "openai", "must be one of placeholder, huggingface"),
+])
+def test_invalid_config_fails_with_a_clear_message(setting, value, says):
+    from infra.config import StackConfigError
+
+    config, secret_keys = stack_config("dev", set_={setting: value})
+    with pytest.raises(StackConfigError, match=says):
+        run_stack("dev", config, secret_keys)
+
+
+def test_a_secret_in_plain_text_is_refused():
+    from infra.config import StackConfigError
+
+    config, secret_keys = stack_config("dev", plaintext=("shipshape:app_db_password",))
+    with pytest.raises(StackConfigError, match="app_db_password is a secret but is set in plain text"):
+        run_stack("dev", config, secret_keys)
+
+
+def test_a_stack_that_is_not_an_env_is_refused():
+    from infra.config import StackConfigError
+
+    config, secret_keys = stack_config("dev")
+    with pytest.raises(StackConfigError, match="not a shipshape environment"):
+        run_stack("local", config, secret_keys)
+
+
+def test_the_gate_provider_loads_where_pulumi_runs_it(stack, tmp_path):
+    """Pulumi pickles the provider into the state and unpickles it in a separate process
+    that has the virtualenv but not this checkout's infra/ (pulumi/pulumi#7453)."""
+    import subprocess
+    import sys
+
+    _, recorded = stack
+    pickled = recorded.one(GATE).inputs["__provider"]
+    probe = ("import base64, sys, dill; p = dill.loads(base64.b64decode(sys.stdin.read())); "
+             "print(type(p).__name__, p.diff('id', {'checksums': 1}, {'checksums': 2}).changes, "
+             "'infra' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], check=False, input=pickled, cwd=tmp_path,
+                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["MigrationGateProvider", "True", "False"]
+
+
+def test_the_leak_detector_finds_a_plaintext_secret():
+    secret = "s3cr3t-value"
+    wire = {"envs": ["A=1", f"PASSWORD={secret}"], "ok": {SIG: SECRET, "value": f"x{secret}"}}
+    assert plaintext_leaks(wire, [secret]) == [".envs[1]"]
