@@ -9,6 +9,8 @@ The config comes from the real Pulumi.<env>.yaml, turned into what the CLI hands
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import runpy
 from dataclasses import dataclass, field
@@ -143,6 +145,9 @@ def run_stack(env: str, config: dict | None = None, secret_keys: list | None = N
     recorded = Recorded()
     mocks_ = _Mocks()
     settings.ROOT.set(None)
+    # Pulumi's mocks run on the thread's current event loop; a test elsewhere that used
+    # asyncio.run() leaves the main thread with none, so give each stack run its own.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(mocks_, project="shipshape", stack=env, preview=preview,
                              monitor=_Monitor(mocks_, recorded))
     pulumi.runtime.set_all_config(config, secret_keys or [])
