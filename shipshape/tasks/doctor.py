@@ -1,0 +1,59 @@
+"""doctor: every check, findings grouped by the runbook that fixes them."""
+
+from __future__ import annotations
+
+from shipshape.tasks._task import target, task
+
+_HELP = {
+    "long_transaction": "report sessions holding locks in a transaction open longer than "
+                        "this (default 60s)",
+    "runbooks_dir": "directory of runbook YAML files (default: runbooks/)",
+}
+
+
+@task(iterable=["set_"], help=_HELP)
+def doctor(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None,
+           long_transaction=None, runbooks_dir=None):
+    """Run every check and name the runbook that fixes each finding. Read-only.
+
+    Checks connection health, sessions that hold locks for too long or block others,
+    the migration history, drift against a shadow database, seed rows, data checks, and
+    the app's /health/ready when the env has an app_url. Prints the findings grouped by
+    runbook, in the order to run them, each with the exact command. Exit 0 when healthy,
+    2 when not (an unreachable database is a finding too).
+    """
+    from shipshape import doctor as doctor_
+    from shipshape import runbooks
+    from shipshape.errors import ProblemsFound
+    from shipshape.report import Progress, emit_json, print_text
+    from shipshape.tasks._task import progress
+
+    tgt, directory = target(env, dsn, set_, sql_dir)
+    books = runbooks.load(runbooks_dir, sql_dir=directory)
+    threshold = long_transaction or doctor_.DEFAULT_LONG_TRANSACTION
+    diagnosis = doctor_.diagnose(tgt, directory, long_transaction=threshold,
+                                 progress=Progress() if json_ else progress())
+
+    def command(book):
+        return runbooks.command(book, tgt.env.name, sql_dir=sql_dir, runbooks_dir=runbooks_dir,
+                                long_transaction=long_transaction)
+
+    groups = doctor_.group(diagnosis.findings, books, command=command)
+    if json_:
+        emit_json(doctor_.as_json(diagnosis, groups))
+    else:
+        print_text(doctor_.render_text(diagnosis, groups))
+    if not diagnosis.healthy:
+        first = next((g for g in groups if g.runbook is not None), None)
+        hint = f" Start with `{first.command}`." if first else ""
+        error = ProblemsFound(f"doctor: {len(diagnosis.errors)} problem(s) on {tgt.describe()}."
+                              f"{hint}", findings=doctor_.tagged(groups))
+        if json_:
+            # The JSON document above is the output: no second one, the paragraph on stderr.
+            from invoke.exceptions import Exit
+
+            from shipshape.report import print_error
+
+            print_error(str(error))
+            raise Exit(code=error.exit_code)
+        raise error

@@ -1,0 +1,140 @@
+"""runbook.*: list, show, run and document the runbooks (runbooks/*.yaml)."""
+
+from __future__ import annotations
+
+from shipshape.tasks._task import task
+
+_HELP = {
+    "name": "the runbook's id (see `invoke runbook.list`)",
+    "runbooks_dir": "directory of runbook YAML files (default: runbooks/)",
+    "reason": "why this run happens; required in prod, recorded in the run and its report",
+    "long_transaction": "sessions holding locks in a transaction open longer than this are "
+                        "findings (default 60s)",
+    "out": "where to write the guide (default: docs/runbooks.md)",
+    "check": "write nothing; exit 2 when the file differs from a fresh render",
+}
+
+
+def _load(runbooks_dir, sql_dir):
+    from shipshape import runbooks
+    from shipshape.tasks._task import environment
+
+    _, directory = environment("local", (), sql_dir)
+    return runbooks.load(runbooks_dir, sql_dir=directory), directory
+
+
+@task(name="list", help=_HELP)
+def list_(c, runbooks_dir=None, sql_dir=None, json_=False):
+    """List the runbooks (validating every file): id, title, the findings that detect it."""
+    from shipshape.report import emit_json, print_table
+
+    books, _ = _load(runbooks_dir, sql_dir)
+    if json_:
+        emit_json([{"id": b.id, "title": b.title, "priority": b.priority,
+                    "detects": [str(m) for m in b.detects],
+                    "steps": [f"{s.id} ({s.do})" for s in b.steps],
+                    "path": b.path} for b in books])
+        return
+    print_table("runbooks, in the order doctor runs them", ["id", "title", "detects", "steps"],
+                [[b.id, b.title, ", ".join(str(m) for m in b.detects),
+                  ", ".join(s.id for s in b.steps) or "(escalates)"] for b in books])
+
+
+@task(help=_HELP, positional=["name"])
+def show(c, name, runbooks_dir=None, sql_dir=None, json_=False):
+    """Show one runbook: symptoms, detection, steps, verification, escalation."""
+    from shipshape import runbooks
+    from shipshape.report import emit_json, print_text
+
+    books, directory = _load(runbooks_dir, sql_dir)
+    book = runbooks.get(books, name)
+    if json_:
+        emit_json(book)
+        return
+    print_text("\n".join(runbooks.render_book(book, directory)))
+
+
+@task(iterable=["set_"], help=_HELP, positional=["name"])
+def run(c, name, env="local", dsn=None, sql_dir=None, dry_run=False, yes=False, reason=None,
+        json_=False, set_=None, long_transaction=None, runbooks_dir=None):
+    """Run a runbook: detect, show the plan with its exact SQL, confirm, run the steps in
+    order, verify, and write a report to reports/.
+
+    --dry-run shows the plan and changes nothing. Outside local the steps need --yes (in
+    prod also --reason "..."); ending a session always needs --yes. Without a terminal
+    (CI), --yes is the only confirmation. A failed step stops the run; the same command
+    again resumes after the last step that succeeded. Exit 0 when fixed (or nothing to
+    do), 2 when problems remain, 3 when refused or escalated, else the failing step's code.
+    """
+    import sys
+
+    from shipshape import runbooks
+    from shipshape.errors import ShipshapeError
+    from shipshape.report import Progress, emit_json, print_text
+    from shipshape.tasks._task import progress, target
+
+    tgt, directory = target(env, dsn, set_, sql_dir)
+    books = runbooks.load(runbooks_dir, sql_dir=directory)
+    stream = sys.stderr if json_ else sys.stdout
+    options = {"sql_dir": sql_dir, "runbooks_dir": runbooks_dir}
+    confirm = _prompt if sys.stdin is not None and sys.stdin.isatty() else None
+    try:
+        result = runbooks.run(
+            tgt, directory, name, runbooks=books, dry_run=dry_run, yes=yes, reason=reason,
+            confirm=confirm, long_transaction=long_transaction,
+            progress=Progress() if json_ else progress(), command_options=options,
+            show=lambda text: print_text(text, stream))
+    except ShipshapeError as exc:
+        result = getattr(exc, "run_result", None)
+        if result is not None and json_:
+            # One JSON document: the run, with the error; the paragraph goes to stderr.
+            from invoke.exceptions import Exit
+
+            from shipshape.report import print_error
+
+            emit_json({**result.as_dict(), "error": str(exc), "exit_code": exc.exit_code})
+            print_error(str(exc))
+            raise Exit(code=exc.exit_code) from None
+        if result is not None and result.steps and result.outcome in ("failed", "unresolved"):
+            print_text(runbooks.render_result(result), sys.stderr)
+        raise
+    if json_:
+        emit_json(result.as_dict())
+    elif result.outcome in ("fixed", "dry-run"):
+        print_text(runbooks.render_result(result))
+    else:
+        print_text(result.message)
+
+
+def _prompt(question: str) -> bool:
+    import sys
+
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+@task(help=_HELP)
+def docs(c, out=None, runbooks_dir=None, sql_dir=None, check=False):
+    """Render every runbook into docs/runbooks.md: the troubleshooting guide, generated
+    from the runbooks that actually run, so it never goes stale."""
+    from pathlib import Path
+
+    from shipshape import runbooks
+    from shipshape.environments import project_root
+    from shipshape.errors import ProblemsFound
+    from shipshape.report import print_text
+
+    books, directory = _load(runbooks_dir, sql_dir)
+    text = runbooks.render_docs(books, directory)
+    path = Path(out) if out else project_root() / runbooks.DOCS_PATH
+    if check:
+        current = path.read_text() if path.exists() else ""
+        if current != text:
+            raise ProblemsFound(f"{path} is stale: run `invoke runbook.docs` and commit it.")
+        print_text(f"{path} is up to date ({len(books)} runbooks).")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print_text(f"wrote {path} ({len(books)} runbooks)")

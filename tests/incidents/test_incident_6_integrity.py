@@ -1,0 +1,153 @@
+"""The troubleshooting guide's data and schema problems: orphaned avatars, NULLs in
+required fields, a foreign key without ON DELETE CASCADE, missing indexes. The guide fixed
+them with DELETE/UPDATE/CREATE INDEX pasted by hand; here a reviewed data fix (shown
+before it runs) and a restore from the definitions the migrations produce."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.incidents.conftest import ready
+
+NO_CASCADE = ('ALTER TABLE avatars DROP CONSTRAINT "avatars_projectId_fkey", '
+              'ADD CONSTRAINT "avatars_projectId_fkey" FOREIGN KEY ("projectId") '
+              'REFERENCES avatar_projects (id)')
+
+
+def test_orphaned_avatars_and_nulls_are_shown_fixed_and_prevented(incident):
+    ids = incident.ids
+    (keep_project,) = incident.sql('INSERT INTO avatar_projects ("userId", name) VALUES (%s, '
+                                   "'Kept') RETURNING id", [ids["user"]])[0]
+    (kept,) = incident.sql('INSERT INTO avatars ("userId", "projectId", name, "baseImageUrl") '
+                           "VALUES (%s, %s, 'Kept', 'https://cdn.example.test/k.png') RETURNING id",
+                           [ids["user"], keep_project])[0]
+    # By hand, as in the guide: the FK gone, a project deleted under its avatars, and
+    # "sourceType" made nullable with a NULL in it.
+    incident.sql('ALTER TABLE avatars DROP CONSTRAINT "avatars_projectId_fkey"')
+    incident.sql("DELETE FROM avatar_projects WHERE id = %s", [ids["project"]])
+    incident.sql('ALTER TABLE avatars ALTER COLUMN "sourceType" DROP NOT NULL')
+    incident.sql('UPDATE avatars SET "sourceType" = NULL WHERE id = %s', [kept])
+
+    _, groups = incident.doctor()
+    assert [g.runbook.id for g in groups] == ["data-integrity"]
+    objects = {(f.code, f.object) for f in groups[0].findings}
+    assert objects == {("CHECK_FAILED", "check orphaned_avatars"),
+                       ("CHECK_FAILED", "check avatar_required_nulls"),
+                       ("DRIFT_MISSING", "constraint avatars.avatars_projectId_fkey"),
+                       ("DRIFT_CHANGED", "column avatars.sourceType")}
+
+    dry = incident.run("data-integrity", dry_run=True)
+    fill, delete, restore = dry.steps
+    assert [r["avatarId"] for r in fill.preview] == [kept]
+    assert sorted(r["avatarId"] for r in delete.preview) == sorted([ids["avatar"], ids["avatar2"]])
+    assert delete.destructive and delete.preview_total == 2
+    assert "DELETE FROM avatars a" in delete.sql and delete.sql.startswith("-- preview")
+    assert 'ALTER TABLE "avatars" ALTER COLUMN "sourceType" SET NOT NULL' in restore.sql
+    assert "ON DELETE CASCADE" in restore.sql
+    assert len(incident.rows()["avatars"]) == 3  # the dry run deleted nothing
+
+    result = incident.run("data-integrity")
+    assert result.outcome == "fixed", result.message
+    assert [s.detail for s in result.steps] == [
+        "1 row(s) changed, as shown", "2 row(s) changed, as shown", "2 statement(s) applied"]
+    assert incident.findings() == []
+    assert incident.rows()["avatars"] == {kept}
+    assert incident.sql('SELECT "sourceType" FROM avatars WHERE id = %s', [kept]) == [("uploaded",)]
+    # the report lists every deleted row
+    report = result.report_md.read_text()
+    assert ids["avatar"] in report and ids["avatar2"] in report
+
+    # and it cannot happen again: deleting a project takes its avatars with it
+    incident.sql("DELETE FROM avatar_projects WHERE id = %s", [keep_project])
+    assert incident.rows()["avatars"] == set()
+
+
+def test_a_delete_needs_exactly_the_rows_that_were_shown(incident, monkeypatch):
+    ids = incident.ids
+    incident.sql('ALTER TABLE avatars DROP CONSTRAINT "avatars_projectId_fkey"')
+    incident.sql("DELETE FROM avatar_projects WHERE id = %s", [ids["project"]])
+    from shipshape import runbooks
+    from shipshape.errors import Refused
+
+    # Another orphan appears between the plan (2 rows shown) and the delete.
+    real_plan = runbooks._plan_fix
+
+    def plan_then_orphan(ctx, planned):
+        real_plan(ctx, planned)
+        if planned.step.id == "delete-orphans":
+            incident.sql('INSERT INTO avatars ("userId", "projectId", name, "baseImageUrl") '
+                         "VALUES (%s, 'gone', 'Late', 'https://cdn.example.test/l.png')",
+                         [ids["user"]])
+
+    monkeypatch.setitem(runbooks._OPS, "fix", (plan_then_orphan, runbooks._run_fix))
+    with pytest.raises(Refused) as refused:
+        incident.run("data-integrity")
+    assert "would change 3 row(s), but the plan showed 2" in str(refused.value)
+    assert len(incident.rows()["avatars"]) == 3  # rolled back: nothing deleted
+
+
+def test_fk_without_cascade_and_missing_indexes_are_restored(incident, app):
+    incident.sql(NO_CASCADE)
+    for index in ("avatars_userId_idx", "avatars_projectId_idx", "avatars_sourceType_idx"):
+        incident.sql(f'DROP INDEX "{index}"')
+    user = app.user()
+    project = user.project()
+    avatar = user.post(f"/projects/{project['id']}/avatars",
+                       json={"name": "Maya", "baseImageUrl": "https://cdn.example.test/m.png"})
+    assert avatar.status_code == 201
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):  # the guide's error
+        incident.sql("DELETE FROM avatar_projects WHERE id = %s", [project["id"]])
+    incident.sql("REVOKE INSERT ON avatars FROM avatar_app")  # and a grant lost by hand
+    upload = user.post(f"/projects/{project['id']}/avatars",
+                       json={"name": "Ken", "baseImageUrl": "https://cdn.example.test/k.png"})
+    assert upload.status_code >= 500
+
+    _, groups = incident.doctor()
+    assert [g.runbook.id for g in groups] == ["schema-drift"]
+    assert {(f.code, f.object) for f in groups[0].findings} == {
+        ("DRIFT_CHANGED", "constraint avatars.avatars_projectId_fkey"),
+        ("DRIFT_MISSING", "index avatars_userId_idx"),
+        ("DRIFT_MISSING", "index avatars_projectId_idx"),
+        ("DRIFT_MISSING", "index avatars_sourceType_idx"),
+        ("DRIFT_CHANGED", "grant avatars")}
+
+    result = incident.run("schema-drift")
+    assert result.outcome == "fixed", result.message
+    reapply, restore = result.steps
+    assert reapply.status == "skipped"
+    assert restore.sql.splitlines()[0] == (
+        'ALTER TABLE "avatars" DROP CONSTRAINT IF EXISTS "avatars_projectId_fkey", ADD CONSTRAINT '
+        '"avatars_projectId_fkey" FOREIGN KEY ("projectId") REFERENCES avatar_projects(id) '
+        'ON DELETE CASCADE;')
+    assert restore.sql.count("CREATE INDEX") == 3
+    assert 'GRANT DELETE, INSERT, SELECT, UPDATE ON "avatars" TO "avatar_app"' in restore.sql
+    assert incident.findings() == []
+    upload = user.post(f"/projects/{project['id']}/avatars",
+                       json={"name": "Ken", "baseImageUrl": "https://cdn.example.test/k.png"})
+    assert upload.status_code == 201, upload.text
+
+    deleted = user.delete(f"/projects/{project['id']}")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["deletedAvatars"] == 2
+    assert ready(app)[0] == 200
+
+
+def test_missing_indexes_in_prod_are_built_concurrently(fresh_dsn, make_target, tmp_path,
+                                                       shipped_runbooks):
+    from tests.incidents.conftest import Incident
+
+    case = Incident(fresh_dsn, make_target(fresh_dsn, "prod"), tmp_path / "reports",
+                    shipped_runbooks)
+    assert case.deploy().exit_code == 0
+    case.populate()
+    for index in ("avatars_userId_idx", "avatars_sourceType_idx"):
+        case.sql(f'DROP INDEX "{index}"')
+    assert case.named() == ["schema-drift"]
+
+    result = case.run("schema-drift", reason="indexes dropped during an investigation")
+    assert result.outcome == "fixed", result.message
+    restore = result.steps[1]
+    assert restore.sql.count("CREATE INDEX CONCURRENTLY") == 2
+    assert case.findings() == []
+    assert case.sql("SELECT count(*) FROM pg_index WHERE NOT indisvalid") == [(0,)]
