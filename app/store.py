@@ -8,37 +8,16 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from app import APP_ID
+from app.schema import REQUIRED
 
-PROJECT_COLUMNS = 'id, "userId", name, description, "createdAt", "updatedAt"'
-AVATAR_FIELDS = (
-    "id",
-    "userId",
-    "projectId",
-    "name",
-    "baseImageUrl",
-    "thumbnailUrl",
-    "personaName",
-    "personaAge",
-    "personaPersonality",
-    "personaBackground",
-    "gender",
-    "ageRange",
-    "ethnicity",
-    "bodyType",
-    "hairStyle",
-    "hairColor",
-    "eyeColor",
-    "skinTone",
-    "style",
-    "sourceType",
-    "generationPrompt",
-    "seedUsed",
-    "usageCount",
-    "lastUsedAt",
-    "createdAt",
-    "updatedAt",
-)
-AVATAR_COLUMNS = ", ".join(f'"{c}"' for c in AVATAR_FIELDS)
+
+def _columns(table: str) -> str:
+    """The quoted column list of a table, as app.schema.REQUIRED declares it."""
+    return ", ".join(f'"{column}"' for column in REQUIRED[table])
+
+
+PROJECT_COLUMNS = _columns("avatar_projects")
+AVATAR_COLUMNS = _columns("avatars")
 # Attributes a client may set on an avatar (upload) or ask for (generate).
 AVATAR_ATTRIBUTES = (
     "personaName",
@@ -55,10 +34,7 @@ AVATAR_ATTRIBUTES = (
     "skinTone",
     "style",
 )
-GENERATION_COLUMNS = (
-    'id, "userId", "avatarId", "projectId", status, prompt, options, '
-    '"errorMessage", "createdAt", "completedAt"'
-)
+GENERATION_COLUMNS = _columns("avatar_generations")
 MODEL_COLUMNS = (
     'id, "modelKey", "modelId", name, description, provider, tier, "creditCost", '
     'capabilities, "displayOrder"'

@@ -15,10 +15,12 @@ _HELP = {
 def start(
     c, env="local", dsn=None, host="127.0.0.1", port=8000, set_=None, json_=False, restart=False
 ):
-    """Start the API in the background against env's database, wait for /health/ready,
-    and write the demo user's token to .shipshape/demo-token (mode 0600). Reuses a
-    running app (--restart replaces it). For `local` only: other envs run the app as a
-    container (`invoke infra.up`)."""
+    """Start the API in the background (local) and wait until it is ready.
+
+    Runs against env's database, waits for /health/ready, and writes the demo user's
+    token to .shipshape/demo-token (mode 0600). Reuses a running app (--restart replaces
+    it). For `local` only: other envs run the app as a container (`invoke infra.up`).
+    """
     from shipshape import appserver
     from shipshape.errors import ConfigError
     from shipshape.report import emit_json
