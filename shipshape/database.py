@@ -27,6 +27,11 @@ def query(name: str) -> str:
     return resources.files("shipshape").joinpath("sql", f"{name}.sql").read_text()
 
 
+def identifier(name: str) -> sql.Identifier:
+    """`name` or `schema.name` as an SQL identifier, each part quoted as given (case kept)."""
+    return sql.Identifier(*name.split(".", 1))
+
+
 def operator() -> str:
     try:
         user = getpass.getuser()

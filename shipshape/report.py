@@ -84,6 +84,18 @@ def _esc(text: str) -> str:
     return escape(text)
 
 
+def listing(items: list[str], shown: int = 5) -> str:
+    """Items for a message: all of them, or the first `shown` and how many more."""
+    if len(items) <= shown:
+        return ", ".join(items)
+    return ", ".join(items[:shown]) + f" and {len(items) - shown} more"
+
+
+def one_line(text: object) -> str:
+    """text with each run of whitespace, newlines included, as one space."""
+    return " ".join(str(text).split())
+
+
 def to_jsonable(value):
     if is_dataclass(value):
         return to_jsonable(asdict(value))

@@ -29,13 +29,13 @@ from functools import cache
 from pathlib import Path
 
 import psycopg
-import yaml
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from shipshape import database
+from shipshape import database, yamlfile
 from shipshape.environments import KNOWN_ENVS, Environment, redact
 from shipshape.errors import ConfigError, SQLFailed
+from shipshape.report import listing
 
 SEEDS_DIR = "seeds"
 SUFFIXES = (".yaml", ".yml")
@@ -118,10 +118,10 @@ class SeedCheck:
             return f"{table}: all {self.total} declared rows present and equal"
         if not self.differing and len(self.missing) == self.total:
             return (f"{table}: 0 of {self.total} declared rows present "
-                    f"(missing {_listing([describe_key(k) for k in self.missing])})")
+                    f"(missing {listing([describe_key(k) for k in self.missing], _SHOWN)})")
         parts = [f"{table}: {self.ok} of {self.total} rows equal"]
         if self.missing:
-            parts.append(f"missing {_listing([describe_key(k) for k in self.missing])}")
+            parts.append(f"missing {listing([describe_key(k) for k in self.missing], _SHOWN)}")
         by_row: dict[tuple, list[str]] = {}
         for key, column, expected, actual in self.differing:
             by_row.setdefault(key, []).append(
@@ -153,12 +153,6 @@ def show_value(value) -> str:
     else:
         text = str(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _listing(items: list[str]) -> str:
-    if len(items) <= _SHOWN:
-        return ", ".join(items)
-    return ", ".join(items[:_SHOWN]) + f" and {len(items) - _SHOWN} more"
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -218,20 +212,9 @@ def _raise_problems(problems: list[str]) -> None:
 
 def _parse(path: Path) -> tuple[_File | None, list[str]]:
     """A seed file and the problems found in it (all of them, not only the first)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [f"{path}: cannot be read ({exc})"]
-    try:
-        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        column = f" (column {mark.column + 1})" if mark else ""
-        reason = exc.problem or exc.context or "syntax error"
-        return None, [f"{where}: not valid YAML: {reason}{column}"]
-    except yaml.YAMLError as exc:
-        return None, [f"{path}: not valid YAML: {exc}"]
+    document, unreadable = yamlfile.load(path)
+    if unreadable:
+        return None, unreadable
 
     problems: list[str] = []
 
@@ -475,44 +458,6 @@ def _overlaps(files: list[_File], env: Environment) -> list[str]:
     return problems
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys and remembers mapping lines."""
-
-
-class _Mapping(dict):
-    line: int | None = None
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Mapping:
-    seen = {}
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark,
-                "found an unhashable key", key_node.start_mark) from None
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark,
-                f"found duplicate key {key!r} (first on line {seen[key]})",
-                key_node.start_mark)
-        seen[key] = key_node.start_mark.line + 1
-    loader.flatten_mapping(node)
-    mapping = _Mapping()
-    mapping.line = node.start_mark.line + 1
-    for key_node, value_node in node.value:
-        mapping[loader.construct_object(key_node, deep=True)] = loader.construct_object(
-            value_node, deep=True)
-    return mapping
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 # --- the upserts -----------------------------------------------------------------------
 
 @cache
@@ -522,11 +467,6 @@ def _template(name: str) -> str:
     while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
         lines.pop(0)
     return "\n".join(lines).strip()
-
-
-def _table(name: str) -> sql.Identifier:
-    """`ai_models` or `schema.table`; each part quoted as given (case kept)."""
-    return sql.Identifier(*name.split(".", 1))
 
 
 def _runs(seed: Seed) -> list[tuple[tuple[str, ...], list[dict]]]:
@@ -548,7 +488,7 @@ def _upsert(seed: Seed, columns: tuple[str, ...], values: sql.Composable, *,
     """
     others = [c for c in columns if c not in seed.key]
     parts = {
-        "table": _table(seed.table),
+        "table": database.identifier(seed.table),
         "columns": sql.SQL(", ").join(map(sql.Identifier, columns)),
         "values": values,
         "key": sql.SQL(", ").join(map(sql.Identifier, seed.key)),
@@ -731,7 +671,7 @@ def _check_seed(conn: psycopg.Connection, seed: Seed) -> SeedCheck:
 def _columns(conn: psycopg.Connection, table: str) -> dict[str, tuple[str, bool]] | None:
     """name -> (type, is json) for the table's columns; None when it does not exist."""
     rows = conn.execute(database.query("seed_columns"),
-                        {"table": _table(table).as_string(conn)}).fetchall()
+                        {"table": database.identifier(table).as_string(conn)}).fetchall()
     if not rows or not rows[0][0]:
         return None
     return {name: (type_, is_json) for _, name, type_, is_json in rows if name is not None}
@@ -760,7 +700,7 @@ def _check_rows(conn, seed: Seed, names: tuple[str, ...], rows: list[dict],
         select=sql.SQL(", ").join(select),
         values=sql.SQL(", ").join([row_values] * len(rows)),
         aliases=sql.SQL(", ").join([sql.Identifier("n"), *alias.values()]),
-        table=_table(seed.table),
+        table=database.identifier(seed.table),
         match=sql.SQL(" AND ").join(
             sql.SQL("x.{} = d.{}").format(sql.Identifier(c), alias[c]) for c in seed.key),
     )

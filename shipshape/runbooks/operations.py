@@ -1,0 +1,714 @@
+"""The step kinds: for each operation, how it is planned (its exact SQL, computed
+read-only) and how it runs. _OPS maps each kind to its (plan, run) pair.
+
+A plan function fills a PlannedStep (its sql and summary, or skip and why); one whose
+step changes the history records that in ctx.history, so the steps after it are planned
+against the history they will see. A run function applies what was planned and returns
+what it did, in one line.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shipshape.environments import Environment, Target, redact
+from shipshape.errors import ConfigError, Refused
+from shipshape.report import listing, one_line
+from shipshape.runbooks.book import FIXES_DIR
+
+if TYPE_CHECKING:
+    from shipshape.runbooks.book import Runbook, Step
+
+
+@dataclass
+class PlannedStep:
+    """One step of a run: what it will do (its exact SQL), then what it did."""
+
+    step: Step
+    position: int
+    sql: str = ""
+    summary: str = ""
+    skip: str = ""  # non-empty: nothing to do, and why
+    left: list[str] = field(default_factory=list)  # what this step leaves for escalation
+    preview: list[dict] = field(default_factory=list)  # rows a fix changes, sessions ended
+    preview_total: int = 0
+    needs_yes: bool = False
+    destructive: bool = False
+    data: dict = field(default_factory=dict, repr=False)
+    done_before: str = ""  # resume: done by an earlier attempt of the same run
+    status: str = "planned"  # planned | done | skipped | already-done | failed | not-run
+    started_at: datetime | None = None
+    duration_ms: int = 0
+    detail: str = ""
+
+    @property
+    def sha256(self) -> str | None:
+        from shipshape.migrations import sha256
+
+        return sha256(self.sql) if self.sql else None
+
+    def as_dict(self) -> dict:
+        return {"id": self.step.id, "do": self.step.do, "why": self.step.why,
+                "position": self.position, "status": self.status, "summary": self.summary,
+                "skip": self.skip, "left": self.left, "sql": self.sql,
+                "sql_sha256": self.sha256, "destructive": self.destructive,
+                "needs_yes": self.needs_yes, "preview_total": self.preview_total,
+                "preview": self.preview, "started_at": self.started_at,
+                "duration_ms": self.duration_ms, "detail": self.detail,
+                "done_before": self.done_before}
+
+
+@dataclass
+class _Ctx:
+    book: Runbook
+    target: Target
+    sql_dir: Path
+    conn: object  # psycopg.Connection
+    renderer: object
+    loaded: list
+    diagnosis: object
+    history: dict  # projected while planning: what the history will be when the step runs
+    progress: object
+    operator: str
+    record: object = None  # callable(planned, status): write the step row on conn
+    rerun: str = ""  # the command that resumes this run
+
+    @property
+    def env(self) -> Environment:
+        return self.target.env
+
+
+def _fresh_history(ctx: _Ctx) -> dict:
+    from shipshape import migrations
+
+    return migrations.read_history(ctx.conn)
+
+
+def _applied(ctx: _Ctx, history: dict) -> list:
+    return [m for m in ctx.loaded if m.version in history and history[m.version]["success"]]
+
+
+def _actual(ctx: _Ctx) -> dict:
+    from shipshape import catalog
+
+    return catalog.snapshot(ctx.conn)
+
+
+def _drift(ctx: _Ctx) -> list:
+    """Differences between the schema the recorded migrations create and the live one."""
+    from shipshape import catalog, verify
+
+    expected = verify.shadow_snapshot(ctx.target, _applied(ctx, _fresh_history(ctx)), ctx.progress)
+    return catalog.diff(expected, _actual(ctx))
+
+
+def _projected_row(migration, applied_by: str) -> dict:
+    return {"version": migration.version, "name": migration.name,
+            "checksum": migration.checksum, "source_checksum": migration.source_checksum,
+            "applied_at": datetime.now(UTC), "duration_ms": 0,
+            "applied_by": applied_by, "success": True}
+
+
+def _migration_blocks(todo, what: str = "") -> str:
+    parts = []
+    for m in todo:
+        mode = "transaction" if m.transactional else "no transaction"
+        parts.append(f"-- ==== {what}{m.name} ({mode}{', destructive' if m.destructive else ''}) "
+                     f"====\n{m.sql.strip()}\n-- + its row in shipshape.history, in the same "
+                     f"{'transaction' if m.transactional else 'session'}")
+    return "\n\n".join(parts)
+
+
+def _plan_migrate(ctx: _Ctx, planned: PlannedStep) -> None:
+    from shipshape import migrations
+
+    retry = planned.step.arg("retry_failed")
+    entries = migrations.status(ctx.loaded, ctx.history)
+    migrations.refuse_unsafe(entries, ctx.loaded, retry_failed=retry)
+    todo = migrations.plan(ctx.loaded, ctx.history)
+    if not todo:
+        planned.skip = "no pending migration"
+        return
+    migrations.refuse_destructive(ctx.env, todo, rollback=False)
+    planned.sql = _migration_blocks(todo)
+    failed = [m.name for m in todo if m.version in ctx.history]
+    planned.summary = (f"apply {len(todo)} migration(s): {', '.join(m.name for m in todo)}"
+                       + (f" (re-running {', '.join(failed)}, recorded as failed)" if failed else ""))
+    planned.data = {"versions": [m.version for m in todo]}
+    for m in todo:
+        ctx.history[m.version] = _projected_row(m, "migrate")
+
+
+def _run_migrate(ctx: _Ctx, planned: PlannedStep) -> str:
+    from shipshape import migrations
+
+    _, applied = migrations.migrate(ctx.conn, ctx.env, ctx.loaded, progress=ctx.progress,
+                                    retry_failed=planned.step.arg("retry_failed"))
+    return f"{len(applied)} migration(s) applied: {', '.join(m.name for m in applied)}"
+
+
+def _plan_seed(ctx: _Ctx, planned: PlannedStep) -> None:
+    from shipshape import seeds
+
+    declared = seeds.load(ctx.sql_dir, ctx.env)
+    if not declared:
+        planned.skip = "no seed file applies to this env"
+        return
+    planned.sql = seeds.script(declared, env=ctx.env)
+    rows = sum(len(s.rows) for s in declared)
+    planned.summary = (f"upsert {rows} declared row(s) of {len(declared)} seed file(s) "
+                       f"({', '.join(s.path.name for s in declared)}); nothing is deleted")
+    planned.data = {"declared": declared}
+
+
+def _run_seed(ctx: _Ctx, planned: PlannedStep) -> str:
+    from shipshape import seeds
+
+    results = seeds.apply(ctx.conn, ctx.env, planned.data["declared"])
+    return (f"{sum(r.inserted for r in results)} inserted, {sum(r.updated for r in results)} "
+            f"updated, {sum(r.unchanged for r in results)} unchanged")
+
+
+def _plan_baseline(ctx: _Ctx, planned: PlannedStep) -> None:
+    from shipshape import catalog, migrations, verify
+
+    wanted = planned.step.arg("version")
+    history = ctx.history
+    current = migrations.current_version(history) or 0
+    if wanted == "auto":
+        actual = _actual(ctx)
+        expected_now = verify.shadow_snapshot(ctx.target, _applied(ctx, history), ctx.progress)
+        if not [d for d in catalog.diff(expected_now, actual) if d.change == "unexpected"]:
+            planned.skip = "no object outside the recorded migrations: nothing to adopt"
+            return
+        version = _matching_version(ctx, history, current, actual)
+    else:
+        version = int(wanted)
+        if version not in {m.version for m in ctx.loaded}:
+            raise ConfigError(f"{ctx.book.path}: steps: baseline version {version}: no "
+                              f"migration has version {version:04d}.")
+    adopted = [m for m in ctx.loaded if m.version <= version and m.version not in history]
+    if not adopted:
+        planned.skip = f"migrations up to {version:04d} are already recorded"
+        return
+    planned.summary = (f"record {', '.join(m.name for m in adopted)} as applied: the schema "
+                       f"equals what migrations 0001..{version:04d} produce")
+    inserts = [_mogrify(ctx.conn, "history_insert", {
+        "version": m.version, "name": m.name, "checksum": m.checksum,
+        "source_checksum": m.source_checksum, "duration_ms": 0,
+        "applied_by": f"baseline by runbook {ctx.book.id}", "success": True}) for m in adopted]
+    planned.sql = (f"-- proven first: a shadow database built from migrations 0001..{version:04d} "
+                   f"has exactly this database's schema\n" + ";\n".join(inserts) + ";")
+    planned.data = {"version": version}
+    for m in adopted:
+        ctx.history[m.version] = _projected_row(m, "baseline")
+
+
+def _matching_version(ctx: _Ctx, history: dict, current: int, actual: dict) -> int:
+    """The highest version N whose migrations 0001..N produce exactly the live schema."""
+    from shipshape import catalog, verify
+
+    closest = None
+    for version in sorted((m.version for m in ctx.loaded if m.version > current), reverse=True):
+        expected = verify.shadow_snapshot(
+            ctx.target, [m for m in ctx.loaded if m.version <= version], ctx.progress)
+        differences = catalog.diff(expected, actual)
+        if not differences:
+            return version
+        if closest is None or len(differences) < len(closest[1]):
+            closest = (version, differences)
+    if closest is None:
+        unexpected = [d.describe() for d in catalog.diff(
+            verify.shadow_snapshot(ctx.target, _applied(ctx, history), ctx.progress), actual)
+            if d.change == "unexpected"]
+        raise Refused(
+            "Refusing to baseline: every migration is already recorded, so no migration "
+            "creates these objects. Write a migration that creates them (reviewed, then "
+            "deployed) or one that drops them:", details=unexpected[:20])
+    version, differences = closest
+    raise Refused(
+        f"Refusing to baseline: the schema is not what any migrations 0001..N produce, so "
+        f"the hand-made objects cannot be adopted as they are. Closest: 0001..{version:04d}, "
+        f"with {len(differences)} difference(s); nothing was recorded:",
+        details=[d.describe() for d in differences[:20]]
+        + ([f"and {len(differences) - 20} more"] if len(differences) > 20 else []))
+
+
+def _run_baseline(ctx: _Ctx, planned: PlannedStep) -> str:
+    from shipshape import migrations, verify
+
+    version = planned.data["version"]
+    if not migrations.read_history(ctx.conn):
+        adopted = verify.baseline(ctx.conn, ctx.target, ctx.loaded, version, progress=ctx.progress)
+    else:
+        adopted = _adopt(ctx, version)
+    return f"recorded {len(adopted)} migration(s) up to {version:04d} after proving the schema"
+
+
+def _adopt(ctx: _Ctx, version: int) -> list:
+    """baseline for a database that has a history: record the unrecorded migrations up to
+    version, only after proving the schema equals what 0001..version produce."""
+    from shipshape import catalog, database, migrations, verify
+
+    conn = ctx.conn
+    history = migrations.read_history(conn)
+    migrations.refuse_unsafe(migrations.status(ctx.loaded, history), ctx.loaded)
+    above = sorted(v for v in history if v > version)
+    if above:
+        raise Refused(f"Refusing to baseline at {version:04d}: migrations above it are "
+                      f"recorded ({', '.join(f'{v:04d}' for v in above)}).")
+    adopted = [m for m in ctx.loaded if m.version <= version]
+    expected = verify.shadow_snapshot(ctx.target, adopted, ctx.progress)
+    differences = catalog.diff(expected, catalog.snapshot(conn))
+    if differences:
+        raise Refused(f"Refusing to baseline at {version:04d}: the schema is not what "
+                      f"migrations 0001..{version:04d} produce:",
+                      details=[d.describe() for d in differences])
+    todo = [m for m in adopted if m.version not in history]
+    with conn.transaction():
+        for m in todo:
+            conn.execute(database.query("history_insert"), {
+                "version": m.version, "name": m.name, "checksum": m.checksum,
+                "source_checksum": m.source_checksum, "duration_ms": 0,
+                "applied_by": f"baseline by runbook {ctx.book.id} by {ctx.operator}",
+                "success": True})
+    return todo
+
+
+def _plan_reapply(ctx: _Ctx, planned: PlannedStep) -> None:
+    from shipshape import verify
+
+    missing = [d for d in _drift(ctx) if d.change == "missing" and d.kind in ("table", "column")]
+    if not missing:
+        planned.skip = "no table or column of an applied migration is missing"
+        return
+    applied = _applied(ctx, _fresh_history(ctx))
+    owners: dict[int, list] = {}
+    unowned = list(missing)
+    for i in range(1, len(applied) + 1):
+        if not unowned:
+            break
+        snap = verify.shadow_snapshot(ctx.target, applied[:i], ctx.progress)
+        section = {"table": "tables", "column": "columns"}
+        for d in list(unowned):
+            if d.name in (snap.get(section[d.kind]) or {}):
+                owners.setdefault(applied[i - 1].version, []).append(d)
+                unowned.remove(d)
+    by_version = {m.version: m for m in ctx.loaded}
+    todo = [by_version[v] for v in sorted(owners)]
+    for m in todo:
+        if not m.transactional or m.destructive:
+            raise Refused(
+                f"{m.name} created missing objects but cannot be re-run safely "
+                f"({'it is not transactional' if not m.transactional else 'it is destructive'}); "
+                f"restore its objects through a new migration.")
+    planned.sql = _migration_blocks(todo, "re-run ")
+    planned.summary = "; ".join(
+        f"re-run {by_version[v].name}: {listing([f'{d.kind} {d.name}' for d in ds])} missing"
+        for v, ds in sorted(owners.items()))
+    planned.data = {"versions": [m.version for m in todo]}
+
+
+def _run_reapply(ctx: _Ctx, planned: PlannedStep) -> str:
+    from shipshape import migrations
+
+    by_version = {m.version: m for m in ctx.loaded}
+    done = []
+    for version in planned.data["versions"]:
+        m = by_version[version]
+        with ctx.progress.step(f"re-run {m.name}") as step:
+            step.note(f"{migrations.apply(ctx.conn, ctx.env, m, applied_by=f'runbook {ctx.book.id} by {ctx.operator}')} ms")
+        done.append(m.name)
+    return f"re-ran {', '.join(done)}"
+
+
+def _plan_restore(ctx: _Ctx, planned: PlannedStep) -> None:
+    statements: list[tuple[int, str, bool]] = []  # (order, sql, transactional)
+    for d in _drift(ctx):
+        statements_for, why_left = _restore_statements(ctx, d)
+        if why_left:
+            planned.left.append(f"{d.describe()} ({why_left})")
+        statements += statements_for
+    if not statements:
+        planned.skip = "nothing that restore can rebuild"
+        return
+    statements.sort(key=lambda s: s[0])
+    planned.sql = "\n".join(s + ";" for _, s, _ in statements)
+    planned.summary = f"{len(statements)} statement(s) rebuilding what the migrations define"
+    planned.data = {"statements": [(s, t) for _, s, t in statements]}
+
+
+_CONSTRAINT_ORDER = {"PRIMARY KEY": 10, "UNIQUE": 11, "EXCLUDE": 12, "CHECK": 13, "FOREIGN KEY": 14}
+
+
+def _restore_statements(ctx: _Ctx, d) -> tuple[list[tuple[int, str, bool]], str]:
+    """The statements that rebuild one difference, or why restore leaves it."""
+    from psycopg import sql
+
+    from shipshape.database import identifier
+
+    conn = ctx.conn
+
+    def text(template: str, **parts) -> str:
+        return sql.SQL(_template(template)).format(**parts).as_string(conn)
+
+    if d.kind == "index" and d.change in ("missing", "changed"):
+        concurrent = ctx.env.concurrent_indexes
+        out = []
+        if d.change == "changed":
+            out.append((20, text("runbook/restore_index_drop",
+                                 concurrently=sql.SQL("CONCURRENTLY " if concurrent else ""),
+                                 name=identifier(d.name)), not concurrent))
+        definition = d.expected["definition"]
+        if concurrent:
+            definition = re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX CONCURRENTLY ",
+                                definition)
+        out.append((21, definition, not concurrent))
+        return out, ""
+    if d.kind == "constraint" and d.change in ("missing", "changed"):
+        table = d.expected["table"]
+        name = d.name[len(table) + 1:]
+        return [(_CONSTRAINT_ORDER.get(d.expected["type"], 15), text(
+            "runbook/restore_constraint", table=identifier(table), name=sql.Identifier(name),
+            definition=sql.SQL(d.expected["definition"])), True)], ""
+    if d.kind == "column" and d.change == "changed":
+        expected, actual = d.expected, d.actual
+        other = [k for k in ("type", "identity", "generated", "collation")
+                 if expected.get(k) != actual.get(k)]
+        if other:
+            return [], f"its {', '.join(other)} differs: changing it may rewrite or lose data"
+        table = expected["table"]
+        column = sql.Identifier(d.name[len(table) + 1:])
+        out = []
+        if expected["default"] != actual["default"]:
+            if expected["default"] is None:
+                out.append((1, text("runbook/restore_column_drop_default",
+                                    table=identifier(table), column=column), True))
+            else:
+                out.append((1, text("runbook/restore_column_set_default", table=identifier(table),
+                                    column=column, default=sql.SQL(expected["default"])), True))
+        if expected["nullable"] != actual["nullable"]:
+            out.append((2, text("runbook/restore_column_not_null", table=identifier(table),
+                                column=column,
+                                action=sql.SQL("DROP" if expected["nullable"] else "SET")), True))
+        return out, ""
+    if d.kind == "grant" and d.change in ("missing", "changed"):
+        expected = d.expected or {}
+        actual = d.actual or {}
+        out = []
+        for grantee in sorted(set(expected) | set(actual)):
+            want, have = expected.get(grantee, []), actual.get(grantee, [])
+            if sorted(want) == sorted(have):
+                continue
+            if any("GRANT OPTION" in p for p in want):
+                return [], "it includes WITH GRANT OPTION"
+            who = sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee)
+            out.append((30, text("runbook/restore_revoke", table=identifier(d.name),
+                                 grantee=who), True))
+            if want:
+                out.append((31, text("runbook/restore_grant", table=identifier(d.name),
+                                     grantee=who, privileges=sql.SQL(", ").join(
+                                         sql.SQL(p) for p in sorted(want))), True))
+        return out, ""
+    if d.change == "missing" and d.kind in ("table", "column"):
+        return [], "the reapply step re-runs the migration that creates it"
+    if d.change == "unexpected":
+        return [], "no migration creates it: adopt it in a migration, or drop it in one"
+    return [], "restore does not rebuild this kind of object: write a migration"
+
+
+def _run_restore(ctx: _Ctx, planned: PlannedStep) -> str:
+    import psycopg
+
+    from shipshape import database
+    from shipshape.errors import SQLFailed
+
+    conn = ctx.conn
+    statements = planned.data["statements"]
+    in_tx = [s for s, t in statements if t]
+    outside = [s for s, t in statements if not t]
+    current = {"sql": ""}
+
+    def work():
+        with conn.transaction():
+            database.set_local_timeouts(conn, ctx.env)
+            for statement in in_tx:
+                current["sql"] = statement
+                conn.execute(statement)
+            if not outside:
+                ctx.record(planned, "done")
+
+    try:
+        if in_tx:
+            database.retry_on_lock_timeout(conn, ctx.env, work, what=f"Step {planned.step.id}",
+                                           then="run the runbook again; nothing of this step "
+                                                "was applied.")
+        if outside:
+            conn.autocommit = True
+            try:
+                database.set_session_timeouts(conn, ctx.env)
+                for statement in outside:
+                    current["sql"] = statement
+                    conn.execute(statement)
+            finally:
+                conn.execute("RESET lock_timeout")
+                conn.execute("RESET statement_timeout")
+                conn.autocommit = False
+    except psycopg.errors.LockNotAvailable:  # a CONCURRENTLY statement, outside the retries
+        from shipshape.errors import Busy
+
+        raise Busy(f"Step {planned.step.id} could not get its locks within lock_timeout="
+                   f"{ctx.env.lock_timeout} at `{one_line(current['sql'])[:200]}`; blocking: "
+                   f"{database.describe_holders(database.table_lock_holders(conn))}. An index "
+                   f"it was building may be left INVALID (doctor shows it); run the runbook "
+                   f"again when they are gone.") from None
+    except psycopg.Error as exc:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        reason = (exc.diag.message_primary or str(exc)).strip()
+        if exc.diag.message_detail:
+            reason += f" ({exc.diag.message_detail})"
+        raise SQLFailed(
+            f"Step {planned.step.id} failed at `{one_line(current['sql'])[:200]}`: "
+            f"{redact(reason)}. Its transaction was rolled back: nothing of this step was "
+            f"applied. Rows that violate it must be fixed first (see the CHECK_FAILED "
+            f"findings and runbook data-integrity).") from None
+    return f"{len(statements)} statement(s) applied"
+
+
+def _fix_path(ctx: _Ctx, planned: PlannedStep) -> Path:
+    path = ctx.sql_dir / FIXES_DIR / f"{planned.step.arg('name')}.sql.j2"
+    if not path.is_file():
+        raise ConfigError(f"{ctx.book.path}: steps[{planned.position - 1}].name: no fix {path}.")
+    return path
+
+
+def _plan_fix(ctx: _Ctx, planned: PlannedStep) -> None:
+    import psycopg
+
+    from shipshape import migrations
+    from shipshape.errors import SQLFailed
+    from shipshape.render import directives
+
+    path = _fix_path(ctx, planned)
+    preview_sql = "\n".join(
+        line for line in ctx.renderer.render(path, preview=True).splitlines()
+        if line.strip() and not line.lstrip().startswith("--")).strip().rstrip(";").strip()
+    change_sql = ctx.renderer.render(path, preview=False).strip()
+    found = directives(change_sql)
+    hits = migrations.destructive_statements(change_sql)
+    declared = "destructive" in found
+    if hits and not declared:
+        raise Refused(f"{path} contains destructive SQL ({'; '.join(hits[:3])}) but does not "
+                      f"declare `-- shipshape:destructive`; shipshape never runs undeclared "
+                      f"destructive SQL.")
+    if declared != bool(planned.step.arg("destructive")):
+        raise ConfigError(
+            f"{ctx.book.path}: steps[{planned.position - 1}].destructive: the fix "
+            f"{path.name} is {'' if declared else 'not '}destructive, so the step must say "
+            f"`destructive: {'true' if declared else 'false'}`: a runbook deletes only what "
+            f"it says it deletes.")
+    if len(migrations.split(change_sql)) != 1:
+        raise ConfigError(f"{path}: a fix is one statement (its row count is checked against "
+                          f"the rows its preview shows), found {len(migrations.split(change_sql))}.")
+    try:
+        with ctx.conn.transaction(force_rollback=True):
+            cur = ctx.conn.execute(preview_sql)
+            columns = [c.name for c in cur.description or []]
+            rows = cur.fetchall()
+    except psycopg.Error as exc:
+        raise SQLFailed(f"The preview of {path} could not run: "
+                        f"{redact((exc.diag.message_primary or str(exc)).strip())}. Nothing was "
+                        f"changed; the schema is probably incomplete (run `invoke doctor`).") from None
+    if not rows:
+        planned.skip = "its preview finds no row to change"
+        return
+    planned.preview_total = len(rows)
+    planned.preview = [{c: _plain(v) for c, v in zip(columns, row, strict=True)} for row in rows[:200]]
+    header = dict(re.findall(r"^--\s*(description):\s*(.+?)\s*$", change_sql, re.MULTILINE))
+    planned.destructive = declared
+    planned.summary = (f"{header.get('description', path.name)}: {len(rows)} row(s), shown "
+                       f"below; it must change exactly these")
+    planned.sql = (f"-- preview: the rows it changes ({len(rows)})\n{preview_sql};\n\n"
+                   f"{change_sql.rstrip().rstrip(';')};")
+    planned.data = {"change": change_sql, "count": len(rows), "path": str(path)}
+
+
+def _run_fix(ctx: _Ctx, planned: PlannedStep) -> str:
+    import psycopg
+
+    from shipshape import database
+    from shipshape.errors import SQLFailed
+
+    conn = ctx.conn
+    expected = planned.data["count"]
+
+    class _Changed(Exception):
+        pass
+
+    def work():
+        with conn.transaction():
+            database.set_local_timeouts(conn, ctx.env)
+            cur = conn.execute(planned.data["change"])
+            if cur.rowcount != expected:
+                raise _Changed(cur.rowcount)
+            ctx.record(planned, "done")
+        return cur.rowcount
+
+    try:
+        count = database.retry_on_lock_timeout(conn, ctx.env, work, what=f"Step {planned.step.id}",
+                                               then="run the runbook again; nothing of this "
+                                                    "step was applied.")
+    except _Changed as exc:
+        raise Refused(f"Step {planned.step.id}: the fix would change {exc.args[0]} row(s), but "
+                      f"the plan showed {expected}: the data changed since. It was rolled back "
+                      f"(nothing changed); run the runbook again to see the rows now.") from None
+    except psycopg.errors.LockNotAvailable:
+        raise
+    except psycopg.Error as exc:
+        reason = (exc.diag.message_primary or str(exc)).strip()
+        raise SQLFailed(f"Step {planned.step.id} ({planned.data['path']}) failed: "
+                        f"{redact(reason)}. It was rolled back: nothing of it was applied.") from None
+    return f"{count} row(s) changed, as shown"
+
+
+def _plan_terminate(ctx: _Ctx, planned: PlannedStep) -> None:
+    pids = []
+    for f in ctx.diagnosis.findings:
+        if f.code in ("LOCK_BLOCKING", "LONG_TRANSACTION"):
+            pid = int(f.object.rsplit(" ", 1)[-1])
+            if pid not in pids:
+                pids.append(pid)
+    sessions = [ctx.diagnosis.sessions[p] for p in pids if p in ctx.diagnosis.sessions]
+    for s in sessions:
+        if s.is_shipshape:
+            planned.left.append(f"{s.describe()} is a shipshape run: wait for it to finish, "
+                                f"or stop that command")
+    sessions = [s for s in sessions if not s.is_shipshape]
+    if not sessions:
+        planned.skip = "no blocking session to end"
+        return
+    planned.needs_yes = True
+    planned.preview_total = len(sessions)
+    planned.preview = [{"pid": s.pid, "application_name": s.application_name,
+                        "user": s.usename, "state": s.state,
+                        "transaction_open_since": s.xact_start, "locks": s.locks,
+                        "blocking": s.blocking, "query": s.query} for s in sessions]
+    planned.sql = "\n".join(
+        f"-- {s.describe()}, transaction open since {s.xact_start:%Y-%m-%d %H:%M:%S %Z}\n"
+        + _mogrify(ctx.conn, "runbook/terminate", {"pid": s.pid,
+                                                   "backend_start": s.backend_start}) + ";"
+        for s in sessions)
+    planned.summary = (f"end {', '.join(f'pid {s.pid}' for s in sessions)}: "
+                       f"{'; '.join(s.describe() for s in sessions)}")
+    planned.data = {"sessions": sessions}
+
+
+def _run_terminate(ctx: _Ctx, planned: PlannedStep) -> str:
+    import psycopg
+
+    from shipshape import database
+
+    conn = ctx.conn
+    ended, gone = [], []
+    for s in planned.data["sessions"]:
+        params = {"pid": s.pid, "backend_start": s.backend_start}
+        try:
+            row = conn.execute(database.query("runbook/terminate"), params).fetchone()
+            conn.commit()
+        except psycopg.Error as exc:
+            conn.rollback()
+            raise Refused(f"Cannot end pid {s.pid}: "
+                          f"{redact((exc.diag.message_primary or str(exc)).strip())}. The "
+                          f"migration role needs pg_signal_backend (or ask a DBA to end it)."
+                          + (f" Already ended: pid {', '.join(map(str, ended))}." if ended else "")
+                          ) from None
+        if not row:
+            gone.append(s.pid)
+            continue
+        deadline = time.monotonic() + 10
+        while conn.execute(database.query("runbook/session_alive"), params).fetchone()[0]:
+            conn.commit()
+            if time.monotonic() > deadline:
+                raise Refused(f"pid {s.pid} did not end within 10 s of pg_terminate_backend.")
+            time.sleep(0.05)
+        conn.commit()
+        ended.append(s.pid)
+    return (f"ended pid {', '.join(map(str, ended))}" if ended else "nothing ended") + (
+        f"; already gone: pid {', '.join(map(str, gone))}" if gone else "")
+
+
+def _plan_rollback(ctx: _Ctx, planned: PlannedStep) -> None:
+    from shipshape import bundle, migrations
+
+    to = planned.step.arg("to")
+    todo = migrations.rollback_plan(ctx.loaded, ctx.history, to)
+    if not todo:
+        planned.skip = f"nothing applied above {to:04d}"
+        return
+    destructive = any(m.rollback_destructive for m in todo)
+    if destructive != bool(planned.step.arg("destructive")):
+        raise ConfigError(
+            f"{ctx.book.path}: steps[{planned.position - 1}].destructive: the rollback of "
+            f"{', '.join(m.name for m in todo)} is {'' if destructive else 'not '}destructive, "
+            f"so the step must say `destructive: {'true' if destructive else 'false'}`.")
+    migrations.refuse_destructive(ctx.env, todo, rollback=True)
+    planned.destructive = destructive
+    planned.sql = bundle.rollback_script(ctx.renderer, todo)
+    planned.summary = f"roll back {', '.join(m.name for m in todo)}"
+    planned.data = {"to": to}
+    for m in todo:
+        ctx.history.pop(m.version, None)
+
+
+def _run_rollback(ctx: _Ctx, planned: PlannedStep) -> str:
+    from shipshape import migrations
+
+    done = migrations.rollback(ctx.conn, ctx.env, ctx.loaded, planned.data["to"],
+                               progress=ctx.progress)
+    return f"rolled back {', '.join(m.name for m in done)}"
+
+
+_OPS = {
+    "migrate": (_plan_migrate, _run_migrate),
+    "seed": (_plan_seed, _run_seed),
+    "baseline": (_plan_baseline, _run_baseline),
+    "rollback": (_plan_rollback, _run_rollback),
+    "fix": (_plan_fix, _run_fix),
+    "reapply": (_plan_reapply, _run_reapply),
+    "restore": (_plan_restore, _run_restore),
+    "terminate": (_plan_terminate, _run_terminate),
+}
+# Ops whose plan is their own guard at run time: a fix's row count must equal the rows
+# shown, a session is ended only if it is the one shown (pid and start time).
+_GUARDED = {"fix", "terminate"}
+
+
+@cache
+def _template(name: str) -> str:
+    """A shipshape/sql/<name>.sql statement without its comment lines."""
+    from shipshape.database import query
+
+    return "\n".join(line for line in query(name).splitlines()
+                     if not line.lstrip().startswith("--")).strip()
+
+
+def _mogrify(conn, name: str, params: dict) -> str:
+    """A query of shipshape/sql with its parameters as literals: the exact SQL, for a plan."""
+    import psycopg
+
+    return psycopg.ClientCursor(conn).mogrify(_template(name), params)
+
+
+def _plain(value):
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)

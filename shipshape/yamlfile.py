@@ -1,0 +1,78 @@
+"""Strict YAML for shipshape's own declaration files (sql/seeds/*.yaml, runbooks/*.yaml).
+
+PyYAML's safe_load keeps the last of two equal keys without a word and forgets where a
+mapping stood. ``Loader`` refuses a duplicate key and builds every mapping as a
+``Mapping``, a dict that knows its line, so a validation problem can name it. ``load``
+reads a file with it and returns the document and the problems found reading it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from yaml.constructor import ConstructorError
+
+
+class Mapping(dict):
+    """A YAML mapping that remembers the line (1-based) it starts on."""
+
+    line: int | None = None
+
+
+class Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and builds Mappings."""
+
+
+def _usable_key(key) -> bool:
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True
+
+
+def _construct_mapping(loader: Loader, node: yaml.MappingNode) -> Mapping:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if not _usable_key(key):
+            raise ConstructorError("while constructing a mapping", node.start_mark,
+                                   "found an unhashable key", key_node.start_mark)
+        if key in seen:
+            raise ConstructorError("while constructing a mapping", node.start_mark,
+                                   f"found duplicate key {key!r} (first on line {seen[key]})",
+                                   key_node.start_mark)
+        seen[key] = key_node.start_mark.line + 1
+    loader.flatten_mapping(node)
+    mapping = Mapping()
+    mapping.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        mapping[loader.construct_object(key_node, deep=True)] = loader.construct_object(
+            value_node, deep=True)
+    return mapping
+
+
+Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load(path: Path) -> tuple[object, list[str]]:
+    """The document in path, and the problems that kept it from being read (then the
+    document is None): `<path>: cannot be read (...)` or `<path>:<line>: not valid YAML: ...`.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [f"{path}: cannot be read ({exc})"]
+    try:
+        return yaml.load(text, Loader=Loader), []  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        column = f" (column {mark.column + 1})" if mark else ""
+        reason = exc.problem or exc.context or "syntax error"
+        return None, [f"{where}: not valid YAML: {reason}{column}"]
+    except yaml.YAMLError as exc:
+        return None, [f"{path}: not valid YAML: {exc}"]
