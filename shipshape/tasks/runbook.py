@@ -57,8 +57,9 @@ def show(c, name, runbooks_dir=None, sql_dir=None, json_=False):
 @task(iterable=["set_"], help=_HELP, positional=["name"])
 def run(c, name, env="local", dsn=None, sql_dir=None, dry_run=False, yes=False, reason=None,
         json_=False, set_=None, long_transaction=None, runbooks_dir=None):
-    """Run a runbook: detect, show the plan with its exact SQL, confirm, run the steps in
-    order, verify, and write a report to reports/.
+    """Run a runbook: detect, plan (exact SQL), confirm, fix, verify, report.
+
+    The steps run in order; the report goes to reports/ (Markdown and JSON).
 
     --dry-run shows the plan and changes nothing. Outside local the steps need --yes (in
     prod also --reason "..."); ending a session always needs --yes. Without a terminal
@@ -117,8 +118,11 @@ def _prompt(question: str) -> bool:
 
 @task(help=_HELP)
 def docs(c, out=None, runbooks_dir=None, sql_dir=None, check=False):
-    """Render every runbook into docs/runbooks.md: the troubleshooting guide, generated
-    from the runbooks that actually run, so it never goes stale."""
+    """Write docs/runbooks.md, the troubleshooting guide, from the runbooks themselves.
+
+    Generated from the runbooks that actually run, so it never goes stale; --check
+    exits 2 when the committed guide differs from a fresh render.
+    """
     from pathlib import Path
 
     from shipshape import runbooks
