@@ -1,6 +1,6 @@
 """Configuration, from environment variables only (twelve-factor; no files, no flags).
 
-DATABASE_URL         required; postgresql://user:password@host:port/db
+DATABASE_URL         required; postgresql://USER:<password>@HOST:PORT/DB (the password is never logged)
 APP_ENV              local | dev | staging | prod (default local); names the deploy command
                      printed by /health/ready
 GENERATION_PROVIDER  placeholder | huggingface (default: placeholder, huggingface in prod)
