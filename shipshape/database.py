@@ -164,6 +164,17 @@ def table_lock_holders(conn: psycopg.Connection) -> list[dict]:
         return cur.execute(query("table_lock_holders")).fetchall()
 
 
+def server_message(exc: psycopg.Error, env: Environment | None = None) -> str:
+    """What the server said, in one line: its message, its detail, or the timeout that
+    cancelled the statement. Redacted."""
+    if isinstance(exc, psycopg.errors.QueryCanceled) and env is not None:
+        return f"statement_timeout={env.statement_timeout} expired"
+    reason = (exc.diag.message_primary or str(exc)).strip()
+    if exc.diag.message_detail:
+        reason += f" ({exc.diag.message_detail.strip()})"
+    return redact(reason)
+
+
 def describe_holders(holders: list[dict]) -> str:
     if not holders:
         return "holder already gone"

@@ -19,7 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from shipshape import database
-from shipshape.environments import Environment, redact
+from shipshape.environments import Environment
 from shipshape.errors import ConfigError, Refused, SQLFailed
 from shipshape.render import Renderer, directives
 
@@ -448,12 +448,7 @@ def split(sql_text: str) -> list[str]:
 
 def _sql_failed(conn, env, migration, script, exc, *, statement=None, partial=False, path=None):
     path = path or migration.path
-    if isinstance(exc, psycopg.errors.QueryCanceled):
-        reason = f"statement_timeout={env.statement_timeout} expired"
-    else:
-        reason = (exc.diag.message_primary or str(exc)).strip()
-        if exc.diag.message_detail:
-            reason += f" ({exc.diag.message_detail})"
+    reason = database.server_message(exc, env)
     line = _error_line(conn, script, exc, statement)
     where = f"{path} (rendered line {line})" if line else str(path)
     if partial and path == migration.path:
@@ -465,7 +460,7 @@ def _sql_failed(conn, env, migration, script, exc, *, statement=None, partial=Fa
     else:
         tail = "Its transaction was rolled back: nothing of it was applied."
     what = "Migration" if path == migration.path else "Rollback of"
-    return SQLFailed(f"{what} {migration.name} failed at {where}: {redact(reason)}. {tail} "
+    return SQLFailed(f"{what} {migration.name} failed at {where}: {reason}. {tail} "
                      f"See the rendered SQL with `invoke render --env {env.name}`.")
 
 

@@ -33,7 +33,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from shipshape import database, yamlfile
-from shipshape.environments import KNOWN_ENVS, Environment, redact
+from shipshape.environments import KNOWN_ENVS, Environment
 from shipshape.errors import ConfigError, SQLFailed
 from shipshape.report import listing
 
@@ -570,21 +570,16 @@ def _failing_row(conn: psycopg.Connection, statement, params: list) -> int | Non
 
 
 def _sql_failed(env: Environment, seed: Seed, row: dict | None, exc: psycopg.Error) -> SQLFailed:
-    if isinstance(exc, psycopg.errors.QueryCanceled):
-        reason = f"statement_timeout={env.statement_timeout} expired"
-    else:
-        reason = (exc.diag.message_primary or str(exc)).strip()
-        if exc.diag.message_detail:
-            reason += f" ({exc.diag.message_detail.strip()})"
-        if isinstance(exc, psycopg.errors.InvalidColumnReference) and "ON CONFLICT" in reason:
-            reason += (f"; key [{', '.join(seed.key)}] must be exactly the columns of a unique "
-                       f"index or constraint of {seed.table}")
-        elif isinstance(exc, psycopg.errors.UndefinedFunction) and "operator" in reason:
-            reason += ("; seeds compare a row's values with =, so a seeded column needs a type "
-                       "with equality (store JSON in jsonb, not json)")
+    reason = database.server_message(exc, env)
+    if isinstance(exc, psycopg.errors.InvalidColumnReference) and "ON CONFLICT" in reason:
+        reason += (f"; key [{', '.join(seed.key)}] must be exactly the columns of a unique "
+                   f"index or constraint of {seed.table}")
+    elif isinstance(exc, psycopg.errors.UndefinedFunction) and "operator" in reason:
+        reason += ("; seeds compare a row's values with =, so a seeded column needs a type "
+                   "with equality (store JSON in jsonb, not json)")
     where = f"row {describe_key(seed.key_of(row))}" if row is not None else "a row"
     return SQLFailed(
-        f"Seed {seed.path} failed at {where} of table {seed.table}: {redact(reason)}. "
+        f"Seed {seed.path} failed at {where} of table {seed.table}: {reason}. "
         f"The seed transaction was rolled back: no row of any seed file was written. Fix the "
         f"seed file or the schema (`invoke db.migrate --env {env.name}`), then run "
         f"`invoke db.seed --env {env.name}` again."
@@ -662,9 +657,8 @@ def _check_seed(conn: psycopg.Connection, seed: Seed) -> SeedCheck:
                     _check_rows(conn, seed, names, rows[start:start + per_query],
                                 columns, result)
     except psycopg.Error as exc:
-        reason = (exc.diag.message_primary or str(exc)).strip()
         result.ok, result.missing, result.differing = 0, [], []
-        result.error = f"cannot compare with table {seed.table}: {redact(reason)}"
+        result.error = f"cannot compare with table {seed.table}: {database.server_message(exc)}"
     return result
 
 

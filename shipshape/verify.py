@@ -176,7 +176,7 @@ def check_findings(conn: psycopg.Connection, checks: list[Check]) -> list[Findin
         except psycopg.Error as exc:
             findings.append(Finding("CHECK_ERROR", "error", f"check {check.name}",
                                     f"{check.path} could not run: "
-                                    f"{(exc.diag.message_primary or str(exc)).strip()}.",
+                                    f"{database.server_message(exc)}.",
                                     "fix the schema first (see the drift findings)"))
             continue
         if rows:
