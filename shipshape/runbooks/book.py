@@ -49,16 +49,24 @@ OPERATIONS: dict[str, dict] = {
     },
     "reapply": {
         "args": {},
-        "doc": "re-run, with its own SQL, each applied migration whose tables or columns "
-               "are missing (the history says applied, the objects are not there); the "
-               "migration fails loudly and changes nothing if any of its objects exist",
+        "doc": "re-run, with its own SQL, each applied migration all of whose tables and "
+               "columns are missing (the history says applied, the objects are not there); "
+               "one whose objects are only partly missing is not re-run (its SQL would fail "
+               "on those that exist; the plan says so), and restore adds its missing columns "
+               "back; a re-run fails loudly and changes nothing if any of its other objects "
+               "exist",
     },
     "restore": {
         "args": {},
-        "doc": "rebuild drifted indexes, constraints (e.g. an FK without ON DELETE "
-               "CASCADE), column NOT NULL/defaults and grants exactly as the migrations "
-               "define them, taking each definition from a shadow database built from "
-               "the same migrations; never drops a table, a column or a row",
+        "doc": "add a missing column back to its table (`ALTER TABLE ... ADD COLUMN` with "
+               "its type, collation, default or generated expression and NOT NULL), then "
+               "rebuild drifted indexes, constraints (e.g. an FK without ON DELETE CASCADE), "
+               "column NOT NULL/defaults and grants exactly as the migrations define them, "
+               "taking each definition from a shadow database built from the same "
+               "migrations; never drops a table, a column or a row, and never invents a "
+               "value: a NOT NULL column without a default on a table with rows, an identity "
+               "or a serial column is left for escalation, with the indexes and constraints "
+               "that need it",
     },
     "terminate": {
         "args": {},

@@ -78,6 +78,11 @@ class _Ctx:
     operator: str
     record: object = None  # callable(planned, status): write the step row on conn
     rerun: str = ""  # the command that resumes this run
+    # projected while planning, like history: what an earlier step (reapply) creates again,
+    # as snapshot sections ({section: {name: definition, or None when it drops it}}) taken
+    # from the shadow database, so that the steps after it are planned against the schema
+    # they will see
+    recreated: dict = field(default_factory=dict)
 
     @property
     def env(self) -> Environment:
@@ -100,12 +105,25 @@ def _actual(ctx: _Ctx) -> dict:
     return catalog.snapshot(ctx.conn)
 
 
-def _drift(ctx: _Ctx) -> list:
-    """Differences between the schema the recorded migrations create and the live one."""
-    from shipshape import catalog, verify
+def _projected(ctx: _Ctx) -> dict:
+    """The live schema as the steps planned so far leave it (see _Ctx.recreated)."""
+    snap = {section: dict(objects) for section, objects in _actual(ctx).items()}
+    for section, objects in ctx.recreated.items():
+        for name, value in objects.items():
+            if value is None:
+                snap.setdefault(section, {}).pop(name, None)
+            else:
+                snap.setdefault(section, {})[name] = value
+    return snap
 
-    expected = verify.shadow_snapshot(ctx.target, _applied(ctx, _fresh_history(ctx)), ctx.progress)
-    return catalog.diff(expected, _actual(ctx))
+
+def _expected(ctx: _Ctx, applied: list | None = None) -> dict:
+    """The schema the recorded migrations create (a shadow database's snapshot)."""
+    from shipshape import verify
+
+    if applied is None:
+        applied = _applied(ctx, _fresh_history(ctx))
+    return verify.shadow_snapshot(ctx.target, applied, ctx.progress)
 
 
 def _projected_row(migration, applied_by: str) -> dict:
@@ -281,38 +299,87 @@ def _adopt(ctx: _Ctx, version: int) -> list:
     return todo
 
 
-def _plan_reapply(ctx: _Ctx, planned: PlannedStep) -> None:
-    from shipshape import verify
+# The objects reapply re-creates, and the snapshot section that holds each kind.
+_CREATED = {"table": "tables", "column": "columns"}
 
-    missing = [d for d in _drift(ctx) if d.change == "missing" and d.kind in ("table", "column")]
-    if not missing:
+
+def _created(snap: dict, before: dict, expected: dict) -> list[tuple[str, str]]:
+    """The tables and columns in snap but not in before (one migration's, when they are
+    the shadow snapshots of consecutive prefixes) that the recorded migrations still have."""
+    return sorted((kind, name) for kind, section in _CREATED.items()
+                  for name in (snap.get(section) or {})
+                  if name not in (before.get(section) or {}) and name in (expected.get(section) or {}))
+
+
+def _folded(objects: list[tuple[str, str]]) -> list[str]:
+    """`kind name` for each object, the columns of a listed table left out."""
+    tables = {name for kind, name in objects if kind == "table"}
+    return [f"{kind} {name}" for kind, name in objects
+            if kind == "table" or name.rsplit(".", 1)[0] not in tables]
+
+
+def _plan_reapply(ctx: _Ctx, planned: PlannedStep) -> None:
+    """Re-run a recorded migration only when every table and column it creates is missing:
+    re-running one whose objects partly exist would fail on the first that does (its SQL
+    has no IF NOT EXISTS, on purpose). Missing columns of such a migration are restore's."""
+    ctx.recreated.clear()  # mutated, not replaced: the run plans on copies of ctx
+    applied = _applied(ctx, _fresh_history(ctx))
+    expected = _expected(ctx, applied)
+    actual = _actual(ctx)
+    absent = {(kind, name) for kind, section in _CREATED.items()
+              for name in (expected.get(section) or {}) if name not in (actual.get(section) or {})}
+    if not absent:
         planned.skip = "no table or column of an applied migration is missing"
         return
-    applied = _applied(ctx, _fresh_history(ctx))
-    owners: dict[int, list] = {}
-    unowned = list(missing)
-    for i in range(1, len(applied) + 1):
+    # Each missing object belongs to the first migration whose shadow snapshot has it; what
+    # a migration creates is the difference between its prefix's snapshot and the one before.
+    owners: list[tuple[object, list[tuple[str, str]], dict, dict]] = []
+    unowned = set(absent)
+    before: dict = {}
+    for i, m in enumerate(applied, 1):
         if not unowned:
             break
-        snap = verify.shadow_snapshot(ctx.target, applied[:i], ctx.progress)
-        section = {"table": "tables", "column": "columns"}
-        for d in list(unowned):
-            if d.name in (snap.get(section[d.kind]) or {}):
-                owners.setdefault(applied[i - 1].version, []).append(d)
-                unowned.remove(d)
-    by_version = {m.version: m for m in ctx.loaded}
-    todo = [by_version[v] for v in sorted(owners)]
-    for m in todo:
+        snap = _expected(ctx, applied[:i])
+        mine = {o for o in unowned if o[1] in (snap.get(_CREATED[o[0]]) or {})}
+        if mine:
+            owners.append((m, _created(snap, before, expected), snap, before))
+            unowned -= mine
+        before = snap
+    todo, partial = [], []
+    for m, created, snap, before in owners:
+        missing = [o for o in created if o in absent]
+        if missing and len(missing) == len(created):
+            todo.append((m, created, snap, before))
+        else:
+            partial.append(
+                f"{m.name} is not re-run: {len(missing)} of the {len(created)} tables and "
+                f"columns it creates {'is' if len(missing) == 1 else 'are'} missing "
+                f"({listing(_folded(missing))}) and its SQL would fail on those that exist")
+    not_run = ("; ".join(partial) + " (restore adds a missing column back from the shadow "
+               "database's definition)") if partial else ""
+    if not todo:
+        planned.skip = not_run or "no recorded migration creates the missing tables and columns"
+        return
+    for m, *_ in todo:
         if not m.transactional or m.destructive:
             raise Refused(
                 f"{m.name} created missing objects but cannot be re-run safely "
                 f"({'it is not transactional' if not m.transactional else 'it is destructive'}); "
                 f"restore its objects through a new migration.")
-    planned.sql = _migration_blocks(todo, "re-run ")
+    planned.sql = _migration_blocks([m for m, *_ in todo], "re-run ")
     planned.summary = "; ".join(
-        f"re-run {by_version[v].name}: {listing([f'{d.kind} {d.name}' for d in ds])} missing"
-        for v, ds in sorted(owners.items()))
-    planned.data = {"versions": [m.version for m in todo]}
+        f"re-run {m.name}: {listing(_folded(created))} missing" for m, created, *_ in todo) + (
+        f"; {not_run}" if not_run else "")
+    planned.data = {"versions": [m.version for m, *_ in todo]}
+    if planned.done_before:
+        return  # done in an earlier attempt: it does not run again
+    # What re-running them changes, in order: each one's objects as its shadow prefix has them.
+    for _, _, snap, before in todo:
+        for section in snap.keys() | before.keys():
+            mine, theirs = snap.get(section) or {}, before.get(section) or {}
+            for name in mine.keys() | theirs.keys():
+                if mine.get(name) != theirs.get(name):
+                    ctx.recreated.setdefault(section, {})[name] = mine.get(name)
 
 
 def _run_reapply(ctx: _Ctx, planned: PlannedStep) -> str:
@@ -329,26 +396,159 @@ def _run_reapply(ctx: _Ctx, planned: PlannedStep) -> str:
 
 
 def _plan_restore(ctx: _Ctx, planned: PlannedStep) -> None:
+    from shipshape import catalog
+
+    expected = _expected(ctx)
+    differences = catalog.diff(expected, _projected(ctx))
     statements: list[tuple[int, str, bool]] = []  # (order, sql, transactional)
-    for d in _drift(ctx):
-        statements_for, why_left = _restore_statements(ctx, d)
+    gone: set[tuple[str, str | None]] = set()  # (table, column or None) that stay missing
+    # Missing tables and plain columns first: an index, a constraint or a generated column
+    # that needs one of them which stays missing cannot be built, and is left with it.
+    first, then = [], []
+    for d in differences:
+        plain = d.change == "missing" and (
+            d.kind == "table" or (d.kind == "column" and not d.expected.get("generated")))
+        (first if plain else then).append(d)
+    for d in first + then:
+        needs = _needs(d, gone)
+        if needs:
+            statements_for, why_left = [], f"it needs {needs}, which stays missing"
+        else:
+            statements_for, why_left = _restore_statements(ctx, d, expected)
         if why_left:
             planned.left.append(f"{d.describe()} ({why_left})")
+            if d.change == "missing" and d.kind == "table":
+                gone.add((d.name, None))
+            elif d.change == "missing" and d.kind == "column":
+                gone.add((d.expected["table"], d.name[len(d.expected["table"]) + 1:]))
         statements += statements_for
     if not statements:
         planned.skip = "nothing that restore can rebuild"
         return
+    # Columns (0, generated ones 3) before defaults and NOT NULL (1, 2), constraints
+    # (10-15), indexes (20, 21) and grants (30, 31): what needs a column comes after it.
     statements.sort(key=lambda s: s[0])
     planned.sql = "\n".join(s + ";" for _, s, _ in statements)
     planned.summary = f"{len(statements)} statement(s) rebuilding what the migrations define"
     planned.data = {"statements": [(s, t) for _, s, t in statements]}
 
 
+def _mentions(text: str, name: str) -> bool:
+    """Whether catalog text (pg_get_indexdef, pg_get_constraintdef, pg_get_expr) names the
+    identifier `name`: quoted, or bare when it needs no quotes. Errs on the side of yes."""
+    if '"' + name.replace('"', '""') + '"' in text:
+        return True
+    return bool(re.fullmatch(r"[a-z_][a-z0-9_$]*", name)) and re.search(
+        rf'(?<![\w$"]){re.escape(name)}(?![\w$"])', text) is not None
+
+
+def _needs(d, gone: set[tuple[str, str | None]]) -> str:
+    """The table or column that stays missing which the object of d is built on, if any."""
+    if not gone or d.change not in ("missing", "changed") or not isinstance(d.expected, dict):
+        return ""
+    table = d.expected.get("table")
+    if d.kind == "column":
+        own, ref = d.expected.get("generated") or "", None
+    elif d.kind == "index":
+        own, ref = d.expected["definition"].split(" USING ", 1)[-1], None
+    elif d.kind == "constraint":
+        own, _, rest = d.expected["definition"].partition(" REFERENCES ")
+        ref = re.match(r"\s*(.+?)\((.*?)\)", rest) if rest else None
+    else:
+        return ""
+    ref_table = ".".join(part.strip('"') for part in ref.group(1).split(".")) if ref else None
+    for gone_table, column in sorted(gone, key=lambda g: (g[0], g[1] or "")):
+        if column is None:
+            if gone_table == ref_table:
+                return f"table {gone_table}"
+        elif (gone_table == table and _mentions(own, column)) or (
+                gone_table == ref_table and _mentions(ref.group(2), column)):
+            return f"column {gone_table}.{column}"
+    return ""
+
+
+def _has_rows(ctx: _Ctx, table: str) -> bool:
+    """Whether table has a row: read-only, within the env's timeouts. A table that an
+    earlier step creates again (it is not there yet) has none."""
+    import psycopg
+    from psycopg import sql
+
+    from shipshape import database
+
+    statement = sql.SQL(_template("runbook/table_has_rows")).format(
+        table=database.identifier(table))
+
+    def work():
+        try:
+            with ctx.conn.transaction(force_rollback=True):
+                database.set_local_timeouts(ctx.conn, ctx.env)
+                return ctx.conn.execute(statement).fetchone()[0]
+        except psycopg.errors.UndefinedTable:
+            return False
+
+    return database.retry_on_lock_timeout(ctx.conn, ctx.env, work,
+                                          what=f"Planning restore (whether {table} has rows)",
+                                          then="run the runbook again; nothing was changed.")
+
+
+def _collation(ctx: _Ctx, name: str):
+    """The collation a snapshot names (unqualified in pg_catalog and public), as an
+    identifier, or None when this database has no such collation for its encoding."""
+    from psycopg import sql
+
+    with ctx.conn.transaction(force_rollback=True):
+        row = ctx.conn.execute(_template("runbook/collation"), {"name": name}).fetchone()
+    return sql.Identifier(*row) if row else None
+
+
+def _restore_column(ctx: _Ctx, d, expected: dict) -> tuple[list[tuple[int, str, bool]], str]:
+    """ALTER TABLE ... ADD COLUMN for a column missing from a table that exists, exactly as
+    the shadow database has it; or why it is left: restore never invents a value for a row."""
+    from psycopg import sql
+
+    from shipshape.database import identifier
+
+    column = d.expected
+    table = column["table"]
+    name = d.name[len(table) + 1:]
+    if column.get("identity"):
+        return [], (f"an identity column (generated {column['identity']}): adding it back "
+                    f"numbers every row from a new sequence; write a migration")
+    owned = [s for s, v in (expected.get("sequences") or {}).items()
+             if v.get("table") == table and v.get("column") == name]
+    if owned:
+        return [], (f"its values come from sequence {owned[0]}, which it owns (serial) and "
+                    f"restore does not rebuild; write a migration")
+    parts = [sql.SQL(column["type"])]
+    if column.get("collation"):
+        collation = _collation(ctx, column["collation"])
+        if collation is None:
+            return [], f"its collation {column['collation']} does not exist in this database"
+        parts.append(sql.SQL("COLLATE {}").format(collation))
+    if column.get("generated"):  # computed from the row: nothing is invented
+        expression, _, stored = column["generated"].rpartition(" ")
+        parts.append(sql.SQL("GENERATED ALWAYS AS ({}) {}").format(
+            sql.SQL(expression), sql.SQL(stored)))
+    elif column.get("default") is not None:  # each row gets it, as when the migration ran
+        parts.append(sql.SQL("DEFAULT {}").format(sql.SQL(column["default"])))
+    if not column["nullable"]:
+        if column.get("default") is None and not column.get("generated") and _has_rows(ctx, table):
+            return [], (f"it is NOT NULL without a default and {table} has rows: adding it "
+                        f"back needs a value for each of them, and restore never invents "
+                        f"data; a reviewed migration must supply them")
+        parts.append(sql.SQL("NOT NULL"))
+    statement = sql.SQL(_template("runbook/restore_column_add")).format(
+        table=identifier(table), column=sql.Identifier(name),
+        definition=sql.SQL(" ").join(parts)).as_string(ctx.conn)
+    return [(3 if column.get("generated") else 0, statement, True)], ""
+
+
 _CONSTRAINT_ORDER = {"PRIMARY KEY": 10, "UNIQUE": 11, "EXCLUDE": 12, "CHECK": 13, "FOREIGN KEY": 14}
 
 
-def _restore_statements(ctx: _Ctx, d) -> tuple[list[tuple[int, str, bool]], str]:
-    """The statements that rebuild one difference, or why restore leaves it."""
+def _restore_statements(ctx: _Ctx, d, expected: dict) -> tuple[list[tuple[int, str, bool]], str]:
+    """The statements that rebuild one difference, or why restore leaves it. expected:
+    the shadow database's snapshot that d comes from."""
     from psycopg import sql
 
     from shipshape.database import identifier
@@ -416,8 +616,12 @@ def _restore_statements(ctx: _Ctx, d) -> tuple[list[tuple[int, str, bool]], str]
                                      grantee=who, privileges=sql.SQL(", ").join(
                                          sql.SQL(p) for p in sorted(want))), True))
         return out, ""
-    if d.change == "missing" and d.kind in ("table", "column"):
-        return [], "the reapply step re-runs the migration that creates it"
+    if d.kind == "column" and d.change == "missing":
+        return _restore_column(ctx, d, expected)
+    if d.kind == "table" and d.change == "missing":
+        return [], ("restore does not create tables: reapply re-runs the migration that "
+                    "creates it when every table and column of that migration is missing; "
+                    "otherwise write a migration")
     if d.change == "unexpected":
         return [], "no migration creates it: adopt it in a migration, or drop it in one"
     return [], "restore does not rebuild this kind of object: write a migration"

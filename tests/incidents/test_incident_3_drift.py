@@ -155,3 +155,139 @@ def test_columns_added_by_hand_as_in_the_incident_are_refused_and_escalated(inci
     assert incident.sql("SELECT * FROM shipshape.history ORDER BY version") == history
     with psycopg.connect(incident.dsn) as conn:
         assert conn.execute("SELECT to_regclass('shipshape.runbook_runs')").fetchone() == (None,)
+
+
+# --- one column dropped by hand: the commonest drift -----------------------------------------
+
+def avatar_rows(incident, without: str) -> dict[str, dict]:
+    """Every avatar, each value but the dropped column's, by id."""
+    return {r[0]: r[1] for r in incident.sql(
+        "SELECT id, to_jsonb(a) - %s FROM avatars a", [without])}
+
+
+def test_one_dropped_column_is_added_back_and_every_value_kept(incident, app):
+    user = app.user()
+    project = user.project()
+    maya = user.post(f"/projects/{project['id']}/avatars",
+                     json={"name": "Maya", "baseImageUrl": "https://cdn.example.test/m.png",
+                           "personaName": "Maya Chen", "personaAge": 31, "hairColor": "black",
+                           "eyeColor": "brown", "style": "studio"}).json()["avatar"]
+    incident.sql('UPDATE avatars SET "usageCount" = 7, "sourceType" = \'generated\' WHERE id = %s',
+                 [incident.ids["avatar2"]])
+    before = avatar_rows(incident, "hairColor")
+    history = incident.sql("SELECT * FROM shipshape.history ORDER BY version")
+    incident.sql('ALTER TABLE avatars DROP COLUMN "hairColor"')  # 1 of 0005's 18 columns
+    broken = user.get(f"/avatars/{maya['id']}")
+    assert broken.status_code == 503 and broken.json()["error"]["code"] == "SCHEMA_MISMATCH"
+    assert "hairColor" in broken.text
+
+    _, groups = incident.doctor()
+    assert [g.runbook.id for g in groups] == ["schema-drift"]
+    assert [(f.code, f.object) for f in groups[0].findings] == [
+        ("DRIFT_MISSING", "column avatars.hairColor")]
+
+    result = incident.run("schema-drift")
+    assert result.outcome == "fixed", result.message
+    reapply, restore = result.steps
+    # 0005 is not re-run: 17 of its 18 columns exist, and its SQL would fail on them
+    assert reapply.status == "skipped"
+    assert reapply.skip.startswith("0005_avatar_persona_columns is not re-run: 1 of the 18 "
+                                   "tables and columns it creates is missing "
+                                   "(column avatars.hairColor)")
+    assert restore.sql == 'ALTER TABLE "avatars" ADD COLUMN "hairColor" text;'
+    assert restore.status == "done" and restore.left == []
+    assert incident.findings() == []
+    assert incident.sql("SELECT * FROM shipshape.history ORDER BY version") == history
+
+    # no value changed; the dropped column's are gone with it (NULL, its default)
+    assert avatar_rows(incident, "hairColor") == before
+    assert incident.sql('SELECT DISTINCT "hairColor" FROM avatars') == [(None,)]
+    got = user.get(f"/avatars/{maya['id']}")
+    assert got.status_code == 200, got.text
+    avatar = got.json()["avatar"]
+    assert (avatar["personaName"], avatar["personaAge"], avatar["eyeColor"], avatar["style"],
+            avatar["hairColor"]) == ("Maya Chen", 31, "brown", "studio", None)
+    assert ready(app)[0] == 200
+
+
+def test_a_dropped_column_comes_back_before_the_index_on_it(incident):
+    incident.sql('UPDATE avatars SET "personaName" = name, "usageCount" = 3')
+    before = avatar_rows(incident, "sourceType")
+    # DROP COLUMN takes 0010's avatars_sourceType_idx with it
+    incident.sql('ALTER TABLE avatars DROP COLUMN "sourceType"')
+    assert incident.sql("SELECT to_regclass('\"avatars_sourceType_idx\"')") == [(None,)]
+
+    _, groups = incident.doctor()
+    assert [g.runbook.id for g in groups] == ["schema-drift"]
+    assert {(f.code, f.object) for f in groups[0].findings} >= {
+        ("DRIFT_MISSING", "column avatars.sourceType"),
+        ("DRIFT_MISSING", "index avatars_sourceType_idx")}
+
+    result = incident.run("schema-drift")
+    assert result.outcome == "fixed", result.message
+    reapply, restore = result.steps
+    assert reapply.status == "skipped"
+    assert restore.sql.splitlines() == [
+        'ALTER TABLE "avatars" ADD COLUMN "sourceType" text DEFAULT \'uploaded\'::text NOT NULL;',
+        'CREATE INDEX "avatars_sourceType_idx" ON public.avatars USING btree ("sourceType");']
+    assert restore.sha256 == result.steps[1].sha256  # recorded as shown
+    assert incident.sql("SELECT sql_sha256 FROM shipshape.runbook_steps WHERE step = 'restore'") \
+        == [(restore.sha256,)]
+    assert incident.findings() == []
+    assert avatar_rows(incident, "sourceType") == before
+    assert incident.sql('SELECT DISTINCT "sourceType" FROM avatars') == [("uploaded",)]
+
+
+def test_a_dropped_not_null_column_of_a_table_with_rows_is_escalated(incident):
+    from shipshape.errors import ProblemsFound
+
+    # "userId" is NOT NULL without a default: its FK and two indexes go with it
+    incident.sql('ALTER TABLE avatars DROP COLUMN "userId"')
+    before = avatar_rows(incident, "userId")
+    shape = columns(incident)
+    history = incident.sql("SELECT * FROM shipshape.history ORDER BY version")
+    _, groups = incident.doctor()
+    assert [g.runbook.id for g in groups] == ["schema-drift"]
+
+    with pytest.raises(ProblemsFound) as unresolved:
+        incident.run("schema-drift")
+    assert unresolved.value.exit_code == 2
+    message = str(unresolved.value)
+    assert "verify still finds" in message and "DRIFT_MISSING column avatars.userId" in message
+    assert "Escalate to the service's database owner when:" in message
+    assert "NOT NULL without a default" in message
+    result = unresolved.value.run_result
+    assert result.outcome == "unresolved"
+    reapply, restore = result.steps
+    assert reapply.status == "skipped" and "0004_avatars is not re-run" in reapply.skip
+    # nothing is invented for the rows, and nothing is built on the missing column
+    assert restore.status == "skipped" and restore.sql == ""
+    left = "\n".join(restore.left)
+    assert ("column avatars.userId is missing (expected text, not null) (it is NOT NULL "
+            "without a default and avatars has rows") in left
+    for needs in ("index avatars_userId_idx", "index avatars_userId_createdAt_idx",
+                  "constraint avatars.avatars_userId_fkey"):
+        assert f"{needs} is missing" in left
+    assert left.count("(it needs column avatars.userId, which stays missing)") == 3
+    report = result.report_md.read_text()
+    assert "## Escalate" in report and "left for escalation: column avatars.userId" in report
+    # nothing changed
+    assert columns(incident) == shape
+    assert avatar_rows(incident, "userId") == before
+    assert incident.sql("SELECT * FROM shipshape.history ORDER BY version") == history
+
+
+def test_a_dropped_table_comes_back_with_everything_later_migrations_built_on_it(incident):
+    """0004 and 0005 are re-run (every object of theirs is missing); restore, planned on
+    the schema they leave, rebuilds 0010's indexes and the foreign keys other tables had
+    to avatars: in one run, with the SQL shown."""
+    incident.sql("DELETE FROM avatars")  # its FKs clear the rows that point at it
+    incident.sql("DROP TABLE avatars CASCADE")  # and go with it
+
+    result = incident.run("schema-drift")
+    assert result.outcome == "fixed", result.message
+    reapply, restore = result.steps
+    assert reapply.data["versions"] == [4, 5]
+    assert restore.status == "done"
+    assert restore.sql.count("CREATE INDEX") == 3 and restore.sql.count("FOREIGN KEY") == 2
+    assert incident.findings() == []
