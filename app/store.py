@@ -47,10 +47,21 @@ MODEL_ORDER = (
 )
 
 
+def timestamp(value: datetime | date) -> str:
+    """ISO 8601 exactly as PostgreSQL's JSON writes it (no trailing zeros in the fraction),
+    so a value reads the same whether PostgreSQL or Python built the response."""
+    text = value.isoformat()
+    if isinstance(value, datetime) and value.microsecond:
+        head, _, rest = text.partition(".")
+        digits = rest[:6].rstrip("0")
+        text = f"{head}.{digits}{rest[6:]}"
+    return text
+
+
 def jsonable(row: dict | None) -> dict | None:
     if row is None:
         return None
-    return {k: (v.isoformat() if isinstance(v, (datetime, date)) else v) for k, v in row.items()}
+    return {k: (timestamp(v) if isinstance(v, (datetime, date)) else v) for k, v in row.items()}
 
 
 async def one(conn, query, params=None) -> dict | None:
@@ -84,8 +95,8 @@ async def touch_token(conn, token_id: str) -> None:
 # --- projects ---------------------------------------------------------------------------
 
 # PostgreSQL builds the project documents (json_agg): one round trip, and no Python
-# objects per avatar field. Sessions run in UTC (see main.py), so timestamps read like
-# Python's isoformat(): 2025-10-12T08:40:00.123456+00:00.
+# objects per avatar field. Sessions run in UTC (see main.py), so timestamps read
+# 2025-10-12T08:40:00.1234+00:00, which is also what jsonable() writes.
 _PROJECT_JSON = """
 json_build_object('id', p.id, 'userId', p."userId", 'name', p.name, 'description', p.description,
                   'createdAt', p."createdAt", 'updatedAt', p."updatedAt",
