@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shipshape import database, migrations, seeds
+from shipshape import database, migrations, seeds, tree
 from shipshape.environments import Environment
 from shipshape.render import Renderer
 
@@ -42,15 +42,13 @@ def _seed_rows(seed: seeds.Seed) -> dict:
 
 def write_bundle(out_dir: Path, env: Environment, sql_dir: Path, expected: dict) -> dict[str, Path]:
     """render: migrate.sql, rollback.sql, seed.sql and verify.sql for env into out_dir."""
-    renderer = Renderer(sql_dir, env)
-    loaded = migrations.load(sql_dir, env, renderer)
-    declared = seeds.load(sql_dir, env)
+    code = tree.load(sql_dir, env)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
-        "migrate.sql": migrate_script(renderer, loaded),
-        "rollback.sql": rollback_script(renderer, loaded),
-        "seed.sql": seed_script(declared, env),
-        "verify.sql": verify_script(renderer, expected, loaded, declared),
+        "migrate.sql": migrate_script(code.renderer, code.migrations),
+        "rollback.sql": rollback_script(code.renderer, code.migrations),
+        "seed.sql": seed_script(code.seeds, env),
+        "verify.sql": verify_script(code.renderer, expected, code.migrations, code.seeds),
     }
     written = {}
     for name, text in files.items():

@@ -42,20 +42,15 @@ def checksums(env: Environment, sql_dir: Path | str) -> dict[str, dict[str, str]
     Independent of where the tree is on disk. Rendering errors raise as they do in a
     deploy (ConfigError, exit 5), so a broken template fails `pulumi preview` already.
     """
-    from shipshape import migrations, seeds, verify
-    from shipshape.render import Renderer
+    from shipshape import tree
 
-    sql_dir = Path(sql_dir)
-    renderer = Renderer(sql_dir, env)
-    loaded = migrations.load(sql_dir, env, renderer)
-    declared = seeds.load(sql_dir, env)
-    checks = verify.load_checks(sql_dir, renderer)
+    code = tree.load(sql_dir, env)
     return {
-        "migrations": {m.name: m.checksum for m in loaded},
+        "migrations": {m.name: m.checksum for m in code.migrations},
         "seeds": {s.name: _digest(json.dumps(
             {"table": s.table, "key": list(s.key), "set": s.set, "rows": list(s.rows)},
-            sort_keys=True, default=str)) for s in declared},
-        "checks": {c.name: _digest(c.sql) for c in checks},
+            sort_keys=True, default=str)) for s in code.seeds},
+        "checks": {c.name: _digest(c.sql) for c in code.checks},
     }
 
 

@@ -18,10 +18,9 @@ from pathlib import Path
 import psycopg
 from psycopg.types.json import Jsonb
 
-from shipshape import database, migrations, seeds, verify
+from shipshape import database, migrations, seeds, tree, verify
 from shipshape.environments import Target, redact
 from shipshape.errors import ProblemsFound, ShipshapeError
-from shipshape.render import Renderer
 from shipshape.report import Progress
 
 
@@ -94,7 +93,6 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
            app_check=None) -> DeployResult:
     """Run every gate in order. Raises the failing gate's error after recording it."""
     progress = progress or Progress()
-    sql_dir = Path(sql_dir)
     env = target.env
     result = DeployResult(env=env.name, target=target.describe())
     run = _Run(result, progress)
@@ -103,19 +101,17 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
     conn = None
     try:
         with run.gate("preflight", "preflight: render, connect, check") as gate:
-            renderer = Renderer(sql_dir, env)
-            loaded = migrations.load(sql_dir, env, renderer)
-            declared = seeds.load(sql_dir, env)
-            verify.load_checks(sql_dir, renderer)
+            code = tree.load(sql_dir, env)
             conn = database.connect(target, purpose="deploy")
             version = database.server_version(conn)
             conn.commit()
-            gate.note(f"PostgreSQL {version}; {len(loaded)} migrations, {len(declared)} seed files")
+            gate.note(f"PostgreSQL {version}; {len(code.migrations)} migrations, "
+                      f"{len(code.seeds)} seed files")
         with ExitStack() as held:
             with run.gate("lock", "lock: wait for other deploys") as gate:
                 held.enter_context(database.advisory_lock(conn, env.migration_lock_wait))
                 gate.note("migration lock held")
-            _migrate_seed_verify(run, conn, target, sql_dir, loaded, declared)
+            _migrate_seed_verify(run, conn, target, code)
         if env.app_url:
             with run.gate("app", f"app: {env.app_url}/health/ready") as gate:
                 (app_check or check_app_ready)(env.app_url)
@@ -139,21 +135,22 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
     return result
 
 
-def _migrate_seed_verify(run: _Run, conn, target: Target, sql_dir: Path, loaded, declared) -> None:
+def _migrate_seed_verify(run: _Run, conn, target: Target, code: tree.Tree) -> None:
     env = target.env
     result = run.result
     with run.gate("migrate") as gate:
-        result.from_version, todo = migrations.migrate(conn, env, loaded, progress=run.progress)
-        result.to_version = max((m.version for m in loaded), default=result.from_version)
+        result.from_version, todo = migrations.migrate(conn, env, code.migrations,
+                                                       progress=run.progress)
+        result.to_version = max((m.version for m in code.migrations), default=result.from_version)
         gate.note(f"{len(todo)} applied, at version {result.to_version or 0:04d}"
                   if todo else f"nothing to apply, at version {result.to_version or 0:04d}")
     with run.gate("seed") as gate:
-        applied = seeds.apply(conn, env, declared)
+        applied = seeds.apply(conn, env, code.seeds)
         inserted = sum(r.inserted for r in applied)
         updated = sum(r.updated for r in applied)
         gate.note(f"{len(applied)} files: {inserted} inserted, {updated} updated")
     with run.gate("verify") as gate:
-        findings = verify.verify(conn, target, sql_dir, loaded=loaded, progress=run.progress)
+        findings = verify.verify(conn, target, code.sql_dir, code=code, progress=run.progress)
         result.findings = findings
         verify.raise_if_problems(findings)
         warnings = [f for f in findings if f.severity != "error"]
@@ -164,26 +161,22 @@ def dry_run(target: Target, sql_dir: Path | str) -> str:
     """Every statement deploy would run, in order, as one psql script. Changes nothing."""
     from shipshape import bundle
 
-    sql_dir = Path(sql_dir)
     env = target.env
-    renderer = Renderer(sql_dir, env)
-    loaded = migrations.load(sql_dir, env, renderer)
-    declared = seeds.load(sql_dir, env)
-    checks = verify.load_checks(sql_dir, renderer)
+    code = tree.load(sql_dir, env)
     with database.connect(target, purpose="deploy --dry-run") as conn:
         history = migrations.read_history(conn)
-    migrations.refuse_unsafe(migrations.status(loaded, history), loaded)
-    todo = migrations.plan(loaded, history)
+    migrations.refuse_unsafe(migrations.status(code.migrations, history), code.migrations)
+    todo = migrations.plan(code.migrations, history)
     migrations.refuse_destructive(env, todo, rollback=False)
     parts = [
         f"-- deploy --dry-run for {target.describe()}",
         f"-- {len(todo)} migration(s) pending; nothing below has been run.",
-        bundle.migrate_script(renderer, todo),
+        bundle.migrate_script(code.renderer, todo),
         "-- ==== seed ====",
-        bundle.seed_script(declared, env),
+        bundle.seed_script(code.seeds, env),
         "-- ==== verify (read-only, rolled back): history, schema against a shadow database,",
         "-- seed rows, and these data checks ====",
-        *(f"-- {c.path.name}\n{c.sql.strip()}\n" for c in checks),
+        *(f"-- {c.path.name}\n{c.sql.strip()}\n" for c in code.checks),
     ]
     return "\n".join(parts)
 

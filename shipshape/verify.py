@@ -7,7 +7,6 @@ their declarations, and runs the data checks. It never writes to the target.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,10 +15,9 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from shipshape import catalog, database, embedded, migrations, seeds
+from shipshape import catalog, database, embedded, migrations, seeds, tree
 from shipshape.environments import Target
 from shipshape.errors import ProblemsFound
-from shipshape.render import Renderer
 from shipshape.report import Progress
 
 CATALOG_FORMAT = 1  # bump when catalog.snapshot's shape changes, to invalidate caches
@@ -38,43 +36,14 @@ class Finding:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Check:
-    """A data invariant from sql/checks: a SELECT returning the violating rows."""
-
-    name: str
-    path: Path
-    sql: str
-    description: str
-    severity: str
-    fix: str
-
-
-def load_checks(sql_dir: Path, renderer: Renderer) -> list[Check]:
-    directory = Path(sql_dir) / "checks"
-    if not directory.is_dir():
-        return []
-    checks = []
-    for path in sorted(directory.glob("*.sql.j2")):
-        text = renderer.render(path)
-        header = dict(re.findall(r"^--\s*(description|severity|fix):\s*(.+?)\s*$", text, re.M))
-        checks.append(Check(
-            name=path.name.removesuffix(".sql.j2"), path=path, sql=text,
-            description=header.get("description", path.name),
-            severity=header.get("severity", "error"),
-            fix=header.get("fix", "inspect the rows and fix the data"),
-        ))
-    return checks
-
-
 def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
-           progress: Progress | None = None,
-           loaded: list[migrations.Migration] | None = None) -> list[Finding]:
-    """Every finding for target's database, read-only."""
+           progress: Progress | None = None, code: tree.Tree | None = None) -> list[Finding]:
+    """Every finding for target's database, read-only. `code` is sql_dir already loaded
+    for target's env (a deploy has it from its preflight)."""
     progress = progress or Progress()
     env = target.env
-    renderer = Renderer(sql_dir, env)
-    loaded = loaded if loaded is not None else migrations.load(sql_dir, env, renderer)
+    code = code or tree.load(sql_dir, env)
+    loaded = code.migrations
     findings: list[Finding] = []
     history = migrations.read_history(conn)
     with progress.step("history") as step:
@@ -88,14 +57,12 @@ def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
         findings += drift_findings(drift, env.name)
         step.note(f"{len(drift)} difference(s)")
     with progress.step("seed rows") as step:
-        declared = seeds.load(sql_dir, env)
-        results = _read_only(conn, lambda: seeds.check(conn, declared))
+        results = _read_only(conn, lambda: seeds.check(conn, code.seeds))
         findings += seed_findings(results, env.name)
         step.note(f"{sum(r.ok for r in results)} of {sum(r.total for r in results)} rows equal")
     with progress.step("data checks") as step:
-        checks = load_checks(sql_dir, renderer)
-        findings += _read_only(conn, lambda: check_findings(conn, checks))
-        step.note(f"{len(checks)} check(s)")
+        findings += _read_only(conn, lambda: check_findings(conn, code.checks))
+        step.note(f"{len(code.checks)} check(s)")
     return findings
 
 
@@ -167,7 +134,7 @@ def seed_findings(results, env_name: str) -> list[Finding]:
     return findings
 
 
-def check_findings(conn: psycopg.Connection, checks: list[Check]) -> list[Finding]:
+def check_findings(conn: psycopg.Connection, checks: list[tree.Check]) -> list[Finding]:
     findings = []
     for check in checks:
         try:

@@ -1,0 +1,62 @@
+"""An SQL tree rendered for one environment: its migrations, seed declarations and data
+checks, loaded once and handed to every gate that needs them (deploy, verify, the dry
+run, render, the Pulumi gate), so a deploy reads and renders each file once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipshape import migrations, seeds
+from shipshape.environments import Environment
+from shipshape.render import Renderer
+
+
+@dataclass(frozen=True)
+class Check:
+    """A data invariant from sql/checks: a SELECT returning the violating rows."""
+
+    name: str
+    path: Path
+    sql: str
+    description: str
+    severity: str
+    fix: str
+
+
+def load_checks(sql_dir: Path, renderer: Renderer) -> list[Check]:
+    """The rendered sql/checks/*.sql.j2, with their header lines read."""
+    directory = Path(sql_dir) / "checks"
+    if not directory.is_dir():
+        return []
+    checks = []
+    for path in sorted(directory.glob("*.sql.j2")):
+        text = renderer.render(path)
+        header = dict(re.findall(r"^--\s*(description|severity|fix):\s*(.+?)\s*$", text, re.M))
+        checks.append(Check(
+            name=path.name.removesuffix(".sql.j2"), path=path, sql=text,
+            description=header.get("description", path.name),
+            severity=header.get("severity", "error"),
+            fix=header.get("fix", "inspect the rows and fix the data"),
+        ))
+    return checks
+
+
+@dataclass(frozen=True)
+class Tree:
+    sql_dir: Path
+    env: Environment
+    renderer: Renderer
+    migrations: list[migrations.Migration]
+    seeds: list[seeds.Seed]
+    checks: list[Check]
+
+
+def load(sql_dir: Path | str, env: Environment) -> Tree:
+    """Render everything in sql_dir for env; template and declaration errors raise (exit 5)."""
+    sql_dir = Path(sql_dir)
+    renderer = Renderer(sql_dir, env)
+    return Tree(sql_dir, env, renderer, migrations.load(sql_dir, env, renderer),
+                seeds.load(sql_dir, env), load_checks(sql_dir, renderer))
