@@ -68,6 +68,11 @@ def connect(target: Target, *, purpose: str = "shipshape", autocommit: bool = Fa
     return conn
 
 
+def table_exists(conn: psycopg.Connection, name: str) -> bool:
+    """Whether a (schema-qualified) table exists, e.g. shipshape's own before first deploy."""
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()[0]
+
+
 def server_version(conn: psycopg.Connection) -> str:
     return conn.execute("SHOW server_version").fetchone()[0]
 

@@ -192,7 +192,7 @@ def ensure_history(conn: psycopg.Connection) -> None:
 
 def read_history(conn: psycopg.Connection) -> dict[int, dict]:
     """Applied (and failed) migrations by version; empty when never deployed."""
-    exists = conn.execute("SELECT to_regclass('shipshape.history') IS NOT NULL").fetchone()[0]
+    exists = database.table_exists(conn, "shipshape.history")
     if not exists:
         _end_read(conn)
         return {}

@@ -206,7 +206,7 @@ def _record(run: _Run, conn, target: Target, started_at, started) -> None:
     try:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()
-        exists = conn.execute("SELECT to_regclass('shipshape.deployments') IS NOT NULL").fetchone()[0]
+        exists = database.table_exists(conn, "shipshape.deployments")
         if not exists:
             conn.rollback()
             run.skip("record", "nothing recorded before the history existed")

@@ -115,7 +115,7 @@ def emit_json(data, stream=None) -> None:
     stream.write(redact(json.dumps(to_jsonable(data), indent=2, default=str)) + "\n")
 
 
-def print_table(title: str, columns: list[str], rows: list[list], stream=None, styles=None) -> None:
+def print_table(title: str, columns: list[str], rows: list[list], stream=None) -> None:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", show_lines=False)

@@ -164,7 +164,7 @@ def shadow_snapshot(target: Target, applied: list[migrations.Migration],
     """
     progress = progress or Progress()
     if not applied:
-        return _empty_snapshot()
+        return {}  # diff() reads a missing section as empty
     conn = database.connect(target, purpose="shadow", autocommit=True)
     try:
         major = conn.info.server_version // 10000
@@ -182,10 +182,6 @@ def shadow_snapshot(target: Target, applied: list[migrations.Migration],
     tmp.write_text(json.dumps(snapshot, sort_keys=True))
     tmp.replace(cache)
     return snapshot
-
-
-def _empty_snapshot() -> dict:
-    return {}
 
 
 def _build_shadow(target: Target, applied, progress: Progress) -> dict:

@@ -272,8 +272,10 @@ def _open_run(conn, book: Runbook, env_name) -> tuple[dict | None, dict]:
     """The unfinished run a rerun resumes, and its steps that are done."""
     from psycopg.rows import dict_row
 
+    from shipshape import database
+
     env_name = env_name.name if isinstance(env_name, Environment) else env_name
-    exists = conn.execute("SELECT to_regclass('shipshape.runbook_runs') IS NOT NULL").fetchone()[0]
+    exists = database.table_exists(conn, "shipshape.runbook_runs")
     if not exists:
         conn.commit()
         return None, {}

@@ -80,7 +80,8 @@ def target(env: str, dsn: str | None, set_=(), sql_dir: str | None = None):
     return resolve_target(environment_, dsn), directory
 
 
-def progress(json_: bool = False):
-    from shipshape.report import ConsoleProgress
+def progress(quiet: bool = False):
+    """Progress lines on stderr; none when quiet (--json keeps the terminal for the data)."""
+    from shipshape.report import ConsoleProgress, Progress
 
-    return ConsoleProgress()
+    return Progress() if quiet else ConsoleProgress()

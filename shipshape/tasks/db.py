@@ -122,12 +122,12 @@ def verify(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
     migrations, seed rows, and data checks. Read-only.
     """
     from shipshape import database, verify as verify_
-    from shipshape.report import Progress, emit_json, print_findings
+    from shipshape.report import emit_json, print_findings
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     with database.connect(tgt, purpose="verify") as conn:
         findings = verify_.verify(conn, tgt, sql_dir,
-                                  progress=Progress() if json_ else progress())
+                                  progress=progress(quiet=json_))
     if findings:
         from shipshape.errors import ProblemsFound
 

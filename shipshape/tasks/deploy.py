@@ -13,7 +13,7 @@ def deploy(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, s
     statement it would run and changes nothing.
     """
     from shipshape import pipeline
-    from shipshape.report import Progress, emit_json
+    from shipshape.report import emit_json
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     if dry_run:
@@ -21,7 +21,7 @@ def deploy(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, s
 
         print_text(pipeline.dry_run(tgt, sql_dir))
         return
-    watcher = Progress() if json_ else progress()
+    watcher = progress(quiet=json_)
     watcher.info(f"deploying {tgt.describe()}")
     try:
         result = pipeline.deploy(tgt, sql_dir, progress=watcher)

@@ -25,14 +25,14 @@ def doctor(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None,
     from shipshape import doctor as doctor_
     from shipshape import runbooks
     from shipshape.errors import ProblemsFound
-    from shipshape.report import Progress, emit_json, print_text
+    from shipshape.report import emit_json, print_text
     from shipshape.tasks._task import progress
 
     tgt, directory = target(env, dsn, set_, sql_dir)
     books = runbooks.load(runbooks_dir, sql_dir=directory)
     threshold = long_transaction or doctor_.DEFAULT_LONG_TRANSACTION
     diagnosis = doctor_.diagnose(tgt, directory, long_transaction=threshold,
-                                 progress=Progress() if json_ else progress())
+                                 progress=progress(quiet=json_))
 
     def command(book):
         return runbooks.command(book, tgt.env.name, sql_dir=sql_dir, runbooks_dir=runbooks_dir,

@@ -71,7 +71,7 @@ def run(c, name, env="local", dsn=None, sql_dir=None, dry_run=False, yes=False, 
 
     from shipshape import runbooks
     from shipshape.errors import ShipshapeError
-    from shipshape.report import Progress, emit_json, print_text
+    from shipshape.report import emit_json, print_text
     from shipshape.tasks._task import progress, target
 
     tgt, directory = target(env, dsn, set_, sql_dir)
@@ -83,7 +83,7 @@ def run(c, name, env="local", dsn=None, sql_dir=None, dry_run=False, yes=False, 
         result = runbooks.run(
             tgt, directory, name, runbooks=books, dry_run=dry_run, yes=yes, reason=reason,
             confirm=confirm, long_transaction=long_transaction,
-            progress=Progress() if json_ else progress(), command_options=options,
+            progress=progress(quiet=json_), command_options=options,
             show=lambda text: print_text(text, stream))
     except ShipshapeError as exc:
         result = getattr(exc, "run_result", None)
