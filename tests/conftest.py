@@ -103,6 +103,17 @@ def sql_tree(tmp_path):
     return target
 
 
+@pytest.fixture(scope="session")
+def session_state_dir(tmp_path_factory):
+    """SHIPSHAPE_STATE_DIR for a whole session: one shadow-snapshot cache shared by the
+    suites that deploy the shipped tree many times, kept out of the repository."""
+    directory = tmp_path_factory.mktemp("state")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SHIPSHAPE_STATE_DIR", str(directory))
+    yield directory
+    patch.undo()
+
+
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
     """Keep shadow-snapshot caches out of the repository during tests."""

@@ -192,13 +192,9 @@ class TestUser:
 
 
 @pytest.fixture(scope="session")
-def app_state_dir(tmp_path_factory):
+def app_state_dir(session_state_dir):
     """Keep shadow-snapshot caches and app state out of the repository."""
-    directory = tmp_path_factory.mktemp("state")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SHIPSHAPE_STATE_DIR", str(directory))
-    yield directory
-    mp.undo()
+    return session_state_dir
 
 
 @pytest.fixture(scope="session")

@@ -197,29 +197,16 @@ def test_a_missing_grant_is_503_naming_the_privilege(hf_stack):
     assert user.get("/models").status_code == 200
 
 
+def run_app_with(env: dict) -> subprocess.CompletedProcess:
+    """`python -m app` with only these variables: it must refuse to start."""
+    return subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, capture_output=True,
+                          text=True, check=False, env={"PATH": "/usr/bin:/bin", **env}, timeout=30)
+
+
 def test_bad_configuration_stops_it_with_a_clear_message():
-    result = subprocess.run(
-        [sys.executable, "-m", "app"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "GENERATION_PROVIDER": "huggingface",
-            "DATABASE_URL": "postgresql://x@127.0.0.1/x",
-        },
-        timeout=30,
-    )
+    result = run_app_with({"GENERATION_PROVIDER": "huggingface",
+                           "DATABASE_URL": "postgresql://x@127.0.0.1/x"})
     assert result.returncode == 2
     assert "HUGGINGFACE_API_KEY" in result.stderr
-    result = subprocess.run(
-        [sys.executable, "-m", "app"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PATH": "/usr/bin:/bin"},
-        timeout=30,
-    )
+    result = run_app_with({})
     assert result.returncode == 2 and "DATABASE_URL is not set" in result.stderr

@@ -27,14 +27,10 @@ APP_ROLE = "avatar_app"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def incident_state_dir(tmp_path_factory):
+def incident_state_dir(session_state_dir):
     """One shadow-snapshot cache for every replay (each prefix of the migrations is built
     once per session), kept out of the repository."""
-    directory = tmp_path_factory.mktemp("incident-state")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SHIPSHAPE_STATE_DIR", str(directory))
-    yield directory
-    mp.undo()
+    return session_state_dir
 
 
 @pytest.fixture(scope="session")
