@@ -96,14 +96,15 @@ def rollback(c, to, env="local", dsn=None, sql_dir=None, yes=False, dry_run=Fals
 def seed(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, set_=None):
     """Upsert the env's declared seed rows (never deletes anything)."""
     from shipshape import bundle, database, seeds
+    from shipshape.environments import resolve_target
     from shipshape.report import emit_json, print_table, print_text
 
-    env_, sql_dir_ = environment(env, set_, sql_dir)
-    declared = seeds.load(sql_dir_, env_)
-    if dry_run:
+    env_, sql_dir = environment(env, set_, sql_dir)
+    declared = seeds.load(sql_dir, env_)
+    if dry_run:  # needs no database: the upserts are the same whatever the rows are
         print_text(bundle.seed_script(declared, env_))
         return
-    tgt, _ = target(env, dsn, set_, sql_dir)
+    tgt = resolve_target(env_, dsn)
     with database.connect(tgt, purpose="seed") as conn:
         with database.advisory_lock(conn, tgt.env.migration_lock_wait):
             results = seeds.apply(conn, tgt.env, declared)

@@ -234,3 +234,16 @@ def test_baseline_task_refuses_with_differences_exit_3(fresh_dsn, tree, state):
     assert deploy(fresh_dsn, tree, state).returncode == 0
     assert fetch(fresh_dsn, "SELECT version, applied_by LIKE 'baseline%' FROM shipshape.history ORDER BY 1") == \
         [(1, True), (2, False)]
+
+
+def test_seed_task_restores_rows_and_its_dry_run_needs_no_database(fresh_dsn, tree, state):
+    assert deploy(fresh_dsn, tree, state).returncode == 0
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM items WHERE name = 'pear'")
+    dry = run_invoke("db.seed", "--env", "prod", "--sql-dir", str(tree), "--dry-run", env=state)
+    assert dry.returncode == 0, dry.stderr
+    assert "INSERT INTO" in dry.stdout and "'pear'" in dry.stdout
+    assert fetch(fresh_dsn, "SELECT count(*) FROM items") == [(1,)]  # the dry run changed nothing
+    done = run_invoke("db.seed", "--env", "dev", "--dsn", fresh_dsn, "--sql-dir", str(tree), env=state)
+    assert done.returncode == 0, done.stderr
+    assert fetch(fresh_dsn, "SELECT name, price FROM items ORDER BY name") == [("apple", 3), ("pear", 5)]
