@@ -1,3 +1,3 @@
 """shipshape's tasks: `invoke --list`, `invoke deploy --env dev`, `invoke --help db.verify`."""
 
-from shipshape.tasks import namespace  # noqa: F401  (invoke looks for `namespace`)
+from shipshape.tasks.collection import namespace

@@ -173,8 +173,9 @@ class Scratch:
         sys.path.insert(0, str(ROOT))
         os.environ.setdefault("SHIPSHAPE_STATE_DIR", self.state.name)
         from app import tokens
-        from shipshape import pipeline
-        from shipshape.environments import Target, load_environment
+        from shipshape.ops import pipeline
+        from shipshape.settings import load_environment
+        from shipshape.targets import Target
 
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.dbname)))

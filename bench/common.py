@@ -43,12 +43,12 @@ class Context:
     cache: dict = field(default_factory=dict)
 
     def env(self):
-        from shipshape.environments import load_environment
+        from shipshape.settings import load_environment
 
         return load_environment("dev", config_dir=ROOT)
 
     def target(self, dsn: str):
-        from shipshape.environments import Target
+        from shipshape.targets import Target
 
         return Target(self.env(), dsn, "bench")
 

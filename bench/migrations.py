@@ -1,6 +1,6 @@
 """1. Applying 300 migrations: the engine vs the psql script `invoke render` writes.
 
-Engine: migrations.load (render) + database.connect + advisory_lock + migrations.migrate,
+Engine: migrations.load (render) + db.connect + advisory_lock + migrations.migrate,
 in this process, to a fresh database. Baseline: render the same migrations with
 bundle.migrate_script (the exact migrate.sql of `invoke render`, which records
 shipshape.history the same way) and apply it in ONE `psql -X -q -v ON_ERROR_STOP=1 -f`
@@ -34,19 +34,20 @@ def tree(ctx: Context) -> Path:
 
 def engine_apply(sql_dir: Path, target) -> int:
     """What `invoke db.migrate` does, minus the console: render, connect, lock, migrate."""
-    from shipshape import database, migrations
+    from shipshape import db
+    from shipshape.engine import migrations
 
     loaded = migrations.load(sql_dir, target.env)
-    with database.connect(target, purpose="bench migrate") as conn:
-        with database.advisory_lock(conn, target.env.migration_lock_wait):
+    with db.connect(target, purpose="bench migrate") as conn:
+        with db.advisory_lock(conn, target.env.migration_lock_wait):
             _, applied = migrations.migrate(conn, target.env, loaded)
     return len(applied)
 
 
 def render_script(sql_dir: Path, env, out: Path) -> Path:
     """migrate.sql exactly as `invoke render` writes it (bundle.write_bundle)."""
-    from shipshape import bundle, migrations
-    from shipshape.render import Renderer
+    from shipshape.engine import bundle, migrations
+    from shipshape.engine.render import Renderer
 
     renderer = Renderer(sql_dir, env)
     loaded = migrations.load(sql_dir, env, renderer)
@@ -76,7 +77,7 @@ def _history(dsn: str) -> tuple[int, int]:
 def _snapshot(dsn: str) -> dict:
     import psycopg
 
-    from shipshape import catalog
+    from shipshape.engine import catalog
 
     with psycopg.connect(dsn) as conn:
         return catalog.snapshot(conn)
@@ -85,7 +86,8 @@ def _snapshot(dsn: str) -> dict:
 def _checks(ctx: Context, sql_dir: Path, engine_dsn: str, psql_dsn: str) -> str:
     """Untimed: both ways recorded the same history and built the same schema, and the
     rollbacks undo it all (the generated tree is correct)."""
-    from shipshape import catalog, database, migrations
+    from shipshape import db
+    from shipshape.engine import catalog, migrations
 
     problems = []
     for label, dsn in (("engine", engine_dsn), ("psql", psql_dsn)):
@@ -99,8 +101,8 @@ def _checks(ctx: Context, sql_dir: Path, engine_dsn: str, psql_dsn: str) -> str:
         problems.append("engine and psql schemas differ")
     target = ctx.target(engine_dsn)
     loaded = migrations.load(sql_dir, target.env)
-    with database.connect(target, purpose="bench rollback") as conn:
-        with database.advisory_lock(conn, target.env.migration_lock_wait):
+    with db.connect(target, purpose="bench rollback") as conn:
+        with db.advisory_lock(conn, target.env.migration_lock_wait):
             migrations.rollback(conn, target.env, loaded, 0)
     left = {k: v for k, v in _snapshot(engine_dsn).items() if v}
     if left or _history(engine_dsn) != (0, 0):
@@ -171,9 +173,9 @@ def _main(argv: list[str]) -> int:
     if len(argv) != 3 or argv[0] != "engine-apply":
         print("usage: python -m bench.migrations engine-apply SQL_DIR DSN", file=sys.stderr)
         return 2
-    from shipshape.environments import Target, load_environment
-
     from bench.common import ROOT
+    from shipshape.settings import load_environment
+    from shipshape.targets import Target
 
     applied = engine_apply(Path(argv[1]), Target(load_environment("dev", config_dir=ROOT),
                                                  argv[2], "bench"))

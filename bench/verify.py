@@ -23,7 +23,8 @@ TARGET_WARM = 1.0  # seconds
 
 
 def run(ctx: Context) -> list[Row]:
-    from shipshape import catalog, database, verify
+    from shipshape import db
+    from shipshape.engine import catalog, verify
 
     sql_dir = schema_tree(ctx.workdir / "schema500", MIGRATIONS, TABLES_PER)
     dsn = ctx.databases.create()
@@ -33,7 +34,7 @@ def run(ctx: Context) -> list[Row]:
         deploy_seconds, _ = timed(engine_apply, sql_dir, target)
         with tempfile.TemporaryDirectory(prefix="shipshape-bench-state-") as state:
             os.environ["SHIPSHAPE_STATE_DIR"] = state
-            with database.connect(target, purpose="bench verify") as conn:
+            with db.connect(target, purpose="bench verify") as conn:
                 cold, cold_findings = timed(verify.verify, conn, target, sql_dir)
                 cached = sorted((Path(state) / "cache").glob("shadow-*.json"))
                 warm_times, warm_findings = [], []

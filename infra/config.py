@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pulumi
 
-from shipshape.environments import KNOWN_ENVS, SETTINGS, Environment, load_environment
+from shipshape.settings import KNOWN_ENVS, SETTINGS, Environment, load_environment
 
 NAMESPACE = "shipshape"
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,14 +17,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shipshape.embedded import state_dir
-from shipshape.environments import project_root, redact
+from shipshape.adapters.app_probe import probe
 from shipshape.errors import ConfigError, ProblemsFound, Refused
+from shipshape.paths import project_root, state_dir
+from shipshape.secrets import redact
 
 DEMO_EMAIL = "demo@avatar-creator.local"
 DEMO_ENVS = ("local", "dev")  # the demo user is seeded there only (seeds/demo_users.yaml)
@@ -85,21 +84,6 @@ def _clear(root: Path | None) -> None:
     files = _files(root)
     for key in ("pid", "state"):
         files[key].unlink(missing_ok=True)
-
-
-def probe(url: str, timeout: float = 2.0) -> tuple[int | None, dict | str]:
-    """GET url/health/ready: (status, body); (None, reason) when nothing answers."""
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/health/ready", timeout=timeout) as resp:
-            status, raw = resp.status, resp.read(20000)
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read(20000)
-    except (urllib.error.URLError, OSError) as exc:
-        return None, str(getattr(exc, "reason", exc))
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw.decode(errors="replace")
 
 
 def status(root: Path | None = None, *, check: bool = True) -> dict:

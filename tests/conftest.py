@@ -17,7 +17,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from shipshape.environments import Target, load_environment
+from shipshape.settings import load_environment
+from shipshape.targets import Target
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -34,7 +35,7 @@ def _answers(dsn: str) -> bool:
 @pytest.fixture(scope="session")
 def embedded_admin_dsn():
     """An embedded PostgreSQL 18 for the whole session, deleted afterwards."""
-    from shipshape import embedded
+    from shipshape.adapters import embedded
 
     with embedded.scratch_server() as dsn:
         yield dsn

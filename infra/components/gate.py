@@ -13,14 +13,14 @@ other candidates:
   resource can wait for a one-shot container (attach=true) but is not made to fail the
   update on its exit code, nor to return a value such as the schema version.
 - the dynamic provider runs in the Pulumi program's own virtualenv, where shipshape is
-  installed: it calls `shipshape.gate` directly (the same code as `invoke deploy`, tested
+  installed: it calls `shipshape.pulumi_gate.gate` directly (the same code as `invoke deploy`, tested
   against PostgreSQL without Pulumi), returns the schema version as a real output, fails
   the update by raising the gate's own error, and its `diff` decides re-runs from the
   inputs: the checksums of the rendered migrations, seeds and checks. Its known cost, the
   provider class being pickled into the state, by reference when it is defined outside
   __main__ (pulumi/pulumi#7453), is why the class is in the installed package
-  (shipshape/gate_provider.py): importable wherever the provider runs, stateless, and
-  delegating to shipshape.gate.
+  (shipshape/pulumi_gate/provider.py): importable wherever the provider runs, stateless, and
+  delegating to shipshape.pulumi_gate.gate.
 
 `delete` does nothing: the schema lives in the database's volume and goes with it. The
 secret inputs (the superuser DSN, the app role's password) stay secret in the state:
@@ -35,8 +35,8 @@ from pathlib import Path
 import pulumi
 import pulumi.dynamic
 
-from shipshape.environments import Environment
-from shipshape.gate_provider import MigrationGateProvider
+from shipshape.pulumi_gate.provider import MigrationGateProvider
+from shipshape.settings import Environment
 
 OUTPUTS = ("schema_version", "applied", "gates", "app_login")
 
@@ -67,7 +67,7 @@ class MigrationGate(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MigrationGateArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("shipshape:infra:MigrationGate", name, None, opts)
-        from shipshape import gate
+        from shipshape.pulumi_gate import gate
 
         self.checksums = gate.checksums(args.env, args.sql_dir)
         settings = args.env.context()

@@ -1,11 +1,1 @@
-"""Invoke collections: thin wrappers over the library. tasks.py only assembles these."""
-
-from invoke import Collection
-
-from shipshape.tasks import app, db, deploy, doctor, infra, runbook, stack
-
-namespace = Collection(stack.up, stack.down, deploy.deploy, deploy.render, doctor.doctor)
-namespace.add_collection(Collection.from_module(db, name="db"))
-namespace.add_collection(Collection.from_module(app, name="app"))
-namespace.add_collection(Collection.from_module(infra, name="infra"))
-namespace.add_collection(Collection.from_module(runbook, name="runbook"))
+"""Invoke collections: thin wrappers over the commands. tasks.py only assembles these."""

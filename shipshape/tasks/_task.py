@@ -37,7 +37,7 @@ def task(*args, help=None, iterable=(), **kwargs):
             try:
                 return body(c, *a, **kw)
             except ShipshapeError as exc:
-                from shipshape.report import emit_json, print_error
+                from shipshape.console import emit_json, print_error
 
                 if kw.get("json_"):
                     emit_json({"error": str(exc), "exit_code": exc.exit_code,
@@ -62,8 +62,9 @@ def environment(env: str, set_=(), sql_dir: str | None = None):
     """Load env's settings (with --set overrides) and resolve the SQL tree."""
     from pathlib import Path
 
-    from shipshape.environments import load_environment, parse_overrides, project_root
     from shipshape.errors import ConfigError
+    from shipshape.paths import project_root
+    from shipshape.settings import load_environment, parse_overrides
 
     environment = load_environment(env, overrides=parse_overrides(set_))
     directory = Path(sql_dir) if sql_dir else project_root() / "sql"
@@ -74,7 +75,7 @@ def environment(env: str, set_=(), sql_dir: str | None = None):
 
 def target(env: str, dsn: str | None, set_=(), sql_dir: str | None = None):
     """Settings, SQL tree and the database (starting the embedded one for `local`)."""
-    from shipshape.environments import resolve_target
+    from shipshape.targets import resolve_target
 
     environment_, directory = environment(env, set_, sql_dir)
     return resolve_target(environment_, dsn), directory
@@ -82,6 +83,7 @@ def target(env: str, dsn: str | None, set_=(), sql_dir: str | None = None):
 
 def progress(quiet: bool = False):
     """Progress lines on stderr; none when quiet (--json keeps the terminal for the data)."""
-    from shipshape.report import ConsoleProgress, Progress
+    from shipshape.console import ConsoleProgress
+    from shipshape.progress import Progress
 
     return Progress() if quiet else ConsoleProgress()

@@ -22,8 +22,8 @@ def start(
     it). For `local` only: other envs run the app as a container (`invoke infra.up`).
     """
     from shipshape import appserver
+    from shipshape.console import emit_json
     from shipshape.errors import ConfigError
-    from shipshape.report import emit_json
     from shipshape.tasks._task import target
 
     if env != "local":
@@ -44,7 +44,7 @@ def start(
 def stop(c):
     """Stop the background API cleanly (SIGTERM: in-flight requests finish)."""
     from shipshape import appserver
-    from shipshape.report import print_text
+    from shipshape.console import print_text
 
     stopped = appserver.stop()
     print_text("stopped the app" if stopped else "the app was not running")
@@ -54,8 +54,8 @@ def stop(c):
 def status(c, json_=False):
     """Whether the app runs and is ready. Exit 2 when it is not running or not ready."""
     from shipshape import appserver
+    from shipshape.console import emit_json
     from shipshape.errors import ProblemsFound
-    from shipshape.report import emit_json
 
     result = appserver.status()
     if json_:
@@ -70,7 +70,7 @@ def status(c, json_=False):
 
 
 def print_app(result: dict) -> None:
-    from shipshape.report import print_table
+    from shipshape.console import print_table
 
     print_table("what runs where", ["service", "where", "data"], what_runs_where(result))
 

@@ -13,13 +13,14 @@ def status(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
     checksum-mismatch (the file changed after it ran), unknown (in the database, not in
     this code). Exit 0 when everything is applied, 2 otherwise.
     """
-    from shipshape import database, migrations
+    from shipshape import db
+    from shipshape.console import emit_json, print_table
+    from shipshape.engine import migrations
     from shipshape.errors import ProblemsFound
-    from shipshape.report import emit_json, print_table
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     loaded = migrations.load(sql_dir, tgt.env)
-    with database.connect(tgt, purpose="status") as conn:
+    with db.connect(tgt, purpose="status") as conn:
         entries = migrations.status(loaded, migrations.read_history(conn))
     if json_:
         emit_json({"target": tgt.describe(), "migrations": entries})
@@ -42,22 +43,23 @@ def status(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
 def migrate(c, env="local", dsn=None, sql_dir=None, to=None, dry_run=False, retry_failed=False,
             set_=None):
     """Apply pending migrations, each in its own transaction, under the deploy lock."""
-    from shipshape import bundle, database, migrations
-    from shipshape.render import Renderer
-    from shipshape.report import print_text
+    from shipshape import db
+    from shipshape.console import print_text
+    from shipshape.engine import bundle, migrations
+    from shipshape.engine.render import Renderer
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     renderer = Renderer(sql_dir, tgt.env)
     loaded = migrations.load(sql_dir, tgt.env, renderer)
     to = int(to) if to is not None else None
-    with database.connect(tgt, purpose="migrate") as conn:
+    with db.connect(tgt, purpose="migrate") as conn:
         if dry_run:
             history = migrations.read_history(conn)
             migrations.refuse_unsafe(migrations.status(loaded, history), loaded,
                                      retry_failed=retry_failed)
             print_text(bundle.migrate_script(renderer, migrations.plan(loaded, history, to)))
             return
-        with database.advisory_lock(conn, tgt.env.migration_lock_wait):
+        with db.advisory_lock(conn, tgt.env.migration_lock_wait):
             before, applied = migrations.migrate(conn, tgt.env, loaded, to=to,
                                                  retry_failed=retry_failed, progress=progress())
     now = max((m.version for m in applied), default=before)
@@ -70,16 +72,17 @@ def rollback(c, to, env="local", dsn=None, sql_dir=None, yes=False, dry_run=Fals
 
     Needs --yes outside local. Destructive rollbacks are refused in envs that forbid them.
     """
-    from shipshape import bundle, database, migrations
+    from shipshape import db
+    from shipshape.console import print_text
+    from shipshape.engine import bundle, migrations
+    from shipshape.engine.render import Renderer
     from shipshape.errors import Refused
-    from shipshape.render import Renderer
-    from shipshape.report import print_text
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     renderer = Renderer(sql_dir, tgt.env)
     loaded = migrations.load(sql_dir, tgt.env, renderer)
     to = int(to)
-    with database.connect(tgt, purpose="rollback") as conn:
+    with db.connect(tgt, purpose="rollback") as conn:
         if dry_run:
             todo = migrations.rollback_plan(loaded, migrations.read_history(conn), to)
             print_text(bundle.rollback_script(renderer, todo))
@@ -87,7 +90,7 @@ def rollback(c, to, env="local", dsn=None, sql_dir=None, yes=False, dry_run=Fals
         if not tgt.env.is_local and not yes:
             raise Refused(f"Rolling back {tgt.env.name} to {to:04d} changes its schema; "
                           f"review `--dry-run` first, then rerun with --yes.")
-        with database.advisory_lock(conn, tgt.env.migration_lock_wait):
+        with db.advisory_lock(conn, tgt.env.migration_lock_wait):
             done = migrations.rollback(conn, tgt.env, loaded, to, progress=progress())
     print_text(f"{len(done)} migration(s) rolled back; {tgt.env.name} is at version {to:04d}.")
 
@@ -95,9 +98,10 @@ def rollback(c, to, env="local", dsn=None, sql_dir=None, yes=False, dry_run=Fals
 @task(iterable=["set_"])
 def seed(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, set_=None):
     """Upsert the env's declared seed rows (never deletes anything)."""
-    from shipshape import bundle, database, seeds
-    from shipshape.environments import resolve_target
-    from shipshape.report import emit_json, print_table, print_text
+    from shipshape import db
+    from shipshape.console import emit_json, print_table, print_text
+    from shipshape.engine import bundle, seeds
+    from shipshape.targets import resolve_target
 
     env_, sql_dir = environment(env, set_, sql_dir)
     declared = seeds.load(sql_dir, env_)
@@ -105,8 +109,8 @@ def seed(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, set
         print_text(bundle.seed_script(declared, env_))
         return
     tgt = resolve_target(env_, dsn)
-    with database.connect(tgt, purpose="seed") as conn:
-        with database.advisory_lock(conn, tgt.env.migration_lock_wait):
+    with db.connect(tgt, purpose="seed") as conn:
+        with db.advisory_lock(conn, tgt.env.migration_lock_wait):
             results = seeds.apply(conn, tgt.env, declared)
     if json_:
         emit_json(results)
@@ -122,11 +126,12 @@ def verify(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
     Checks the history, schema drift against a shadow database built from the same
     migrations, seed rows, and data checks. Read-only.
     """
-    from shipshape import database, verify as verify_
-    from shipshape.report import emit_json, print_findings
+    from shipshape import db
+    from shipshape.console import emit_json, print_findings
+    from shipshape.engine import verify as verify_
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
-    with database.connect(tgt, purpose="verify") as conn:
+    with db.connect(tgt, purpose="verify") as conn:
         findings = verify_.verify(conn, tgt, sql_dir,
                                   progress=progress(quiet=json_))
     if findings:
@@ -149,13 +154,15 @@ def baseline(c, version, env="local", dsn=None, sql_dir=None, set_=None):
     Records migrations 1..VERSION as applied only when the schema equals what they
     produce; otherwise exits 3 listing the differences.
     """
-    from shipshape import database, migrations, verify as verify_
-    from shipshape.report import print_text
+    from shipshape import db
+    from shipshape.console import print_text
+    from shipshape.engine import migrations
+    from shipshape.engine import verify as verify_
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     loaded = migrations.load(sql_dir, tgt.env)
-    with database.connect(tgt, purpose="baseline") as conn:
-        with database.advisory_lock(conn, tgt.env.migration_lock_wait):
+    with db.connect(tgt, purpose="baseline") as conn:
+        with db.advisory_lock(conn, tgt.env.migration_lock_wait):
             adopted = verify_.baseline(conn, tgt, loaded, int(version), progress=progress())
     print_text(f"Baselined {tgt.env.name} at {int(version):04d}: {len(adopted)} migration(s) "
                f"recorded as applied. Run `invoke deploy --env {tgt.env.name}` for the rest.")

@@ -12,12 +12,12 @@ def deploy(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, s
     Stops at the first failing gate with that gate's exit code; --dry-run prints every
     statement it would run and changes nothing.
     """
-    from shipshape import pipeline
-    from shipshape.report import emit_json
+    from shipshape.console import emit_json
+    from shipshape.ops import pipeline
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     if dry_run:
-        from shipshape.report import print_text
+        from shipshape.console import print_text
 
         print_text(pipeline.dry_run(tgt, sql_dir))
         return
@@ -37,7 +37,7 @@ def deploy(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, s
 
 
 def print_summary(result) -> None:
-    from shipshape.report import print_table
+    from shipshape.console import print_table
 
     rows = [[g.name, {"ok": "✓ ok", "failed": "✗ failed", "skipped": "- skipped"}.get(g.status, g.status),
              f"{g.duration_ms} ms" if g.status in ("ok", "failed") else "", g.detail]
@@ -57,9 +57,9 @@ def render(c, env="local", out=None, dsn=None, sql_dir=None, set_=None):
     """
     from pathlib import Path
 
-    from shipshape import bundle, migrations
-    from shipshape.environments import project_root
-    from shipshape.report import print_text
+    from shipshape.console import print_text
+    from shipshape.engine import bundle, migrations
+    from shipshape.paths import project_root
 
     env_, sql_dir = environment(env, set_, sql_dir)
     out_dir = Path(out) if out else project_root() / "build" / env_.name
@@ -72,8 +72,9 @@ def render(c, env="local", out=None, dsn=None, sql_dir=None, set_=None):
 
 def _expected_snapshot(env_, dsn, loaded):
     """The schema the migrations produce, built on --dsn's server or an embedded one."""
-    from shipshape import embedded, verify
-    from shipshape.environments import Target
+    from shipshape.adapters import embedded
+    from shipshape.engine import verify
+    from shipshape.targets import Target
 
     if dsn:
         return verify.shadow_snapshot(Target(env_, dsn, "--dsn"), loaded)

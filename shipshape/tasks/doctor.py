@@ -22,10 +22,10 @@ def doctor(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None,
     runbook, in the order to run them, each with the exact command. Exit 0 when healthy,
     2 when not (an unreachable database is a finding too).
     """
-    from shipshape import doctor as doctor_
-    from shipshape import runbooks
+    from shipshape.console import emit_json, print_text
     from shipshape.errors import ProblemsFound
-    from shipshape.report import emit_json, print_text
+    from shipshape.ops import doctor as doctor_
+    from shipshape.ops import runbooks, triage
     from shipshape.tasks._task import progress
 
     tgt, directory = target(env, dsn, set_, sql_dir)
@@ -38,21 +38,21 @@ def doctor(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None,
         return runbooks.command(book, tgt.env.name, sql_dir=sql_dir, runbooks_dir=runbooks_dir,
                                 long_transaction=long_transaction)
 
-    groups = doctor_.group(diagnosis.findings, books, command=command)
+    groups = triage.group(diagnosis.findings, books, command=command)
     if json_:
-        emit_json(doctor_.as_json(diagnosis, groups))
+        emit_json(triage.as_json(diagnosis, groups))
     else:
-        print_text(doctor_.render_text(diagnosis, groups))
+        print_text(triage.render_text(diagnosis, groups))
     if not diagnosis.healthy:
         first = next((g for g in groups if g.runbook is not None), None)
         hint = f" Start with `{first.command}`." if first else ""
         error = ProblemsFound(f"doctor: {len(diagnosis.errors)} problem(s) on {tgt.describe()}."
-                              f"{hint}", findings=doctor_.tagged(groups))
+                              f"{hint}", findings=triage.tagged(groups))
         if json_:
             # The JSON document above is the output: no second one, the paragraph on stderr.
             from invoke.exceptions import Exit
 
-            from shipshape.report import print_error
+            from shipshape.console import print_error
 
             print_error(str(error))
             raise Exit(code=error.exit_code)

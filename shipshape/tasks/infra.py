@@ -16,8 +16,8 @@ _HELP = {
 
 
 def _echo(line: str) -> None:
-    from shipshape.environments import redact
-    from shipshape.report import print_text
+    from shipshape.console import print_text
+    from shipshape.secrets import redact
 
     print_text(redact(line))
 
@@ -25,7 +25,7 @@ def _echo(line: str) -> None:
 @task(help=_HELP)
 def preview(c, env="dev"):
     """Show what `infra.up` would change in the env's stack, with the policy pack applied."""
-    from shipshape import automation
+    from shipshape.adapters import automation
 
     automation.preview(env, on_output=_echo)
 
@@ -37,7 +37,7 @@ def up(c, env="dev", dry_run=False):
     The app containers wait for the gate (migrate -> seed -> verify); a failing gate fails
     the update and leaves the running app as it was.
     """
-    from shipshape import automation
+    from shipshape.adapters import automation
 
     if dry_run:
         automation.preview(env, on_output=_echo)
@@ -48,7 +48,7 @@ def up(c, env="dev", dry_run=False):
 @task(help={**_HELP, "dry_run": "show what would be deleted and delete nothing"})
 def destroy(c, env="dev", yes=False, dry_run=False):
     """Delete the env's stack resources (needs --yes; protected data volumes stay)."""
-    from shipshape import automation
+    from shipshape.adapters import automation
 
     automation.destroy(env, yes=yes or dry_run, dry_run=dry_run, on_output=_echo)
 
@@ -60,8 +60,8 @@ def outputs(c, env="dev", json_=False):
     Secret outputs show as [secret]: shipshape never prints a password. `pulumi stack
     output --show-secrets database_url` shows one in clear, for whoever may see it.
     """
-    from shipshape import automation
-    from shipshape.report import emit_json, print_table
+    from shipshape.adapters import automation
+    from shipshape.console import emit_json, print_table
 
     values = automation.outputs(env)
     shown = {name: "[secret]" if secret else value for name, (value, secret) in values.items()}

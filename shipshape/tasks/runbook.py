@@ -16,7 +16,7 @@ _HELP = {
 
 
 def _load(runbooks_dir, sql_dir):
-    from shipshape import runbooks
+    from shipshape.ops import runbooks
     from shipshape.tasks._task import environment
 
     _, directory = environment("local", (), sql_dir)
@@ -26,7 +26,7 @@ def _load(runbooks_dir, sql_dir):
 @task(name="list", help=_HELP)
 def list_(c, runbooks_dir=None, sql_dir=None, json_=False):
     """List the runbooks (validating every file): id, title, the findings that detect it."""
-    from shipshape.report import emit_json, print_table
+    from shipshape.console import emit_json, print_table
 
     books, _ = _load(runbooks_dir, sql_dir)
     if json_:
@@ -43,8 +43,8 @@ def list_(c, runbooks_dir=None, sql_dir=None, json_=False):
 @task(help=_HELP, positional=["name"])
 def show(c, name, runbooks_dir=None, sql_dir=None, json_=False):
     """Show one runbook: symptoms, detection, steps, verification, escalation."""
-    from shipshape import runbooks
-    from shipshape.report import emit_json, print_text
+    from shipshape.console import emit_json, print_text
+    from shipshape.ops import runbooks
 
     books, directory = _load(runbooks_dir, sql_dir)
     book = runbooks.get(books, name)
@@ -69,9 +69,9 @@ def run(c, name, env="local", dsn=None, sql_dir=None, dry_run=False, yes=False, 
     """
     import sys
 
-    from shipshape import runbooks
+    from shipshape.console import emit_json, print_text
     from shipshape.errors import ShipshapeError
-    from shipshape.report import emit_json, print_text
+    from shipshape.ops import runbooks
     from shipshape.tasks._task import progress, target
 
     tgt, directory = target(env, dsn, set_, sql_dir)
@@ -91,7 +91,7 @@ def run(c, name, env="local", dsn=None, sql_dir=None, dry_run=False, yes=False, 
             # One JSON document: the run, with the error; the paragraph goes to stderr.
             from invoke.exceptions import Exit
 
-            from shipshape.report import print_error
+            from shipshape.console import print_error
 
             emit_json({**result.as_dict(), "error": str(exc), "exit_code": exc.exit_code})
             print_error(str(exc))
@@ -125,10 +125,10 @@ def docs(c, out=None, runbooks_dir=None, sql_dir=None, check=False):
     """
     from pathlib import Path
 
-    from shipshape import runbooks
-    from shipshape.environments import project_root
+    from shipshape.console import print_text
     from shipshape.errors import ProblemsFound
-    from shipshape.report import print_text
+    from shipshape.ops import runbooks
+    from shipshape.paths import project_root
 
     books, directory = _load(runbooks_dir, sql_dir)
     text = runbooks.render_docs(books, directory)

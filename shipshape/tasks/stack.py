@@ -13,8 +13,10 @@ def up(c, sql_dir=None, port=8000, set_=None):
     gate, and the API is started in the background once its migrations passed; its
     readiness is checked. Running it twice is harmless.
     """
-    from shipshape import appserver, embedded, pipeline
-    from shipshape.report import print_table, print_text
+    from shipshape import appserver
+    from shipshape.adapters import embedded
+    from shipshape.console import print_table, print_text
+    from shipshape.ops import pipeline
     from shipshape.tasks._task import progress, target
     from shipshape.tasks.app import what_runs_where
     from shipshape.tasks.deploy import print_summary
@@ -36,8 +38,9 @@ def up(c, sql_dir=None, port=8000, set_=None):
 @task
 def down(c):
     """Stop the local stack cleanly: the API, then the embedded PostgreSQL (data is kept)."""
-    from shipshape import appserver, embedded
-    from shipshape.report import print_text
+    from shipshape import appserver
+    from shipshape.adapters import embedded
+    from shipshape.console import print_text
 
     print_text("stopped the app" if appserver.stop() else "the app was not running")
     stopped = embedded.stop_local()

@@ -46,14 +46,14 @@ def free_port() -> int:
 
 
 def local_env():
-    from shipshape.environments import load_environment
+    from shipshape.settings import load_environment
 
     return load_environment("local", config_dir=ROOT)
 
 
 def deploy(dsn: str):
-    from shipshape import pipeline
-    from shipshape.environments import Target
+    from shipshape.ops import pipeline
+    from shipshape.targets import Target
 
     return pipeline.deploy(Target(local_env(), dsn, "test"), ROOT / "sql")
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from shipshape import pipeline
-from shipshape.environments import Target, load_environment
 from shipshape.errors import ProblemsFound
+from shipshape.ops import pipeline
+from shipshape.settings import load_environment
+from shipshape.targets import Target
 from tests.app.conftest import ROOT, free_port
 
 

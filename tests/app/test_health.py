@@ -103,11 +103,12 @@ def test_readiness_flips_when_a_migration_is_pending(hf_stack):
 
     # Now for real: roll 0011 back with shipshape, so that deploy has something to apply.
     user = hf_stack.user()
-    from shipshape import database, migrations
+    from shipshape import db
+    from shipshape.engine import migrations
 
     env = local_env()
     loaded = migrations.load(ROOT / "sql", env)
-    with psycopg.connect(hf_stack.dsn) as conn, database.advisory_lock(conn, "10s"):
+    with psycopg.connect(hf_stack.dsn) as conn, db.advisory_lock(conn, "10s"):
         migrations.rollback(conn, env, loaded, 10)
     try:
         status, body = _ready(hf_stack)

@@ -16,10 +16,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from shipshape import doctor, pipeline, runbooks, verify
-from shipshape.database import connect
+from shipshape.db import connect
+from shipshape.engine import verify
 from shipshape.errors import ShipshapeError
-from shipshape.report import Progress
+from shipshape.ops import doctor, pipeline, runbooks, triage
+from shipshape.progress import Progress
 from tests.conftest import ROOT
 
 SQL_DIR = ROOT / "sql"
@@ -93,7 +94,7 @@ class Incident:
     def doctor(self, long_transaction: str = doctor.DEFAULT_LONG_TRANSACTION, sql_dir=None):
         diagnosis = doctor.diagnose(self.target, sql_dir or self.sql_dir,
                                     long_transaction=long_transaction)
-        groups = doctor.group(diagnosis.findings, self.books,
+        groups = triage.group(diagnosis.findings, self.books,
                               command=lambda b: runbooks.command(b, self.env.name))
         return diagnosis, groups
 

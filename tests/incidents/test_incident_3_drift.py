@@ -11,7 +11,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from shipshape import database, migrations
+from shipshape import db
+from shipshape.engine import migrations
 from shipshape.errors import Refused
 from tests.incidents.conftest import ready
 
@@ -87,7 +88,7 @@ def test_columns_missing_while_the_history_says_applied(incident, app):
 
 def rolled_back_to(incident, version: int) -> list[migrations.Migration]:
     loaded = migrations.load(incident.sql_dir, incident.env)
-    with database.connect(incident.target) as conn, database.advisory_lock(conn, "10s"):
+    with db.connect(incident.target) as conn, db.advisory_lock(conn, "10s"):
         migrations.rollback(conn, incident.env, loaded, version)
     return loaded
 

@@ -67,8 +67,8 @@ def test_a_delete_needs_exactly_the_rows_that_were_shown(incident, monkeypatch):
     ids = incident.ids
     incident.sql('ALTER TABLE avatars DROP CONSTRAINT "avatars_projectId_fkey"')
     incident.sql("DELETE FROM avatar_projects WHERE id = %s", [ids["project"]])
-    from shipshape import runbooks
     from shipshape.errors import Refused
+    from shipshape.ops import runbooks
 
     # Another orphan appears between the plan (2 rows shown) and the delete.
     real_plan = runbooks._plan_fix

@@ -11,8 +11,8 @@ import time
 import psycopg
 import pytest
 
-from shipshape import pipeline
 from shipshape.errors import Busy, Refused
+from shipshape.ops import pipeline
 
 
 def test_long_transaction_blocks_a_deploy_until_the_runbook_ends_it(incident, make_target):

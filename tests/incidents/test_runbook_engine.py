@@ -10,8 +10,8 @@ import textwrap
 import psycopg
 import pytest
 
-from shipshape import runbooks
 from shipshape.errors import ConfigError, Refused
+from shipshape.ops import runbooks
 from tests.conftest import run_invoke
 from tests.treeutil import small_tree
 
@@ -155,7 +155,7 @@ escalate:
 
 
 def test_rollback_step_must_say_it_is_destructive(fresh_dsn, make_target, tmp_path):
-    from shipshape import pipeline
+    from shipshape.ops import pipeline
 
     tree = small_tree(tmp_path / "sql")
     books = tmp_path / "books"
@@ -211,8 +211,8 @@ def test_restore_adds_columns_of_every_shape_it_can_and_leaves_an_identity(
     """schema-drift on a tree of the test's own: a collated column, a generated one (on a
     table with rows), a NOT NULL one without a default on an empty table come back; an
     identity column would number the rows, so it is left for escalation."""
-    from shipshape import pipeline
     from shipshape.errors import ProblemsFound
+    from shipshape.ops import pipeline
     from tests.treeutil import write_migration
 
     tree = small_tree(tmp_path / "sql")

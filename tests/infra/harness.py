@@ -10,7 +10,6 @@ The config comes from the real Pulumi.<env>.yaml, turned into what the CLI hands
 from __future__ import annotations
 
 import asyncio
-
 import json
 import runpy
 from dataclasses import dataclass, field

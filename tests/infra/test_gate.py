@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from shipshape import gate
 from shipshape.errors import ProblemsFound, Refused
+from shipshape.pulumi_gate import gate
 from tests.conftest import create_database, drop_database, dsn_for
 from tests.treeutil import write_migration
 
@@ -161,7 +161,7 @@ def test_a_failing_verify_fails_the_gate_and_the_app_role_cannot_log_in(own_targ
 
 
 def test_drift_fails_the_update_through_the_dynamic_provider(target, sql_tree):
-    from shipshape.gate_provider import MigrationGateProvider
+    from shipshape.pulumi_gate.provider import MigrationGateProvider
 
     provider = MigrationGateProvider()
     props = props_for(target, sql_tree)

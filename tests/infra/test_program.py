@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from policy import policies
-from shipshape import gate, outputs
-from shipshape.environments import load_environment
+from shipshape import outputs
+from shipshape.pulumi_gate import gate
+from shipshape.settings import load_environment
 from tests.infra.harness import (
     ROOT,
     TEST_SECRETS,

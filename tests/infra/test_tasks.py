@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from shipshape import automation, outputs
-from shipshape.environments import load_environment, resolve_target
+from shipshape import outputs
+from shipshape.adapters import automation
+from shipshape.settings import load_environment
+from shipshape.targets import resolve_target
 from tests.conftest import ROOT, run_invoke
 from tests.treeutil import small_tree
 
@@ -100,7 +102,7 @@ def test_resolve_target_takes_the_stack_output_after_dsn_and_database_url(monkey
 
 def test_resolve_target_never_asks_pulumi_for_local(monkeypatch):
     monkeypatch.setattr(automation, "stack_output", lambda *a: pytest.fail("asked Pulumi for local"))
-    monkeypatch.setattr("shipshape.embedded.ensure_local", lambda database: "postgresql://embedded/x")
+    monkeypatch.setattr("shipshape.adapters.embedded.ensure_local", lambda database: "postgresql://embedded/x")
     assert resolve_target(load_environment("local", config_dir=ROOT), None, environ={}).source == "embedded server"
 
 

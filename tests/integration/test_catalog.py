@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from shipshape.catalog import SECTIONS, Difference, diff, snapshot
-from shipshape.database import query
+from shipshape.db import query
+from shipshape.engine.catalog import SECTIONS, Difference, diff, snapshot
 from tests.conftest import create_database, drop_database, dsn_for
 
 ROLE = f"ss_catalog_{uuid.uuid4().hex[:8]}"

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-
 import psycopg
 import pytest
 
-from shipshape import database, migrations
+from shipshape import db
+from shipshape.engine import migrations
 from shipshape.errors import Busy, ConfigError, Refused, SQLFailed
 from tests.treeutil import small_tree, write_migration
 
 
 def migrate(target, tree, **kw):
     loaded = migrations.load(tree, target.env)
-    with database.connect(target) as conn:
-        with database.advisory_lock(conn, target.env.migration_lock_wait):
+    with db.connect(target) as conn:
+        with db.advisory_lock(conn, target.env.migration_lock_wait):
             return migrations.migrate(conn, target.env, loaded, **kw)
 
 
@@ -174,11 +174,11 @@ def test_lock_timeout_retries_then_names_the_holder(tmp_path, fresh_dsn, make_ta
 
 def test_advisory_lock_waiter_times_out_naming_the_holder(fresh_dsn, make_target):
     target = make_target(fresh_dsn)
-    holder = database.connect(target, purpose="deploy")
-    with database.advisory_lock(holder, "5s"):
-        waiter = database.connect(target, purpose="waiter")
+    holder = db.connect(target, purpose="deploy")
+    with db.advisory_lock(holder, "5s"):
+        waiter = db.connect(target, purpose="waiter")
         with pytest.raises(Busy) as caught:
-            with database.advisory_lock(waiter, "200ms"):
+            with db.advisory_lock(waiter, "200ms"):
                 pass
         waiter.close()
     text = str(caught.value)
@@ -193,11 +193,11 @@ def test_rollback_to_version_and_destructive_refusal(tmp_path, fresh_dsn, make_t
     migrate(target, tree)
     prod_like = make_target(fresh_dsn, "staging")
     loaded = migrations.load(tree, prod_like.env)
-    with database.connect(prod_like) as conn:
+    with db.connect(prod_like) as conn:
         with pytest.raises(Refused, match="forbids destructive"):
             migrations.rollback(conn, prod_like.env, loaded, 1)
     assert columns(fresh_dsn, "items") == ["id", "name", "price"]
-    with database.connect(target) as conn:
+    with db.connect(target) as conn:
         done = migrations.rollback(conn, target.env, migrations.load(tree, target.env), 1)
     assert [m.version for m in done] == [2]
     assert columns(fresh_dsn, "items") == ["id", "name"]
@@ -207,7 +207,7 @@ def test_rollback_to_version_and_destructive_refusal(tmp_path, fresh_dsn, make_t
 def test_undeclared_destructive_statement_is_refused(tmp_path):
     write_migration(tmp_path, "0001_a", "ALTER TABLE t DROP COLUMN c;", "SELECT 1;")
     with pytest.raises(Refused, match="does not declare `-- shipshape:destructive`"):
-        from shipshape.environments import load_environment
+        from shipshape.settings import load_environment
 
         migrations.load(tmp_path, load_environment("local", config_dir=tmp_path))
 

@@ -8,7 +8,7 @@ import subprocess
 import psycopg
 import pytest
 
-from shipshape import catalog
+from shipshape.engine import catalog
 from tests.conftest import run_invoke
 
 pytestmark = pytest.mark.skipif(shutil.which("psql") is None, reason="needs the psql client")

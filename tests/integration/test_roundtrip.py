@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from shipshape import catalog, database, migrations
+from shipshape import db
+from shipshape.engine import catalog, migrations
 from tests.conftest import ROOT, create_database, drop_database, dsn_for
 
 
@@ -26,7 +27,7 @@ def snap(conn):
 def test_each_migration_round_trips(any_server_dsn, make_target, env):
     target = make_target(any_server_dsn, env, allow_destructive="true")
     loaded = migrations.load(ROOT / "sql", target.env)
-    with database.connect(target) as conn:
+    with db.connect(target) as conn:
         migrations.ensure_history(conn)
         before = snap(conn)
         for migration in loaded:
@@ -44,7 +45,7 @@ def test_each_migration_round_trips(any_server_dsn, make_target, env):
 def test_full_rollback_to_zero_leaves_an_empty_schema(fresh_dsn, make_target):
     target = make_target(fresh_dsn, "dev")
     loaded = migrations.load(ROOT / "sql", target.env)
-    with database.connect(target) as conn:
+    with db.connect(target) as conn:
         empty = snap(conn)
         migrations.migrate(conn, target.env, loaded)
         done = migrations.rollback(conn, target.env, loaded, 0)

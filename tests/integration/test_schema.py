@@ -22,9 +22,9 @@ import yaml
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from shipshape import migrations
-from shipshape.environments import KNOWN_ENVS, Environment, load_environment
-from shipshape.render import Renderer, directives
+from shipshape.engine import migrations
+from shipshape.engine.render import Renderer, directives
+from shipshape.settings import KNOWN_ENVS, Environment, load_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 SQL_DIR = ROOT / "sql"

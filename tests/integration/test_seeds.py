@@ -15,9 +15,9 @@ import psycopg
 import pytest
 import yaml
 
-from shipshape import seeds
-from shipshape.environments import Environment
+from shipshape.engine import seeds
 from shipshape.errors import Busy, SQLFailed
+from shipshape.settings import Environment
 
 DEV = Environment(name="dev")
 

@@ -67,7 +67,7 @@ def test_local_data_survives_down_and_up(tmp_path):
 def _local_dsn(tmp_path) -> str:
     import os
 
-    from shipshape import embedded
+    from shipshape.adapters import embedded
 
     os.environ["SHIPSHAPE_STATE_DIR"] = str(tmp_path / "state")
     try:

@@ -7,15 +7,17 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from shipshape import database, migrations, pipeline, verify
+from shipshape import db
+from shipshape.engine import migrations, verify
 from shipshape.errors import ConfigError, Refused
-from shipshape.report import Progress
+from shipshape.ops import pipeline
+from shipshape.progress import Progress
 from tests.conftest import ROOT, create_database, drop_database, dsn_for
 from tests.treeutil import small_tree, write_migration
 
 
 def run_verify(target, tree):
-    with database.connect(target) as conn:
+    with db.connect(target) as conn:
         return verify.verify(conn, target, tree)
 
 
@@ -76,7 +78,7 @@ def test_warm_verify_reuses_the_cached_shadow(fresh_dsn, make_target, tree, cach
         def info(self, message):
             self.messages.append(message)
 
-    with database.connect(target) as conn:
+    with db.connect(target) as conn:
         verify.verify(conn, target, tree, progress=Recorder())
     assert any("from cache" in m for m in Recorder.messages)
     write_migration(tree, "0003_note", "ALTER TABLE items ADD COLUMN note text;",
@@ -140,7 +142,7 @@ def test_baseline_adopts_a_matching_hand_made_database(fresh_dsn, make_target, c
     target = make_target(fresh_dsn, "dev")
     hand_made(fresh_dsn, ROOT / "sql", target.env, 5)
     loaded = migrations.load(ROOT / "sql", target.env)
-    with database.connect(target) as conn:
+    with db.connect(target) as conn:
         adopted = verify.baseline(conn, target, loaded, 5)
     assert [m.version for m in adopted] == [1, 2, 3, 4, 5]
     result = pipeline.deploy(target, ROOT / "sql")  # deploy continues from 0006
@@ -151,7 +153,7 @@ def test_baseline_refuses_when_the_schema_differs_and_lists_why(fresh_dsn, make_
     target = make_target(fresh_dsn, "dev")
     hand_made(fresh_dsn, ROOT / "sql", target.env, 4)  # incident 3: the 18 columns never came
     loaded = migrations.load(ROOT / "sql", target.env)
-    with database.connect(target) as conn:
+    with db.connect(target) as conn:
         with pytest.raises(Refused) as caught:
             verify.baseline(conn, target, loaded, 5)
     text = str(caught.value)
@@ -159,6 +161,6 @@ def test_baseline_refuses_when_the_schema_differs_and_lists_why(fresh_dsn, make_
     assert "18 difference(s)" in text and "avatars.personaName" in text and "avatars.lastUsedAt" in text
     with psycopg.connect(fresh_dsn) as conn:
         assert conn.execute("SELECT to_regclass('shipshape.history')").fetchone()[0] is None
-    with database.connect(target) as conn:
+    with db.connect(target) as conn:
         with pytest.raises(ConfigError, match="no migration has version 0099"):
             verify.baseline(conn, target, loaded, 99)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from shipshape.catalog import KINDS, SECTIONS, Difference, diff
+from shipshape.engine.catalog import KINDS, SECTIONS, Difference, diff
 
 FK = 'FOREIGN KEY ("projectId") REFERENCES avatar_projects(id)'
 

@@ -2,11 +2,10 @@
 
 import pytest
 
-from shipshape.environments import (
-    KNOWN_ENVS, Target, load_environment, parse_duration, parse_overrides, redact,
-    register_secret, resolve_target,
-)
 from shipshape.errors import ConfigError
+from shipshape.secrets import redact, register_secret
+from shipshape.settings import KNOWN_ENVS, load_environment, parse_duration, parse_overrides
+from shipshape.targets import Target, resolve_target
 
 
 def test_unknown_env_lists_the_known_ones(tmp_path):

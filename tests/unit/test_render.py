@@ -2,9 +2,9 @@
 
 import pytest
 
-from shipshape.environments import load_environment
+from shipshape.engine.render import Renderer, directives
 from shipshape.errors import ConfigError
-from shipshape.render import Renderer, directives
+from shipshape.settings import load_environment
 
 
 @pytest.fixture

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from shipshape import doctor, runbooks
-from shipshape.environments import KNOWN_ENVS, load_environment
+from shipshape.engine import findings
+from shipshape.engine.findings import Finding
+from shipshape.engine.render import Renderer, directives
 from shipshape.errors import ConfigError
-from shipshape.render import Renderer, directives
-from shipshape.verify import Finding
+from shipshape.ops import doctor, runbooks, triage
+from shipshape.settings import KNOWN_ENVS, load_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 SQL_DIR = ROOT / "sql"
@@ -75,9 +76,9 @@ def test_the_shipped_runbooks_load_in_priority_order():
 
 
 def test_every_code_verify_produces_is_known_to_doctor():
-    source = (ROOT / "shipshape" / "verify.py").read_text()
+    source = (ROOT / "shipshape" / "engine" / "verify.py").read_text()
     produced = set(re.findall(r'"((?:MIGRATION|DRIFT|SEED|CHECK)_[A-Z_]+)"', source))
-    assert produced and produced <= set(doctor.CODES)
+    assert produced and produced <= set(findings.CODES)
 
 
 def test_every_runbook_with_steps_is_replayed_against_postgresql():
@@ -110,7 +111,7 @@ def test_fixes_render_one_statement_and_declare_what_they_delete(env_name):
     fixes = sorted((SQL_DIR / "fixes").glob("*.sql.j2"))
     assert {p.name.removesuffix(".sql.j2") for p in fixes} == set(steps)
     for path in fixes:
-        from shipshape import migrations
+        from shipshape.engine import migrations
 
         change = renderer.render(path, preview=False)
         preview = renderer.render(path, preview=True)
@@ -128,7 +129,7 @@ def test_docs_are_a_fresh_render_of_the_runbooks():
         "docs/runbooks.md is stale: run `invoke runbook.docs`")
     for b in shipped():
         assert f'<a id="{b.id}"></a>' in committed and b.title in committed
-    for code in doctor.CODES:
+    for code in findings.CODES:
         assert f"`{code}`" in committed
 
 
@@ -247,7 +248,7 @@ def test_findings_go_to_the_first_triggered_runbook_that_clears_them(tmp_path):
     owners = [b.id if b else None for b in runbooks.assign(found, books)]
     assert owners == ["adopt", "pending", "integrity", "drift", None, "integrity", "adopt"]
 
-    groups = doctor.group(found, books, command=lambda b: runbooks.command(b, "dev"))
+    groups = triage.group(found, books, command=lambda b: runbooks.command(b, "dev"))
     assert [g.runbook.id if g.runbook else None for g in groups] == [
         "adopt", "pending", "integrity", "drift", None]
     assert groups[0].command == "invoke runbook.run adopt --env dev"
@@ -273,16 +274,16 @@ def test_doctor_text_groups_findings_under_their_command():
         findings=[finding("SEED_MISSING", "seed ai_models.yaml"),
                   Finding("CONNECTIONS_NEAR_LIMIT", "warning", "database", "90 of 100.", "look"),
                   finding("MIGRATION_PENDING", "migration 0006_avatar_generations")])
-    groups = doctor.group(diagnosis.findings, books,
+    groups = triage.group(diagnosis.findings, books,
                           command=lambda b: runbooks.command(b, "prod"))
-    text = doctor.render_text(diagnosis, groups)
+    text = triage.render_text(diagnosis, groups)
     assert text.splitlines()[1] == ("✗ not healthy: 2 problem(s), 1 warning(s), grouped by the "
                                     "runbook that fixes them (run them in this order):")
     # the seed finding goes with the migrations (they seed after migrating)
     assert "1. migrations-not-applied: Migrations in the code are not applied" in text
     assert "   run: invoke runbook.run migrations-not-applied --env prod" in text
     assert "2. no runbook fixes these" in text and "fix: look" in text
-    as_json = doctor.as_json(diagnosis, groups)
+    as_json = triage.as_json(diagnosis, groups)
     assert as_json["healthy"] is False
     assert [r["id"] for r in as_json["runbooks"]] == ["migrations-not-applied"]
     assert [f.code for f in as_json["unmatched"]] == ["CONNECTIONS_NEAR_LIMIT"]
@@ -299,7 +300,7 @@ def test_long_transaction_threshold_must_be_a_duration():
 
 
 def test_a_report_is_markdown_and_json_without_secrets(tmp_path):
-    from shipshape.environments import register_secret
+    from shipshape.secrets import register_secret
 
     register_secret("pw-in-a-message")
     step = runbooks.Step("seed", "seed", "Seed it.", {})

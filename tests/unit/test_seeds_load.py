@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from shipshape import seeds
-from shipshape.environments import Environment
+from shipshape.engine import seeds
 from shipshape.errors import ConfigError
+from shipshape.settings import Environment
 
 LOCAL = Environment(name="local")
 PROD = Environment(name="prod", seed_sets=("reference",))

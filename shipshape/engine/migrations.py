@@ -18,10 +18,10 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from shipshape import database
-from shipshape.environments import Environment
+from shipshape import db
+from shipshape.engine.render import Renderer, directives
 from shipshape.errors import ConfigError, Refused, SQLFailed
-from shipshape.render import Renderer, directives
+from shipshape.settings import Environment
 
 _NAME = re.compile(r"^(?P<version>\d{4})_(?P<slug>[a-z0-9][a-z0-9_]*)$")
 MIGRATE_FILE = "migrate.sql.j2"
@@ -187,17 +187,17 @@ def _check_destructive(path: Path, rendered: str, found_directives: set[str]) ->
 def ensure_history(conn: psycopg.Connection) -> None:
     """Create shipshape's schema and tables. Call while holding the migration lock."""
     with conn.transaction():
-        conn.execute(database.query("bootstrap"))
+        conn.execute(db.query("bootstrap"))
 
 
 def read_history(conn: psycopg.Connection) -> dict[int, dict]:
     """Applied (and failed) migrations by version; empty when never deployed."""
-    exists = database.table_exists(conn, "shipshape.history")
+    exists = db.table_exists(conn, "shipshape.history")
     if not exists:
         _end_read(conn)
         return {}
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(database.query("history_read")).fetchall()
+        rows = cur.execute(db.query("history_read")).fetchall()
     _end_read(conn)
     return {row["version"]: row for row in rows}
 
@@ -281,7 +281,7 @@ def plan(migrations: list[Migration], history: dict[int, dict], to: int | None =
 def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration], *,
             to: int | None = None, retry_failed: bool = False, progress=None) -> tuple[int | None, list[Migration]]:
     """Apply what is pending (up to `to`). Returns the version before, and what was applied."""
-    from shipshape.report import Progress
+    from shipshape.progress import Progress
 
     progress = progress or Progress()
     ensure_history(conn)
@@ -291,14 +291,14 @@ def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration],
     refuse_destructive(env, todo, rollback=False)
     for migration in todo:
         with progress.step(f"migrate {migration.name}") as step:
-            step.note(f"{apply(conn, env, migration, applied_by=database.operator())} ms in SQL")
+            step.note(f"{apply(conn, env, migration, applied_by=db.operator())} ms in SQL")
     return current_version(history), todo
 
 
 def rollback(conn: psycopg.Connection, env: Environment, loaded: list[Migration], to: int, *,
              progress=None) -> list[Migration]:
     """Roll back every applied migration above `to`, newest first."""
-    from shipshape.report import Progress
+    from shipshape.progress import Progress
 
     progress = progress or Progress()
     history = read_history(conn)
@@ -342,7 +342,7 @@ def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,
     rolls everything back and names the line of the rendered file (exit 6).
     """
     work = _apply_in_transaction if migration.transactional else _apply_autocommit
-    return database.retry_on_lock_timeout(
+    return db.retry_on_lock_timeout(
         conn, env, lambda: work(conn, env, migration, applied_by),
         what=f"Migration {migration.name}", then="deploy again; nothing of it was applied.")
 
@@ -351,10 +351,10 @@ def _apply_in_transaction(conn, env, migration, applied_by) -> int:
     started = time.monotonic()
     try:
         with conn.transaction():
-            database.set_local_timeouts(conn, env)
+            db.set_local_timeouts(conn, env)
             conn.execute(migration.sql)
             duration = int((time.monotonic() - started) * 1000)
-            conn.execute(database.query("history_insert"), _history_params(
+            conn.execute(db.query("history_insert"), _history_params(
                 migration, applied_by, duration, success=True))
     except psycopg.errors.LockNotAvailable:
         raise
@@ -374,12 +374,12 @@ def _apply_autocommit(conn, env, migration, applied_by) -> int:
                 raise
             except psycopg.Error as exc:
                 duration = int((time.monotonic() - started) * 1000)
-                conn.execute(database.query("history_insert"), _history_params(
+                conn.execute(db.query("history_insert"), _history_params(
                     migration, applied_by, duration, success=False))
                 raise _sql_failed(conn, env, migration, migration.sql, exc, statement=statement,
                                   partial=True) from None
         duration = int((time.monotonic() - started) * 1000)
-        conn.execute(database.query("history_insert"), _history_params(
+        conn.execute(db.query("history_insert"), _history_params(
             migration, applied_by, duration, success=True))
     return duration
 
@@ -398,17 +398,17 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
     def work():
         if migration.rollback_transactional:
             with conn.transaction():
-                database.set_local_timeouts(conn, env)
+                db.set_local_timeouts(conn, env)
                 conn.execute(migration.rollback_sql)
-                conn.execute(database.query("history_delete"), {"version": migration.version})
+                conn.execute(db.query("history_delete"), {"version": migration.version})
         else:
             with _autocommit(conn, env):
                 for statement in split(migration.rollback_sql):
                     conn.execute(statement)
-                conn.execute(database.query("history_delete"), {"version": migration.version})
+                conn.execute(db.query("history_delete"), {"version": migration.version})
 
     try:
-        database.retry_on_lock_timeout(conn, env, work, what=f"Rollback of {migration.name}",
+        db.retry_on_lock_timeout(conn, env, work, what=f"Rollback of {migration.name}",
                                        then="run the rollback again.")
     except psycopg.Error as exc:
         raise _sql_failed(conn, env, migration, migration.rollback_sql, exc,
@@ -423,7 +423,7 @@ def _autocommit(conn: psycopg.Connection, env: Environment):
     was_autocommit = conn.autocommit
     conn.autocommit = True
     try:
-        database.set_session_timeouts(conn, env)
+        db.set_session_timeouts(conn, env)
         yield
     finally:
         if not conn.closed:
@@ -448,7 +448,7 @@ def split(sql_text: str) -> list[str]:
 
 def _sql_failed(conn, env, migration, script, exc, *, statement=None, partial=False, path=None):
     path = path or migration.path
-    reason = database.server_message(exc, env)
+    reason = db.server_message(exc, env)
     line = _error_line(conn, script, exc, statement)
     where = f"{path} (rendered line {line})" if line else str(path)
     if partial and path == migration.path:

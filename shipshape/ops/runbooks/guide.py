@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shipshape.runbooks.book import FIXES_DIR, OPERATIONS, Runbook
+from shipshape.ops.runbooks.book import FIXES_DIR, OPERATIONS, Runbook
 
 DOCS_PATH = Path("docs") / "runbooks.md"
 
@@ -13,7 +13,7 @@ def render_docs(runbooks: list[Runbook], sql_dir: Path | str) -> str:
     """docs/runbooks.md: every runbook as the troubleshooting guide. Deterministic (no
     time, no env, no path outside the repository), so a test can compare it with the
     committed file."""
-    from shipshape.doctor import CODES
+    from shipshape.engine.findings import CODES
 
     sql_dir = Path(sql_dir)
     ordered = sorted(runbooks, key=lambda b: (b.priority, b.id))

@@ -12,8 +12,8 @@ from pathlib import Path
 import jinja2
 from psycopg import sql
 
-from shipshape.environments import Environment
 from shipshape.errors import ConfigError
+from shipshape.settings import Environment
 
 # `-- shipshape:no-transaction` and `-- shipshape:destructive` in the rendered SQL.
 _DIRECTIVE = re.compile(r"^\s*--\s*shipshape:\s*([a-z-]+)\s*$", re.M)
@@ -44,7 +44,7 @@ class Renderer:
         self.jinja = jinja2.Environment(
             loader=jinja2.ChoiceLoader([
                 jinja2.FileSystemLoader(str(self.sql_dir)),
-                jinja2.PackageLoader("shipshape", "templates"),
+                jinja2.PackageLoader("shipshape.engine", "templates"),
             ]),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,

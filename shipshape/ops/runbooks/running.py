@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
-from shipshape.environments import Environment, Target, redact
 from shipshape.errors import ProblemsFound, Refused, ShipshapeError
-from shipshape.report import listing
-from shipshape.runbooks.book import Runbook, command, get, load
-from shipshape.runbooks.operations import _GUARDED, _OPS, PlannedStep, _Ctx, _fresh_history
-from shipshape.runbooks.reports import _write_reports, render_plan
+from shipshape.ops.runbooks.book import Runbook, command, get, load
+from shipshape.ops.runbooks.operations import _GUARDED, _OPS, PlannedStep, _Ctx, _fresh_history
+from shipshape.ops.runbooks.reports import _write_reports, render_plan
+from shipshape.secrets import redact
+from shipshape.settings import Environment
+from shipshape.targets import Target
+from shipshape.text import listing
 
 
 @dataclass
@@ -81,9 +83,11 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
     confirm: callable(question) -> bool, or None when there is no terminal to ask on
     (then only --yes confirms). show: callable(text), to print the plan before confirming.
     """
-    from shipshape import database, doctor, migrations
-    from shipshape.render import Renderer
-    from shipshape.report import Progress
+    from shipshape import db
+    from shipshape.engine import migrations
+    from shipshape.engine.render import Renderer
+    from shipshape.ops import doctor, triage
+    from shipshape.progress import Progress
 
     progress = progress or Progress()
     show = show or (lambda text: None)
@@ -94,7 +98,7 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
     long_transaction = long_transaction or doctor.DEFAULT_LONG_TRANSACTION
     options = dict(command_options or {})
     result = RunResult(runbook=book.id, title=book.title, env=env.name, target=target.describe(),
-                       operator=database.operator(), reason=(reason or "").strip() or None,
+                       operator=db.operator(), reason=(reason or "").strip() or None,
                        started_at=datetime.now(UTC), escalation=list(book.escalate_when),
                        escalate_to=book.escalate_to)
 
@@ -109,15 +113,15 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
         if book.steps:
             # The deploy's lock for the whole run, detection included: nobody migrates
             # between the plan that is shown and the steps that run.
-            conn = database.connect(target, purpose=f"runbook {book.id}")
+            conn = db.connect(target, purpose=f"runbook {book.id}")
             if not dry_run:
-                lock = database.advisory_lock(conn, env.migration_lock_wait)
+                lock = db.advisory_lock(conn, env.migration_lock_wait)
                 lock.__enter__()
         result.event(f"detect: doctor on {target.describe()}")
         diagnosis = doctor.diagnose(target, sql_dir, long_transaction=long_transaction,
                                     progress=progress, app_check=app_check)
-        groups = doctor.group(diagnosis.findings, runbooks, command=cmd)
-        result.findings_before = doctor.tagged(groups)
+        groups = triage.group(diagnosis.findings, runbooks, command=cmd)
+        result.findings_before = triage.tagged(groups)
         result.mine = [f for f in result.findings_before if f.runbook == book.id]
         result.next = [(g.runbook.id, g.command) for g in groups
                        if g.runbook is not None and g.runbook.id != book.id]
@@ -157,8 +161,8 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
         result.event("verify: doctor again")
         after = doctor.diagnose(target, sql_dir, long_transaction=long_transaction,
                                 progress=progress, app_check=app_check)
-        after_groups = doctor.group(after.findings, runbooks, command=cmd)
-        result.findings_after = doctor.tagged(after_groups)
+        after_groups = triage.group(after.findings, runbooks, command=cmd)
+        result.findings_after = triage.tagged(after_groups)
         result.next = [(g.runbook.id, g.command) for g in after_groups
                        if g.runbook is not None and g.runbook.id != book.id]
         remaining = [f for f in after.findings if any(m.matches(f) for m in book.verify_absent)]
@@ -272,10 +276,10 @@ def _open_run(conn, book: Runbook, env_name) -> tuple[dict | None, dict]:
     """The unfinished run a rerun resumes, and its steps that are done."""
     from psycopg.rows import dict_row
 
-    from shipshape import database
+    from shipshape import db
 
     env_name = env_name.name if isinstance(env_name, Environment) else env_name
-    exists = database.table_exists(conn, "shipshape.runbook_runs")
+    exists = db.table_exists(conn, "shipshape.runbook_runs")
     if not exists:
         conn.commit()
         return None, {}
@@ -319,7 +323,7 @@ def _start_run(ctx: _Ctx, result: RunResult, open_run: dict | None) -> None:
 
 
 def _execute(ctx: _Ctx, result: RunResult, reports_dir) -> None:
-    from shipshape.report import Progress
+    from shipshape.progress import Progress
 
     conn = ctx.conn
     for planned in result.steps:
@@ -429,7 +433,7 @@ def _idle(conn) -> bool:
 
 @cache
 def _query(name: str) -> str:
-    from shipshape.database import query
+    from shipshape.db import query
 
     return query(name)
 

@@ -32,10 +32,10 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from shipshape import database, yamlfile
-from shipshape.environments import KNOWN_ENVS, Environment
+from shipshape import db, yamlfile
 from shipshape.errors import ConfigError, SQLFailed
-from shipshape.report import listing
+from shipshape.settings import KNOWN_ENVS, Environment
+from shipshape.text import listing
 
 SEEDS_DIR = "seeds"
 SUFFIXES = (".yaml", ".yml")
@@ -463,7 +463,7 @@ def _overlaps(files: list[_File], env: Environment) -> list[str]:
 @cache
 def _template(name: str) -> str:
     """A shipshape/sql/<name>.sql template without its leading comment lines."""
-    lines = database.query(name).splitlines()
+    lines = db.query(name).splitlines()
     while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
         lines.pop(0)
     return "\n".join(lines).strip()
@@ -488,7 +488,7 @@ def _upsert(seed: Seed, columns: tuple[str, ...], values: sql.Composable, *,
     """
     others = [c for c in columns if c not in seed.key]
     parts = {
-        "table": database.identifier(seed.table),
+        "table": db.identifier(seed.table),
         "columns": sql.SQL(", ").join(map(sql.Identifier, columns)),
         "values": values,
         "key": sql.SQL(", ").join(map(sql.Identifier, seed.key)),
@@ -522,10 +522,10 @@ def apply(conn: psycopg.Connection, env: Environment, seeds: list[Seed]) -> list
 
     def work():
         with conn.transaction():
-            database.set_local_timeouts(conn, env)
+            db.set_local_timeouts(conn, env)
             return [_apply_seed(conn, env, seed) for seed in seeds]
 
-    return database.retry_on_lock_timeout(
+    return db.retry_on_lock_timeout(
         conn, env, work, what="Seeding",
         then=f"run `invoke db.seed --env {env.name}` again; nothing was seeded.")
 
@@ -570,7 +570,7 @@ def _failing_row(conn: psycopg.Connection, statement, params: list) -> int | Non
 
 
 def _sql_failed(env: Environment, seed: Seed, row: dict | None, exc: psycopg.Error) -> SQLFailed:
-    reason = database.server_message(exc, env)
+    reason = db.server_message(exc, env)
     if isinstance(exc, psycopg.errors.InvalidColumnReference) and "ON CONFLICT" in reason:
         reason += (f"; key [{', '.join(seed.key)}] must be exactly the columns of a unique "
                    f"index or constraint of {seed.table}")
@@ -658,14 +658,14 @@ def _check_seed(conn: psycopg.Connection, seed: Seed) -> SeedCheck:
                                 columns, result)
     except psycopg.Error as exc:
         result.ok, result.missing, result.differing = 0, [], []
-        result.error = f"cannot compare with table {seed.table}: {database.server_message(exc)}"
+        result.error = f"cannot compare with table {seed.table}: {db.server_message(exc)}"
     return result
 
 
 def _columns(conn: psycopg.Connection, table: str) -> dict[str, tuple[str, bool]] | None:
     """name -> (type, is json) for the table's columns; None when it does not exist."""
-    rows = conn.execute(database.query("seed_columns"),
-                        {"table": database.identifier(table).as_string(conn)}).fetchall()
+    rows = conn.execute(db.query("seed_columns"),
+                        {"table": db.identifier(table).as_string(conn)}).fetchall()
     if not rows or not rows[0][0]:
         return None
     return {name: (type_, is_json) for _, name, type_, is_json in rows if name is not None}
@@ -694,7 +694,7 @@ def _check_rows(conn, seed: Seed, names: tuple[str, ...], rows: list[dict],
         select=sql.SQL(", ").join(select),
         values=sql.SQL(", ").join([row_values] * len(rows)),
         aliases=sql.SQL(", ").join([sql.Identifier("n"), *alias.values()]),
-        table=database.identifier(seed.table),
+        table=db.identifier(seed.table),
         match=sql.SQL(" AND ").join(
             sql.SQL("x.{} = d.{}").format(sql.Identifier(c), alias[c]) for c in seed.key),
     )

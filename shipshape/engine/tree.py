@@ -9,9 +9,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipshape import migrations, seeds
-from shipshape.environments import Environment
-from shipshape.render import Renderer
+from shipshape.engine import migrations, seeds
+from shipshape.engine.render import Renderer
+from shipshape.settings import Environment
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,16 @@ written for each run that changed something or escalated (Markdown and JSON, red
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipshape.environments import redact
-from shipshape.report import one_line
+from shipshape.paths import reports_root
+from shipshape.secrets import redact
+from shipshape.text import one_line
 
 if TYPE_CHECKING:
-    from shipshape.runbooks.book import Runbook
-    from shipshape.runbooks.running import RunResult
+    from shipshape.ops.runbooks.book import Runbook
+    from shipshape.ops.runbooks.running import RunResult
 
 _MARK = {"error": "✗", "warning": "!"}
 _STATUS = {"done": "✓", "skipped": "-", "already-done": "✓", "failed": "✗", "not-run": " ",
@@ -74,19 +73,9 @@ def render_result(result: RunResult) -> str:
     return redact("\n".join(lines)) + "\n"
 
 
-def reports_root(reports_dir: Path | str | None = None) -> Path:
-    from shipshape.environments import project_root
-
-    if reports_dir:
-        return Path(reports_dir)
-    if os.environ.get("SHIPSHAPE_REPORTS_DIR"):
-        return Path(os.environ["SHIPSHAPE_REPORTS_DIR"])
-    return project_root() / "reports"
-
-
 def _write_reports(result: RunResult, book: Runbook | None, reports_dir) -> None:
     """reports/<time>-<runbook>-<env>[-run<id>].md and .json; everything redacted."""
-    from shipshape.report import to_jsonable
+    from shipshape.text import to_jsonable
 
     result.finished_at = datetime.now(UTC)
     directory = reports_root(reports_dir)

@@ -137,7 +137,7 @@ class Runbook:
 
 
 def default_dir() -> Path:
-    from shipshape.environments import project_root
+    from shipshape.paths import project_root
 
     return project_root() / RUNBOOKS_DIR
 
@@ -147,7 +147,7 @@ def load(directory: Path | str | None = None, *, sql_dir: Path | str | None = No
 
     With sql_dir, each fix step's template must exist in sql_dir/fixes/.
     """
-    from shipshape.doctor import CODES
+    from shipshape.engine.findings import CODES
 
     directory = Path(directory) if directory else default_dir()
     if not directory.is_dir():

@@ -9,30 +9,10 @@ import json
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, is_dataclass
-from datetime import date, datetime
-from pathlib import Path
 
-from shipshape.environments import redact
-
-
-class Progress:
-    """Silent progress: what library functions get when nobody is watching."""
-
-    @contextmanager
-    def step(self, label: str):
-        yield _Step()
-
-    def info(self, message: str) -> None:
-        pass
-
-
-class _Step:
-    def __init__(self):
-        self.detail = ""
-
-    def note(self, detail: str) -> None:
-        self.detail = detail
+from shipshape.progress import Progress, StepHandle
+from shipshape.secrets import redact
+from shipshape.text import to_jsonable
 
 
 class ConsoleProgress(Progress):
@@ -49,7 +29,7 @@ class ConsoleProgress(Progress):
     @contextmanager
     def step(self, label: str):
         started = time.monotonic()
-        handle = _Step()
+        handle = StepHandle()
         indent = "  " * self.depth
         self.depth += 1
         try:
@@ -82,32 +62,6 @@ def _esc(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
-
-
-def listing(items: list[str], shown: int = 5) -> str:
-    """Items for a message: all of them, or the first `shown` and how many more."""
-    if len(items) <= shown:
-        return ", ".join(items)
-    return ", ".join(items[:shown]) + f" and {len(items) - shown} more"
-
-
-def one_line(text: object) -> str:
-    """text with each run of whitespace, newlines included, as one space."""
-    return " ".join(str(text).split())
-
-
-def to_jsonable(value):
-    if is_dataclass(value):
-        return to_jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def emit_json(data, stream=None) -> None:

@@ -18,20 +18,20 @@ class MigrationGateProvider(pulumi.dynamic.ResourceProvider):
     (the schema lives in the database's volume and goes with it)."""
 
     def diff(self, _id, olds, news):
-        from shipshape import gate
+        from shipshape.pulumi_gate import gate
 
         changed = gate.provider_diff(olds, news)
         return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=[],
                                          delete_before_replace=False)
 
     def create(self, props):
-        from shipshape import gate
+        from shipshape.pulumi_gate import gate
 
         outs = gate.provider_apply(props)
         return pulumi.dynamic.CreateResult(id_=f"migration-gate-{props['env']}", outs=outs)
 
     def update(self, _id, _olds, news):
-        from shipshape import gate
+        from shipshape.pulumi_gate import gate
 
         return pulumi.dynamic.UpdateResult(outs=gate.provider_apply(news))
 

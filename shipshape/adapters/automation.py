@@ -12,8 +12,10 @@ import os
 import shutil
 from pathlib import Path
 
-from shipshape.environments import KNOWN_ENVS, project_root, redact
 from shipshape.errors import ConfigError, Refused
+from shipshape.paths import project_root
+from shipshape.secrets import redact
+from shipshape.settings import KNOWN_ENVS
 
 STACK_ENVS = tuple(e for e in KNOWN_ENVS if e != "local")
 

@@ -24,7 +24,7 @@ The package, a module per concept:
 - guide.py: docs/runbooks.md, rendered from the runbooks
 """
 
-from shipshape.runbooks.book import (
+from shipshape.ops.runbooks.book import (
     FIELDS,
     FIXES_DIR,
     OPERATIONS,
@@ -40,17 +40,18 @@ from shipshape.runbooks.book import (
     get,
     load,
 )
-from shipshape.runbooks.guide import DOCS_PATH, render_book, render_docs
+from shipshape.ops.runbooks.guide import DOCS_PATH, render_book, render_docs
 
 # `_name as _name`: private names the tests reach through the package (_OPS is the very
 # table the run looks step kinds up in, so patching it here patches the run).
-from shipshape.runbooks.operations import _OPS as _OPS
-from shipshape.runbooks.operations import PlannedStep
-from shipshape.runbooks.operations import _plan_fix as _plan_fix
-from shipshape.runbooks.operations import _run_fix as _run_fix
-from shipshape.runbooks.reports import _write_reports as _write_reports
-from shipshape.runbooks.reports import render_plan, render_result, reports_root
-from shipshape.runbooks.running import RunResult, run
+from shipshape.ops.runbooks.operations import _OPS as _OPS
+from shipshape.ops.runbooks.operations import PlannedStep
+from shipshape.ops.runbooks.operations import _plan_fix as _plan_fix
+from shipshape.ops.runbooks.operations import _run_fix as _run_fix
+from shipshape.ops.runbooks.reports import _write_reports as _write_reports
+from shipshape.ops.runbooks.reports import render_plan, render_result
+from shipshape.ops.runbooks.running import RunResult, run
+from shipshape.paths import reports_root
 
 __all__ = [
     "DOCS_PATH", "FIELDS", "FIXES_DIR", "OPERATIONS", "REQUIRED", "RUNBOOKS_DIR", "STEP_FIELDS",

@@ -17,13 +17,15 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipshape.environments import Environment, Target, redact
 from shipshape.errors import ConfigError, Refused
-from shipshape.report import listing, one_line
-from shipshape.runbooks.book import FIXES_DIR
+from shipshape.ops.runbooks.book import FIXES_DIR
+from shipshape.secrets import redact
+from shipshape.settings import Environment
+from shipshape.targets import Target
+from shipshape.text import listing, one_line
 
 if TYPE_CHECKING:
-    from shipshape.runbooks.book import Runbook, Step
+    from shipshape.ops.runbooks.book import Runbook, Step
 
 
 @dataclass
@@ -49,7 +51,7 @@ class PlannedStep:
 
     @property
     def sha256(self) -> str | None:
-        from shipshape.migrations import sha256
+        from shipshape.engine.migrations import sha256
 
         return sha256(self.sql) if self.sql else None
 
@@ -90,7 +92,7 @@ class _Ctx:
 
 
 def _fresh_history(ctx: _Ctx) -> dict:
-    from shipshape import migrations
+    from shipshape.engine import migrations
 
     return migrations.read_history(ctx.conn)
 
@@ -100,7 +102,7 @@ def _applied(ctx: _Ctx, history: dict) -> list:
 
 
 def _actual(ctx: _Ctx) -> dict:
-    from shipshape import catalog
+    from shipshape.engine import catalog
 
     return catalog.snapshot(ctx.conn)
 
@@ -119,7 +121,7 @@ def _projected(ctx: _Ctx) -> dict:
 
 def _expected(ctx: _Ctx, applied: list | None = None) -> dict:
     """The schema the recorded migrations create (a shadow database's snapshot)."""
-    from shipshape import verify
+    from shipshape.engine import verify
 
     if applied is None:
         applied = _applied(ctx, _fresh_history(ctx))
@@ -144,7 +146,7 @@ def _migration_blocks(todo, what: str = "") -> str:
 
 
 def _plan_migrate(ctx: _Ctx, planned: PlannedStep) -> None:
-    from shipshape import migrations
+    from shipshape.engine import migrations
 
     retry = planned.step.arg("retry_failed")
     entries = migrations.status(ctx.loaded, ctx.history)
@@ -164,7 +166,7 @@ def _plan_migrate(ctx: _Ctx, planned: PlannedStep) -> None:
 
 
 def _run_migrate(ctx: _Ctx, planned: PlannedStep) -> str:
-    from shipshape import migrations
+    from shipshape.engine import migrations
 
     _, applied = migrations.migrate(ctx.conn, ctx.env, ctx.loaded, progress=ctx.progress,
                                     retry_failed=planned.step.arg("retry_failed"))
@@ -172,7 +174,7 @@ def _run_migrate(ctx: _Ctx, planned: PlannedStep) -> str:
 
 
 def _plan_seed(ctx: _Ctx, planned: PlannedStep) -> None:
-    from shipshape import seeds
+    from shipshape.engine import seeds
 
     declared = seeds.load(ctx.sql_dir, ctx.env)
     if not declared:
@@ -186,7 +188,7 @@ def _plan_seed(ctx: _Ctx, planned: PlannedStep) -> None:
 
 
 def _run_seed(ctx: _Ctx, planned: PlannedStep) -> str:
-    from shipshape import seeds
+    from shipshape.engine import seeds
 
     results = seeds.apply(ctx.conn, ctx.env, planned.data["declared"])
     return (f"{sum(r.inserted for r in results)} inserted, {sum(r.updated for r in results)} "
@@ -194,7 +196,7 @@ def _run_seed(ctx: _Ctx, planned: PlannedStep) -> str:
 
 
 def _plan_baseline(ctx: _Ctx, planned: PlannedStep) -> None:
-    from shipshape import catalog, migrations, verify
+    from shipshape.engine import catalog, migrations, verify
 
     wanted = planned.step.arg("version")
     history = ctx.history
@@ -230,7 +232,7 @@ def _plan_baseline(ctx: _Ctx, planned: PlannedStep) -> None:
 
 def _matching_version(ctx: _Ctx, history: dict, current: int, actual: dict) -> int:
     """The highest version N whose migrations 0001..N produce exactly the live schema."""
-    from shipshape import catalog, verify
+    from shipshape.engine import catalog, verify
 
     closest = None
     for version in sorted((m.version for m in ctx.loaded if m.version > current), reverse=True):
@@ -259,7 +261,7 @@ def _matching_version(ctx: _Ctx, history: dict, current: int, actual: dict) -> i
 
 
 def _run_baseline(ctx: _Ctx, planned: PlannedStep) -> str:
-    from shipshape import migrations, verify
+    from shipshape.engine import migrations, verify
 
     version = planned.data["version"]
     if not migrations.read_history(ctx.conn):
@@ -272,7 +274,8 @@ def _run_baseline(ctx: _Ctx, planned: PlannedStep) -> str:
 def _adopt(ctx: _Ctx, version: int) -> list:
     """baseline for a database that has a history: record the unrecorded migrations up to
     version, only after proving the schema equals what 0001..version produce."""
-    from shipshape import catalog, database, migrations, verify
+    from shipshape import db
+    from shipshape.engine import catalog, migrations, verify
 
     conn = ctx.conn
     history = migrations.read_history(conn)
@@ -291,7 +294,7 @@ def _adopt(ctx: _Ctx, version: int) -> list:
     todo = [m for m in adopted if m.version not in history]
     with conn.transaction():
         for m in todo:
-            conn.execute(database.query("history_insert"), {
+            conn.execute(db.query("history_insert"), {
                 "version": m.version, "name": m.name, "checksum": m.checksum,
                 "source_checksum": m.source_checksum, "duration_ms": 0,
                 "applied_by": f"baseline by runbook {ctx.book.id} by {ctx.operator}",
@@ -383,7 +386,7 @@ def _plan_reapply(ctx: _Ctx, planned: PlannedStep) -> None:
 
 
 def _run_reapply(ctx: _Ctx, planned: PlannedStep) -> str:
-    from shipshape import migrations
+    from shipshape.engine import migrations
 
     by_version = {m.version: m for m in ctx.loaded}
     done = []
@@ -396,7 +399,7 @@ def _run_reapply(ctx: _Ctx, planned: PlannedStep) -> str:
 
 
 def _plan_restore(ctx: _Ctx, planned: PlannedStep) -> None:
-    from shipshape import catalog
+    from shipshape.engine import catalog
 
     expected = _expected(ctx)
     differences = catalog.diff(expected, _projected(ctx))
@@ -473,20 +476,20 @@ def _has_rows(ctx: _Ctx, table: str) -> bool:
     import psycopg
     from psycopg import sql
 
-    from shipshape import database
+    from shipshape import db
 
     statement = sql.SQL(_template("runbook/table_has_rows")).format(
-        table=database.identifier(table))
+        table=db.identifier(table))
 
     def work():
         try:
             with ctx.conn.transaction(force_rollback=True):
-                database.set_local_timeouts(ctx.conn, ctx.env)
+                db.set_local_timeouts(ctx.conn, ctx.env)
                 return ctx.conn.execute(statement).fetchone()[0]
         except psycopg.errors.UndefinedTable:
             return False
 
-    return database.retry_on_lock_timeout(ctx.conn, ctx.env, work,
+    return db.retry_on_lock_timeout(ctx.conn, ctx.env, work,
                                           what=f"Planning restore (whether {table} has rows)",
                                           then="run the runbook again; nothing was changed.")
 
@@ -506,7 +509,7 @@ def _restore_column(ctx: _Ctx, d, expected: dict) -> tuple[list[tuple[int, str, 
     the shadow database has it; or why it is left: restore never invents a value for a row."""
     from psycopg import sql
 
-    from shipshape.database import identifier
+    from shipshape.db import identifier
 
     column = d.expected
     table = column["table"]
@@ -551,7 +554,7 @@ def _restore_statements(ctx: _Ctx, d, expected: dict) -> tuple[list[tuple[int, s
     the shadow database's snapshot that d comes from."""
     from psycopg import sql
 
-    from shipshape.database import identifier
+    from shipshape.db import identifier
 
     conn = ctx.conn
 
@@ -630,7 +633,7 @@ def _restore_statements(ctx: _Ctx, d, expected: dict) -> tuple[list[tuple[int, s
 def _run_restore(ctx: _Ctx, planned: PlannedStep) -> str:
     import psycopg
 
-    from shipshape import database
+    from shipshape import db
     from shipshape.errors import SQLFailed
 
     conn = ctx.conn
@@ -641,7 +644,7 @@ def _run_restore(ctx: _Ctx, planned: PlannedStep) -> str:
 
     def work():
         with conn.transaction():
-            database.set_local_timeouts(conn, ctx.env)
+            db.set_local_timeouts(conn, ctx.env)
             for statement in in_tx:
                 current["sql"] = statement
                 conn.execute(statement)
@@ -650,13 +653,13 @@ def _run_restore(ctx: _Ctx, planned: PlannedStep) -> str:
 
     try:
         if in_tx:
-            database.retry_on_lock_timeout(conn, ctx.env, work, what=f"Step {planned.step.id}",
+            db.retry_on_lock_timeout(conn, ctx.env, work, what=f"Step {planned.step.id}",
                                            then="run the runbook again; nothing of this step "
                                                 "was applied.")
         if outside:
             conn.autocommit = True
             try:
-                database.set_session_timeouts(conn, ctx.env)
+                db.set_session_timeouts(conn, ctx.env)
                 for statement in outside:
                     current["sql"] = statement
                     conn.execute(statement)
@@ -669,7 +672,7 @@ def _run_restore(ctx: _Ctx, planned: PlannedStep) -> str:
 
         raise Busy(f"Step {planned.step.id} could not get its locks within lock_timeout="
                    f"{ctx.env.lock_timeout} at `{one_line(current['sql'])[:200]}`; blocking: "
-                   f"{database.describe_holders(database.table_lock_holders(conn))}. An index "
+                   f"{db.describe_holders(db.table_lock_holders(conn))}. An index "
                    f"it was building may be left INVALID (doctor shows it); run the runbook "
                    f"again when they are gone.") from None
     except psycopg.Error as exc:
@@ -696,9 +699,9 @@ def _fix_path(ctx: _Ctx, planned: PlannedStep) -> Path:
 def _plan_fix(ctx: _Ctx, planned: PlannedStep) -> None:
     import psycopg
 
-    from shipshape import migrations
+    from shipshape.engine import migrations
+    from shipshape.engine.render import directives
     from shipshape.errors import SQLFailed
-    from shipshape.render import directives
 
     path = _fix_path(ctx, planned)
     preview_sql = "\n".join(
@@ -747,7 +750,7 @@ def _plan_fix(ctx: _Ctx, planned: PlannedStep) -> None:
 def _run_fix(ctx: _Ctx, planned: PlannedStep) -> str:
     import psycopg
 
-    from shipshape import database
+    from shipshape import db
     from shipshape.errors import SQLFailed
 
     conn = ctx.conn
@@ -758,7 +761,7 @@ def _run_fix(ctx: _Ctx, planned: PlannedStep) -> str:
 
     def work():
         with conn.transaction():
-            database.set_local_timeouts(conn, ctx.env)
+            db.set_local_timeouts(conn, ctx.env)
             cur = conn.execute(planned.data["change"])
             if cur.rowcount != expected:
                 raise _Changed(cur.rowcount)
@@ -766,7 +769,7 @@ def _run_fix(ctx: _Ctx, planned: PlannedStep) -> str:
         return cur.rowcount
 
     try:
-        count = database.retry_on_lock_timeout(conn, ctx.env, work, what=f"Step {planned.step.id}",
+        count = db.retry_on_lock_timeout(conn, ctx.env, work, what=f"Step {planned.step.id}",
                                                then="run the runbook again; nothing of this "
                                                     "step was applied.")
     except _Changed as exc:
@@ -817,14 +820,14 @@ def _plan_terminate(ctx: _Ctx, planned: PlannedStep) -> None:
 def _run_terminate(ctx: _Ctx, planned: PlannedStep) -> str:
     import psycopg
 
-    from shipshape import database
+    from shipshape import db
 
     conn = ctx.conn
     ended, gone = [], []
     for s in planned.data["sessions"]:
         params = {"pid": s.pid, "backend_start": s.backend_start}
         try:
-            row = conn.execute(database.query("runbook/terminate"), params).fetchone()
+            row = conn.execute(db.query("runbook/terminate"), params).fetchone()
             conn.commit()
         except psycopg.Error as exc:
             conn.rollback()
@@ -837,7 +840,7 @@ def _run_terminate(ctx: _Ctx, planned: PlannedStep) -> str:
             gone.append(s.pid)
             continue
         deadline = time.monotonic() + 10
-        while conn.execute(database.query("runbook/session_alive"), params).fetchone()[0]:
+        while conn.execute(db.query("runbook/session_alive"), params).fetchone()[0]:
             conn.commit()
             if time.monotonic() > deadline:
                 raise Refused(f"pid {s.pid} did not end within 10 s of pg_terminate_backend.")
@@ -849,7 +852,7 @@ def _run_terminate(ctx: _Ctx, planned: PlannedStep) -> str:
 
 
 def _plan_rollback(ctx: _Ctx, planned: PlannedStep) -> None:
-    from shipshape import bundle, migrations
+    from shipshape.engine import bundle, migrations
 
     to = planned.step.arg("to")
     todo = migrations.rollback_plan(ctx.loaded, ctx.history, to)
@@ -872,7 +875,7 @@ def _plan_rollback(ctx: _Ctx, planned: PlannedStep) -> None:
 
 
 def _run_rollback(ctx: _Ctx, planned: PlannedStep) -> str:
-    from shipshape import migrations
+    from shipshape.engine import migrations
 
     done = migrations.rollback(ctx.conn, ctx.env, ctx.loaded, planned.data["to"],
                                progress=ctx.progress)
@@ -897,7 +900,7 @@ _GUARDED = {"fix", "terminate"}
 @cache
 def _template(name: str) -> str:
     """A shipshape/sql/<name>.sql statement without its comment lines."""
-    from shipshape.database import query
+    from shipshape.db import query
 
     return "\n".join(line for line in query(name).splitlines()
                      if not line.lstrip().startswith("--")).strip()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import dict_row
 
-from shipshape.database import query
+from shipshape.db import query
 
 # Difference kinds in report order, and the snapshot section that holds each kind.
 KINDS = ("table", "column", "index", "constraint", "sequence", "view", "extension", "enum",

@@ -8,8 +8,6 @@ database can still be written.
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,10 +16,13 @@ from pathlib import Path
 import psycopg
 from psycopg.types.json import Jsonb
 
-from shipshape import database, migrations, seeds, tree, verify
-from shipshape.environments import Target, redact
+from shipshape import db
+from shipshape.adapters import app_probe
+from shipshape.engine import migrations, seeds, tree, verify
 from shipshape.errors import ProblemsFound, ShipshapeError
-from shipshape.report import Progress
+from shipshape.progress import Progress
+from shipshape.secrets import redact
+from shipshape.targets import Target
 
 
 @dataclass
@@ -102,19 +103,19 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
     try:
         with run.gate("preflight", "preflight: render, connect, check") as gate:
             code = tree.load(sql_dir, env)
-            conn = database.connect(target, purpose="deploy")
-            version = database.server_version(conn)
+            conn = db.connect(target, purpose="deploy")
+            version = db.server_version(conn)
             conn.commit()
             gate.note(f"PostgreSQL {version}; {len(code.migrations)} migrations, "
                       f"{len(code.seeds)} seed files")
         with ExitStack() as held:
             with run.gate("lock", "lock: wait for other deploys") as gate:
-                held.enter_context(database.advisory_lock(conn, env.migration_lock_wait))
+                held.enter_context(db.advisory_lock(conn, env.migration_lock_wait))
                 gate.note("migration lock held")
             _migrate_seed_verify(run, conn, target, code)
         if env.app_url:
             with run.gate("app", f"app: {env.app_url}/health/ready") as gate:
-                (app_check or check_app_ready)(env.app_url)
+                (app_check or app_probe.require_ready)(env.app_url)
                 gate.note("ready")
         else:
             run.skip("app", "no app_url for this env")
@@ -159,11 +160,11 @@ def _migrate_seed_verify(run: _Run, conn, target: Target, code: tree.Tree) -> No
 
 def dry_run(target: Target, sql_dir: Path | str) -> str:
     """Every statement deploy would run, in order, as one psql script. Changes nothing."""
-    from shipshape import bundle
+    from shipshape.engine import bundle
 
     env = target.env
     code = tree.load(sql_dir, env)
-    with database.connect(target, purpose="deploy --dry-run") as conn:
+    with db.connect(target, purpose="deploy --dry-run") as conn:
         history = migrations.read_history(conn)
     migrations.refuse_unsafe(migrations.status(code.migrations, history), code.migrations)
     todo = migrations.plan(code.migrations, history)
@@ -181,21 +182,6 @@ def dry_run(target: Target, sql_dir: Path | str) -> str:
     return "\n".join(parts)
 
 
-def check_app_ready(app_url: str, timeout: float = 5.0) -> None:
-    url = app_url.rstrip("/") + "/health/ready"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            if response.status == 200:
-                return
-            body = response.read(500).decode(errors="replace")
-    except urllib.error.HTTPError as exc:
-        body = exc.read(500).decode(errors="replace")
-    except (urllib.error.URLError, OSError) as exc:
-        body = str(exc)
-    raise ProblemsFound(f"The app at {url} is not ready: {body}. Check its logs; the "
-                        f"database gates passed.")
-
-
 def _record(run: _Run, conn, target: Target, started_at, started) -> None:
     """Write the deployments row; best effort when the database itself is the problem."""
     result = run.result
@@ -206,14 +192,14 @@ def _record(run: _Run, conn, target: Target, started_at, started) -> None:
     try:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()
-        exists = database.table_exists(conn, "shipshape.deployments")
+        exists = db.table_exists(conn, "shipshape.deployments")
         if not exists:
             conn.rollback()
             run.skip("record", "nothing recorded before the history existed")
             return
         with run.gate("record") as gate:
-            conn.execute(database.query("deployment_insert"), {
-                "env": target.env.name, "operator": database.operator(), "started_at": started_at,
+            conn.execute(db.query("deployment_insert"), {
+                "env": target.env.name, "operator": db.operator(), "started_at": started_at,
                 "from_version": result.from_version, "to_version": result.to_version,
                 "result": "ok" if failed is None else f"failed at {failed}",
                 "exit_code": result.exit_code,

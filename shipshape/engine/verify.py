@@ -8,32 +8,21 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from shipshape import catalog, database, embedded, migrations, seeds, tree
-from shipshape.environments import Target
+from shipshape import db
+from shipshape.adapters import embedded
+from shipshape.engine import catalog, migrations, seeds, tree
+from shipshape.engine.findings import Finding
 from shipshape.errors import ProblemsFound
-from shipshape.report import Progress
+from shipshape.progress import Progress
+from shipshape.targets import Target
 
 CATALOG_FORMAT = 1  # bump when catalog.snapshot's shape changes, to invalidate caches
-
-
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    severity: str  # error | warning
-    object: str
-    message: str
-    fix: str
-    runbook: str | None = None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
@@ -143,7 +132,7 @@ def check_findings(conn: psycopg.Connection, checks: list[tree.Check]) -> list[F
         except psycopg.Error as exc:
             findings.append(Finding("CHECK_ERROR", "error", f"check {check.name}",
                                     f"{check.path} could not run: "
-                                    f"{database.server_message(exc)}.",
+                                    f"{db.server_message(exc)}.",
                                     "fix the schema first (see the drift findings)"))
             continue
         if rows:
@@ -165,7 +154,7 @@ def shadow_snapshot(target: Target, applied: list[migrations.Migration],
     progress = progress or Progress()
     if not applied:
         return {}  # diff() reads a missing section as empty
-    conn = database.connect(target, purpose="shadow", autocommit=True)
+    conn = db.connect(target, purpose="shadow", autocommit=True)
     try:
         major = conn.info.server_version // 10000
     finally:
@@ -195,13 +184,13 @@ def _build_shadow(target: Target, applied, progress: Progress) -> dict:
 
 def _shadow_on(target: Target, admin_dsn: str, applied) -> dict:
     name = f"shipshape_shadow_{uuid.uuid4().hex[:12]}"
-    admin = database.connect(Target(target.env, admin_dsn, target.source), purpose="shadow",
+    admin = db.connect(Target(target.env, admin_dsn, target.source), purpose="shadow",
                              autocommit=True)
     try:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         try:
             shadow = Target(target.env, make_conninfo(admin_dsn, dbname=name), "shadow")
-            with database.connect(shadow, purpose="shadow") as conn:
+            with db.connect(shadow, purpose="shadow") as conn:
                 migrations.ensure_history(conn)
                 for migration in applied:
                     migrations.apply(conn, target.env, migration, applied_by="shadow")
@@ -250,9 +239,9 @@ def baseline(conn: psycopg.Connection, target: Target, loaded: list[migrations.M
     migrations.ensure_history(conn)
     with conn.transaction():
         for migration in adopted:
-            conn.execute(database.query("history_insert"), {
+            conn.execute(db.query("history_insert"), {
                 "version": migration.version, "name": migration.name,
                 "checksum": migration.checksum, "source_checksum": migration.source_checksum,
-                "duration_ms": 0, "applied_by": f"baseline by {database.operator()}",
+                "duration_ms": 0, "applied_by": f"baseline by {db.operator()}",
                 "success": True})
     return adopted

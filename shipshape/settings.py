@@ -1,4 +1,4 @@
-"""Environments: their settings, where their database is, and secret redaction.
+"""Environments and their settings: the context of every template and every operation.
 
 Precedence, lowest first: built-in defaults < Pulumi.<env>.yaml (the same stack files
 the Pulumi program reads) < SHIPSHAPE_<SETTING> environment variables < task flags.
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from shipshape.errors import ConfigError
+from shipshape.paths import project_root
 
 KNOWN_ENVS = ("local", "dev", "staging", "prod")
 PULUMI_NAMESPACE = "shipshape"
@@ -119,15 +120,6 @@ def parse_overrides(pairs) -> dict:
     return result
 
 
-def project_root(start: Path | None = None) -> Path:
-    """The nearest directory holding Pulumi.yaml, else the working directory."""
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "Pulumi.yaml").exists():
-            return candidate
-    return here
-
-
 def _read_stack_file(path: Path) -> tuple[dict, dict]:
     if not path.exists():
         return {}, {}
@@ -194,88 +186,3 @@ def parse_duration(text: str) -> float:
 
 def with_settings(env: Environment, **changes) -> Environment:
     return dataclasses.replace(env, **changes)
-
-
-@dataclass(frozen=True)
-class Target:
-    """A database to operate on, and where its DSN came from (shown redacted)."""
-
-    env: Environment
-    dsn: str
-    source: str
-
-    def describe(self) -> str:
-        return f"{redact(self.dsn)} (env {self.env.name}, from {self.source})"
-
-
-def resolve_target(env: Environment, dsn: str | None = None, *, environ: dict | None = None) -> Target:
-    """Where env's database is: --dsn > DATABASE_URL > the Pulumi stack's output (dev,
-    staging, prod) > the embedded server (`local`, which has no stack).
-
-    An explicit DSN always wins, also for `local`.
-    """
-    environ = os.environ if environ is None else environ
-    if dsn:
-        target = Target(env, dsn, "--dsn")
-    elif environ.get("DATABASE_URL"):
-        target = Target(env, environ["DATABASE_URL"], "DATABASE_URL")
-    elif env.is_local:
-        from shipshape import embedded
-
-        target = Target(env, embedded.ensure_local(env.database), "embedded server")
-    elif stack_dsn := _stack_dsn(env.name):
-        target = Target(env, stack_dsn, f"Pulumi stack {env.name}")
-    else:
-        from shipshape.outputs import DATABASE_URL
-
-        raise ConfigError(
-            f"No database for env {env.name}. Give it one of three ways: --dsn URL; the "
-            f"DATABASE_URL environment variable; or the output `{DATABASE_URL}` of the Pulumi "
-            f"stack {env.name}, read through the Pulumi CLI when it is installed, logged in and "
-            f"the stack is up (`invoke infra.up --env {env.name}`, then `invoke infra.outputs "
-            f"--env {env.name}`). Only `local` starts an embedded server by itself."
-        )
-    register_dsn(target.dsn)
-    return target
-
-
-def _stack_dsn(env_name: str) -> str | None:
-    """The DSN the env's Pulumi stack exports; None without the CLI, the stack or the output."""
-    from shipshape import automation
-    from shipshape.outputs import DATABASE_URL
-
-    return automation.stack_output(env_name, DATABASE_URL)
-
-
-# --- secrets -------------------------------------------------------------------------
-
-_KNOWN_SECRETS: set[str] = set()
-_URL_PASSWORD = re.compile(r"(?P<scheme>postgres(?:ql)?://[^:/@\s]*):(?P<pw>[^@\s]*)@")
-_KV_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
-
-
-def register_secret(secret: str | None) -> None:
-    """Remember a secret so that redact() removes it wherever it appears."""
-    if secret and len(secret) >= 3:
-        _KNOWN_SECRETS.add(secret)
-
-
-def register_dsn(dsn: str) -> None:
-    """Remember the password inside a DSN (URL or key=value form)."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        register_secret(conninfo_to_dict(dsn).get("password"))
-    except Exception:  # an unparsable DSN fails later with its own message
-        pass
-
-
-def redact(text: str) -> str:
-    """Remove every password from text: in URLs, key=value DSNs, and known secrets."""
-    if not text:
-        return text
-    text = _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}:***@" if m.group("pw") else m.group(0), text)
-    text = _KV_PASSWORD.sub(lambda m: f"{m.group('key')}***", text)
-    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text

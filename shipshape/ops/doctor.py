@@ -1,18 +1,17 @@
-"""Doctor: every check at once, as findings, grouped by the runbook that fixes them.
+"""Doctor: every check at once, as findings.
 
 The checks: connection health (reachable, writable, connections against the limit),
 sessions that hold locks for too long or block others, everything verify checks
 (history, drift against a shadow database, seed rows, data checks), and the app's
 readiness when the env has an app_url. Findings keep verify's shape
-(code, severity, object, message, fix, runbook); the codes this module adds are listed
-in CODES with verify's, so that runbooks can name any of them.
+(code, severity, object, message, fix, runbook); every code is listed in
+shipshape.engine.findings.CODES. Which runbook fixes what is shipshape.ops.triage's business.
 
 Read-only: doctor never changes the database.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,35 +20,15 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from shipshape import database, verify
-from shipshape.environments import Target, parse_duration, redact
+from shipshape import db
+from shipshape.adapters import app_probe
+from shipshape.engine import verify
+from shipshape.engine.findings import Finding
 from shipshape.errors import ConfigError, ProblemsFound
-from shipshape.report import Progress
-from shipshape.verify import Finding
-
-# Every finding code, from verify and from doctor, with what it means. Runbooks may only
-# name these (the schema checks it), and docs/runbooks.md lists them.
-CODES: dict[str, str] = {
-    "MIGRATION_PENDING": "a migration in the code is not applied to the database",
-    "MIGRATION_FAILED": "a migration's history row says it failed part-way (success = false)",
-    "MIGRATION_CHECKSUM": "an applied migration's file was changed after it ran",
-    "MIGRATION_UNKNOWN": "the database has applied a migration that this code does not contain",
-    "DRIFT_MISSING": "an object that the applied migrations create is missing",
-    "DRIFT_UNEXPECTED": "an object exists that no applied migration creates",
-    "DRIFT_CHANGED": "an object differs from what the applied migrations create",
-    "SEED_TABLE_MISSING": "a seed file's table or columns do not exist",
-    "SEED_MISSING": "declared seed rows are missing",
-    "SEED_DIFFERS": "declared seed rows hold other values",
-    "CHECK_FAILED": "a data check (sql/checks/) found violating rows",
-    "CHECK_ERROR": "a data check could not run (usually: the schema is incomplete)",
-    "DB_UNREACHABLE": "the database does not accept a connection",
-    "DB_READ_ONLY": "the database is a standby in recovery: it refuses writes",
-    "CONNECTIONS_NEAR_LIMIT": "the server is close to max_connections",
-    "LOCK_BLOCKING": "a session holds locks that other sessions are waiting for",
-    "LONG_TRANSACTION": "a session has held locks on application tables for too long",
-    "VERIFY_BLOCKED": "verify could not read a table: a lock held by another session",
-    "APP_NOT_READY": "the app's /health/ready does not answer 200",
-}
+from shipshape.progress import Progress
+from shipshape.secrets import redact
+from shipshape.settings import parse_duration
+from shipshape.targets import Target
 
 DEFAULT_LONG_TRANSACTION = "60s"
 CONNECTIONS_WARN_RATIO = 0.8
@@ -108,7 +87,7 @@ def diagnose(target: Target, sql_dir: Path | str, *, long_transaction: str = DEF
     env = target.env
     with progress.step("connection") as step:
         try:
-            conn = database.connect(target, purpose="doctor", autocommit=True,
+            conn = db.connect(target, purpose="doctor", autocommit=True,
                                     connect_timeout=min(env.connect_timeout, 5))
         except ConfigError as exc:
             diagnosis.findings.append(Finding(
@@ -165,7 +144,7 @@ def _threshold(long_transaction: str) -> float:
 
 def _connection_findings(conn: psycopg.Connection, diagnosis: Diagnosis) -> list[Finding]:
     with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(database.query("doctor/connections")).fetchone()
+        row = cur.execute(db.query("doctor/connections")).fetchone()
     diagnosis.server_version = row["server_version"]
     findings = []
     if row["in_recovery"]:
@@ -186,7 +165,7 @@ def _connection_findings(conn: psycopg.Connection, diagnosis: Diagnosis) -> list
 
 def _sessions(conn: psycopg.Connection) -> list[Session]:
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(database.query("doctor/sessions")).fetchall()
+        rows = cur.execute(db.query("doctor/sessions")).fetchall()
     return [Session(pid=r["pid"], backend_start=r["backend_start"], xact_start=r["xact_start"],
                     application_name=redact(r["application_name"]), usename=r["usename"],
                     state=r["state"], xact_seconds=r["xact_seconds"] or 0.0,
@@ -230,95 +209,10 @@ def _seconds(value: float) -> str:
 
 
 def _app_findings(env, app_check) -> list[Finding]:
-    from shipshape import pipeline
-
     try:
-        (app_check or pipeline.check_app_ready)(env.app_url)
+        (app_check or app_probe.require_ready)(env.app_url)
     except ProblemsFound as exc:
         return [Finding("APP_NOT_READY", "error", f"app {env.app_url}", redact(exc.message),
                         "fix the database findings first; if there are none, read the "
                         "app's logs and its /health/ready checks")]
     return []
-
-
-# --- grouping by runbook ------------------------------------------------------------------
-
-@dataclass
-class Group:
-    """Findings that one runbook fixes (runbook None: no runbook fixes them)."""
-
-    runbook: object | None  # shipshape.runbooks.Runbook
-    findings: list[Finding]
-    command: str = ""
-
-
-def group(findings: list[Finding], runbooks: list, *, command=None) -> list[Group]:
-    """Findings by the runbook that fixes them, in the order to run them; the findings
-    that no runbook fixes come last. Each finding gets its runbook's id."""
-    from shipshape import runbooks as runbooks_
-
-    owners = runbooks_.assign(findings, runbooks)
-    groups: dict[str | None, Group] = {}
-    by_id = {r.id: r for r in runbooks}
-    for finding, owner in zip(findings, owners, strict=True):
-        key = owner.id if owner else None
-        if key not in groups:
-            groups[key] = Group(by_id.get(key), [],
-                                command(by_id[key]) if (command and key) else "")
-        groups[key].findings.append(dataclasses.replace(finding, runbook=key))
-    ordered = sorted((g for k, g in groups.items() if k is not None),
-                     key=lambda g: (g.runbook.priority, g.runbook.id))
-    if None in groups:
-        ordered.append(groups[None])
-    return ordered
-
-
-def tagged(groups: list[Group]) -> list[Finding]:
-    """Every finding, with its runbook set, in group order."""
-    return [f for g in groups for f in g.findings]
-
-
-# --- output ---------------------------------------------------------------------------------
-
-_MARK = {"error": "✗", "warning": "!"}
-
-
-def render_text(diagnosis: Diagnosis, groups: list[Group]) -> str:
-    """Doctor's report for a terminal: one block per runbook, with the command to run."""
-    lines = [f"doctor: {diagnosis.target}"]
-    if not diagnosis.findings:
-        lines.append("✓ healthy: every check passed.")
-        return "\n".join(lines) + "\n"
-    errors = len(diagnosis.errors)
-    warnings = len(diagnosis.findings) - errors
-    state = "✓ healthy" if diagnosis.healthy else "✗ not healthy"
-    lines.append(f"{state}: {errors} problem(s), {warnings} warning(s), grouped by the "
-                 f"runbook that fixes them (run them in this order):")
-    if diagnosis.target.endswith("from --dsn)"):
-        lines.append("(add the same --dsn to each command: it is never printed, it may hold "
-                     "a password)")
-    for number, g in enumerate(groups, 1):
-        lines.append("")
-        if g.runbook is None:
-            lines.append(f"{number}. no runbook fixes these: follow each fix, or escalate")
-        else:
-            lines.append(f"{number}. {g.runbook.id}: {g.runbook.title}")
-            lines.append(f"   run: {g.command}")
-        for f in g.findings:
-            lines.append(f"   {_MARK.get(f.severity, f.severity)} {f.code}  {f.object}")
-            lines.append(f"       {f.message}")
-            if g.runbook is None:
-                lines.append(f"       fix: {f.fix}")
-    return redact("\n".join(lines)) + "\n"
-
-
-def as_json(diagnosis: Diagnosis, groups: list[Group]) -> dict:
-    return {
-        "target": diagnosis.target,
-        "healthy": diagnosis.healthy,
-        "server_version": diagnosis.server_version,
-        "findings": tagged(groups),
-        "runbooks": [{"id": g.runbook.id, "title": g.runbook.title, "command": g.command,
-                      "findings": g.findings} for g in groups if g.runbook is not None],
-        "unmatched": next((g.findings for g in groups if g.runbook is None), []),
-    }

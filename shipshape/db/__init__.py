@@ -1,0 +1,23 @@
+"""The database layer: connections, the deploy lock, timeouts and retry, server messages.
+
+Hands on the names the layers above use; each lives in the module named for its concept.
+"""
+
+from shipshape.db.connections import connect, identifier, operator, server_version, table_exists
+from shipshape.db.locks import (
+    MIGRATION_LOCK,
+    advisory_lock,
+    describe_holders,
+    lock_holders,
+    table_lock_holders,
+)
+from shipshape.db.messages import server_message
+from shipshape.db.queries import query
+from shipshape.db.timeouts import retry_on_lock_timeout, set_local_timeouts, set_session_timeouts
+
+__all__ = [
+    "MIGRATION_LOCK", "advisory_lock", "connect", "describe_holders", "identifier",
+    "lock_holders", "operator", "query", "retry_on_lock_timeout", "server_message",
+    "server_version", "set_local_timeouts", "set_session_timeouts", "table_exists",
+    "table_lock_holders",
+]

@@ -1,0 +1,63 @@
+"""Connections: open one with a clear, redacted error, and small catalog questions."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+
+import psycopg
+from psycopg import sql
+
+from shipshape.errors import ConfigError
+from shipshape.secrets import redact, register_dsn
+from shipshape.targets import Target
+
+
+def identifier(name: str) -> sql.Identifier:
+    """`name` or `schema.name` as an SQL identifier, each part quoted as given (case kept)."""
+    return sql.Identifier(*name.split(".", 1))
+
+
+def operator() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def connect(target: Target, *, purpose: str = "shipshape", autocommit: bool = False,
+            connect_timeout: int | None = None) -> psycopg.Connection:
+    """Open a connection or fail with a clear, redacted message (exit 5)."""
+    register_dsn(target.dsn)
+    try:
+        conn = psycopg.connect(
+            target.dsn,
+            autocommit=autocommit,
+            connect_timeout=connect_timeout or target.env.connect_timeout,
+            application_name=f"shipshape {purpose} {operator()}"[:63],
+        )
+    except psycopg.OperationalError as exc:
+        raise ConfigError(
+            f"Cannot connect to {target.describe()}: {redact(str(exc).strip())}. "
+            f"Check that the server runs and the DSN is right (--dsn, DATABASE_URL)"
+            + (", or run `invoke up` to start the embedded server." if target.env.is_local else ".")
+        ) from None
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"Invalid DSN {redact(target.dsn)}: {redact(str(exc))}") from None
+    if conn.info.server_version >= 140000:
+        # Notice a killed client during a long statement, so that its transaction rolls
+        # back and its locks (the deploy lock included) go away within seconds.
+        conn.execute("SET client_connection_check_interval = '1s'")
+        if not autocommit:
+            conn.commit()
+    return conn
+
+
+def table_exists(conn: psycopg.Connection, name: str) -> bool:
+    """Whether a (schema-qualified) table exists, e.g. shipshape's own before first deploy."""
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()[0]
+
+
+def server_version(conn: psycopg.Connection) -> str:
+    return conn.execute("SHOW server_version").fetchone()[0]
