@@ -10,10 +10,16 @@ class ShipshapeError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, details: list[str] | None = None):
+    def __init__(self, message: str, *, details: list[str] | None = None, result=None):
         super().__init__(message)
         self.message = message
         self.details = list(details or [])
+        # What the failing command had done so far (a deploy's gates, a runbook run), so
+        # that its caller can still show it.
+        self.result = result
+        # True once the caller's output already carries this error (a JSON document on
+        # stdout): the exit-code handler then prints only the paragraph on stderr.
+        self.reported = False
 
     def __str__(self) -> str:
         if not self.details:
@@ -26,8 +32,8 @@ class ProblemsFound(ShipshapeError):
 
     exit_code = 2
 
-    def __init__(self, message: str, *, findings=None, details=None):
-        super().__init__(message, details=details)
+    def __init__(self, message: str, *, findings=None, details=None, result=None):
+        super().__init__(message, details=details, result=result)
         self.findings = list(findings or [])
 
 

@@ -124,7 +124,7 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
         result.error = str(exc)
         if isinstance(exc, ProblemsFound):
             result.findings = exc.findings
-        exc.deploy_result = result  # so the task can still print the gates' summary
+        exc.result = result  # so the caller can still show the gates
         _record(run, conn, target, started_at, started)
         _close(conn)
         raise
@@ -156,30 +156,6 @@ def _migrate_seed_verify(run: _Run, conn, target: Target, code: tree.Tree) -> No
         verify.raise_if_problems(findings)
         warnings = [f for f in findings if f.severity != "error"]
         gate.note("clean" + (f", {len(warnings)} warning(s)" if warnings else ""))
-
-
-def dry_run(target: Target, sql_dir: Path | str) -> str:
-    """Every statement deploy would run, in order, as one psql script. Changes nothing."""
-    from shipshape.engine import bundle
-
-    env = target.env
-    code = tree.load(sql_dir, env)
-    with db.connect(target, purpose="deploy --dry-run") as conn:
-        history = migrations.read_history(conn)
-    migrations.refuse_unsafe(migrations.status(code.migrations, history), code.migrations)
-    todo = migrations.plan(code.migrations, history)
-    migrations.refuse_destructive(env, todo, rollback=False)
-    parts = [
-        f"-- deploy --dry-run for {target.describe()}",
-        f"-- {len(todo)} migration(s) pending; nothing below has been run.",
-        bundle.migrate_script(code.renderer, todo),
-        "-- ==== seed ====",
-        bundle.seed_script(code.seeds, env),
-        "-- ==== verify (read-only, rolled back): history, schema against a shadow database,",
-        "-- seed rows, and these data checks ====",
-        *(f"-- {c.path.name}\n{c.sql.strip()}\n" for c in code.checks),
-    ]
-    return "\n".join(parts)
 
 
 def _record(run: _Run, conn, target: Target, started_at, started) -> None:

@@ -1,6 +1,6 @@
 """The migration gate: what Pulumi runs between the database and the app.
 
-The gate is shipshape's own deploy (migrate -> seed -> verify, `pipeline.deploy`) run
+The gate is shipshape's own deploy (migrate -> seed -> verify, `commands.deploy`) run
 against the database Pulumi just made healthy, followed by one step of its own: the app
 role, created NOLOGIN by migration 0001, gets LOGIN and its password only once verify has
 passed. So the app cannot connect to a database that failed a gate, and the app container,
@@ -75,16 +75,15 @@ def run(target: Target, sql_dir: Path | str, *, app_password: str | None = None,
     Raises the failing gate's ShipshapeError; the app role is then left as it was (NOLOGIN
     on a new database). The deploy's own `app` gate is skipped: the app starts after this.
     """
-    from shipshape import db
+    from shipshape import commands, db
     from shipshape.engine import migrations
-    from shipshape.ops import pipeline
 
     if app_password:
         register_secret(app_password)
     env = with_settings(target.env, app_url="")
     target = Target(env, target.dsn, target.source)
     before = _applied_versions(target)
-    result = pipeline.deploy(target, sql_dir, progress=progress)
+    result = commands.deploy(target, sql_dir, progress=progress)
     with db.connect(target, purpose="gate") as conn:
         history = migrations.read_history(conn)
     applied = [row["name"] for version, row in sorted(history.items())

@@ -39,7 +39,7 @@ def task(*args, help=None, iterable=(), **kwargs):
             except ShipshapeError as exc:
                 from shipshape.console import emit_json, print_error
 
-                if kw.get("json_"):
+                if kw.get("json_") and not exc.reported:
                     emit_json({"error": str(exc), "exit_code": exc.exit_code,
                                "findings": getattr(exc, "findings", [])})
                 print_error(str(exc))

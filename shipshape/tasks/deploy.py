@@ -12,23 +12,21 @@ def deploy(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, s
     Stops at the first failing gate with that gate's exit code; --dry-run prints every
     statement it would run and changes nothing.
     """
-    from shipshape.console import emit_json
-    from shipshape.ops import pipeline
+    from shipshape import commands
+    from shipshape.console import emit_json, print_text
+    from shipshape.errors import ShipshapeError
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     if dry_run:
-        from shipshape.console import print_text
-
-        print_text(pipeline.dry_run(tgt, sql_dir))
+        print_text(commands.deploy_script(tgt, sql_dir))
         return
     watcher = progress(quiet=json_)
     watcher.info(f"deploying {tgt.describe()}")
     try:
-        result = pipeline.deploy(tgt, sql_dir, progress=watcher)
-    except Exception as exc:
-        result = getattr(exc, "deploy_result", None)
-        if result is not None and not json_:
-            print_summary(result)
+        result = commands.deploy(tgt, sql_dir, progress=watcher)
+    except ShipshapeError as exc:
+        if exc.result is not None and not json_:
+            print_summary(exc.result)
         raise
     if json_:
         emit_json(result)
@@ -57,26 +55,11 @@ def render(c, env="local", out=None, dsn=None, sql_dir=None, set_=None):
     """
     from pathlib import Path
 
+    from shipshape import commands
     from shipshape.console import print_text
-    from shipshape.engine import bundle, migrations
     from shipshape.paths import project_root
 
     env_, sql_dir = environment(env, set_, sql_dir)
     out_dir = Path(out) if out else project_root() / "build" / env_.name
-    loaded = migrations.load(sql_dir, env_)
-    expected = _expected_snapshot(env_, dsn, loaded)
-    written = bundle.write_bundle(out_dir, env_, sql_dir, expected)
-    for name, path in written.items():
+    for path in commands.render(env_, sql_dir, out_dir, dsn=dsn).values():
         print_text(f"wrote {path}")
-
-
-def _expected_snapshot(env_, dsn, loaded):
-    """The schema the migrations produce, built on --dsn's server or an embedded one."""
-    from shipshape.adapters import embedded
-    from shipshape.engine import verify
-    from shipshape.targets import Target
-
-    if dsn:
-        return verify.shadow_snapshot(Target(env_, dsn, "--dsn"), loaded)
-    with embedded.scratch_server() as admin_dsn:
-        return verify.shadow_snapshot(Target(env_, admin_dsn, "embedded scratch server"), loaded)

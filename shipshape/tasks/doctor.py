@@ -22,38 +22,23 @@ def doctor(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None,
     runbook, in the order to run them, each with the exact command. Exit 0 when healthy,
     2 when not (an unreachable database is a finding too).
     """
+    from shipshape import commands
     from shipshape.console import emit_json, print_text
     from shipshape.errors import ProblemsFound
-    from shipshape.ops import doctor as doctor_
-    from shipshape.ops import runbooks, triage
+    from shipshape.ops import triage
     from shipshape.tasks._task import progress
 
     tgt, directory = target(env, dsn, set_, sql_dir)
-    books = runbooks.load(runbooks_dir, sql_dir=directory)
-    threshold = long_transaction or doctor_.DEFAULT_LONG_TRANSACTION
-    diagnosis = doctor_.diagnose(tgt, directory, long_transaction=threshold,
-                                 progress=progress(quiet=json_))
-
-    def command(book):
-        return runbooks.command(book, tgt.env.name, sql_dir=sql_dir, runbooks_dir=runbooks_dir,
-                                long_transaction=long_transaction)
-
-    groups = triage.group(diagnosis.findings, books, command=command)
+    report = commands.doctor(tgt, directory, runbooks_dir=runbooks_dir,
+                             long_transaction=long_transaction,
+                             command_options={"sql_dir": sql_dir, "runbooks_dir": runbooks_dir},
+                             progress=progress(quiet=json_))
     if json_:
-        emit_json(triage.as_json(diagnosis, groups))
+        emit_json(triage.as_json(report.diagnosis, report.groups))
     else:
-        print_text(triage.render_text(diagnosis, groups))
-    if not diagnosis.healthy:
-        first = next((g for g in groups if g.runbook is not None), None)
-        hint = f" Start with `{first.command}`." if first else ""
-        error = ProblemsFound(f"doctor: {len(diagnosis.errors)} problem(s) on {tgt.describe()}."
-                              f"{hint}", findings=triage.tagged(groups))
-        if json_:
-            # The JSON document above is the output: no second one, the paragraph on stderr.
-            from invoke.exceptions import Exit
-
-            from shipshape.console import print_error
-
-            print_error(str(error))
-            raise Exit(code=error.exit_code)
-        raise error
+        print_text(triage.render_text(report.diagnosis, report.groups))
+    try:
+        report.check()
+    except ProblemsFound as error:
+        error.reported = json_  # the JSON document above is the output: no second one
+        raise

@@ -69,34 +69,28 @@ def run(c, name, env="local", dsn=None, sql_dir=None, dry_run=False, yes=False, 
     """
     import sys
 
+    from shipshape import commands
     from shipshape.console import emit_json, print_text
     from shipshape.errors import ShipshapeError
     from shipshape.ops import runbooks
     from shipshape.tasks._task import progress, target
 
     tgt, directory = target(env, dsn, set_, sql_dir)
-    books = runbooks.load(runbooks_dir, sql_dir=directory)
     stream = sys.stderr if json_ else sys.stdout
-    options = {"sql_dir": sql_dir, "runbooks_dir": runbooks_dir}
     confirm = _prompt if sys.stdin is not None and sys.stdin.isatty() else None
     try:
-        result = runbooks.run(
-            tgt, directory, name, runbooks=books, dry_run=dry_run, yes=yes, reason=reason,
-            confirm=confirm, long_transaction=long_transaction,
-            progress=progress(quiet=json_), command_options=options,
-            show=lambda text: print_text(text, stream))
+        result = commands.run_runbook(
+            tgt, directory, name, runbooks_dir=runbooks_dir, dry_run=dry_run, yes=yes,
+            reason=reason, confirm=confirm, long_transaction=long_transaction,
+            command_options={"sql_dir": sql_dir, "runbooks_dir": runbooks_dir},
+            progress=progress(quiet=json_), show=lambda text: print_text(text, stream))
     except ShipshapeError as exc:
-        result = getattr(exc, "run_result", None)
+        result = exc.result
         if result is not None and json_:
             # One JSON document: the run, with the error; the paragraph goes to stderr.
-            from invoke.exceptions import Exit
-
-            from shipshape.console import print_error
-
             emit_json({**result.as_dict(), "error": str(exc), "exit_code": exc.exit_code})
-            print_error(str(exc))
-            raise Exit(code=exc.exit_code) from None
-        if result is not None and result.steps and result.outcome in ("failed", "unresolved"):
+            exc.reported = True
+        elif result is not None and result.steps and result.outcome in ("failed", "unresolved"):
             print_text(runbooks.render_result(result), sys.stderr)
         raise
     if json_:

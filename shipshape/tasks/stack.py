@@ -13,16 +13,15 @@ def up(c, sql_dir=None, port=8000, set_=None):
     gate, and the API is started in the background once its migrations passed; its
     readiness is checked. Running it twice is harmless.
     """
-    from shipshape import appserver
+    from shipshape import appserver, commands
     from shipshape.adapters import embedded
     from shipshape.console import print_table, print_text
-    from shipshape.ops import pipeline
     from shipshape.tasks._task import progress, target
     from shipshape.tasks.app import what_runs_where
     from shipshape.tasks.deploy import print_summary
 
     tgt, sql_dir = target("local", None, set_, sql_dir)
-    result = pipeline.deploy(tgt, sql_dir, progress=progress())
+    result = commands.deploy(tgt, sql_dir, progress=progress())
     print_summary(result)
     app = appserver.start(tgt.dsn, env="local", port=int(port))
     token = appserver.write_demo_token(tgt.dsn, env="local")

@@ -27,7 +27,7 @@ def test_deploy_fails_the_app_gate_when_nothing_answers(stack):
         pipeline.deploy(target(stack.dsn, f"http://127.0.0.1:{free_port()}"), ROOT / "sql")
     assert caught.value.exit_code == 2
     assert "/health/ready" in str(caught.value)
-    gates = {g.name: g.status for g in caught.value.deploy_result.gates}
+    gates = {g.name: g.status for g in caught.value.result.gates}
     assert gates["verify"] == "ok" and gates["app"] == "failed"
     rows = stack.sql("SELECT result FROM shipshape.deployments ORDER BY id DESC LIMIT 1")
     assert rows == [("failed at app",)]

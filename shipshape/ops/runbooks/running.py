@@ -417,6 +417,7 @@ def _finish_error(result: RunResult, exc: ShipshapeError, reports_dir, *, escala
 
 def _attach(exc: ShipshapeError, result: RunResult) -> ShipshapeError:
     exc.run_result = result
+    exc.result = result
     return exc
 
 

@@ -1,0 +1,253 @@
+"""One function per verb: resolve what it needs, connect, lock, plan, dry-run or act.
+
+The tasks parse flags and print what these return; the Pulumi gate and the tests call
+them directly (alembic's command.py is the model). Every verb that changes something has
+a dry run built from the same plan it would apply, so what `--dry-run` prints is what
+runs. A failure is a ShipshapeError carrying its exit code; a verb that finds problems
+returns its result and raises ProblemsFound from `result.check()`, so the caller can
+print the result first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shipshape import db
+from shipshape.engine import bundle, migrations, seeds, tree
+from shipshape.engine import verify as verify_
+from shipshape.engine.findings import Finding
+from shipshape.engine.render import Renderer
+from shipshape.errors import ProblemsFound, Refused
+from shipshape.ops import doctor as doctor_
+from shipshape.ops import pipeline, runbooks, triage
+from shipshape.progress import Progress
+from shipshape.settings import Environment
+from shipshape.targets import Target
+
+# --- db.status ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StatusResult:
+    target: str
+    env: str
+    migrations: list[migrations.Entry]
+
+    @property
+    def problems(self) -> list[migrations.Entry]:
+        return [e for e in self.migrations if e.state != "applied"]
+
+    def check(self) -> None:
+        if self.problems:
+            raise ProblemsFound(
+                f"{len(self.problems)} migration(s) not cleanly applied: "
+                + ", ".join(f"{e.version:04d} {e.state}" for e in self.problems)
+                + f". Run `invoke deploy --env {self.env}`.")
+
+
+def status(target: Target, sql_dir: Path) -> StatusResult:
+    """Every migration of the code and of the database, with its state. Read-only."""
+    loaded = migrations.load(sql_dir, target.env)
+    with db.connect(target, purpose="status") as conn:
+        entries = migrations.status(loaded, migrations.read_history(conn))
+    return StatusResult(target.describe(), target.env.name, entries)
+
+
+# --- db.migrate, db.rollback ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MigrateResult:
+    env: str
+    applied: list[migrations.Migration]
+    version: int
+    script: str = ""  # a dry run's psql script; empty when it ran
+
+
+def _pending(conn, loaded: list[migrations.Migration], *, retry_failed: bool = False,
+             to: int | None = None) -> list[migrations.Migration]:
+    """What migrate would apply, after the same refusals it makes (edited, ahead, dirty)."""
+    history = migrations.read_history(conn)
+    migrations.refuse_unsafe(migrations.status(loaded, history), loaded, retry_failed=retry_failed)
+    return migrations.plan(loaded, history, to)
+
+
+def migrate(target: Target, sql_dir: Path, *, to: int | None = None, retry_failed: bool = False,
+            dry_run: bool = False, progress: Progress | None = None) -> MigrateResult:
+    """Apply pending migrations under the deploy lock, each in its own transaction."""
+    renderer = Renderer(sql_dir, target.env)
+    loaded = migrations.load(sql_dir, target.env, renderer)
+    with db.connect(target, purpose="migrate") as conn:
+        if dry_run:
+            todo = _pending(conn, loaded, retry_failed=retry_failed, to=to)
+            script = bundle.migrate_script(renderer, todo)
+            return MigrateResult(target.env.name, todo, 0, script)
+        with db.advisory_lock(conn, target.env.migration_lock_wait):
+            before, applied = migrations.migrate(conn, target.env, loaded, to=to,
+                                                 retry_failed=retry_failed, progress=progress)
+    version = max((m.version for m in applied), default=before) or 0
+    return MigrateResult(target.env.name, applied, version)
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    env: str
+    rolled_back: list[migrations.Migration]
+    version: int
+    script: str = ""
+
+
+def rollback(target: Target, sql_dir: Path, to: int, *, yes: bool = False,
+             dry_run: bool = False, progress: Progress | None = None) -> RollbackResult:
+    """Roll back applied migrations above `to`, newest first; --yes outside local."""
+    renderer = Renderer(sql_dir, target.env)
+    loaded = migrations.load(sql_dir, target.env, renderer)
+    with db.connect(target, purpose="rollback") as conn:
+        if dry_run:
+            todo = migrations.rollback_plan(loaded, migrations.read_history(conn), to)
+            return RollbackResult(target.env.name, todo, to, bundle.rollback_script(renderer, todo))
+        if not target.env.is_local and not yes:
+            raise Refused(f"Rolling back {target.env.name} to {to:04d} changes its schema; "
+                          f"review `--dry-run` first, then rerun with --yes.")
+        with db.advisory_lock(conn, target.env.migration_lock_wait):
+            done = migrations.rollback(conn, target.env, loaded, to, progress=progress)
+    return RollbackResult(target.env.name, done, to)
+
+
+# --- db.seed --------------------------------------------------------------------------------
+
+def seed_script(env: Environment, sql_dir: Path) -> str:
+    """The upserts seed would run; needs no database (they are the same whatever is there)."""
+    return bundle.seed_script(seeds.load(sql_dir, env), env)
+
+
+def seed(target: Target, sql_dir: Path) -> list[seeds.SeedResult]:
+    """Upsert the env's declared seed rows under the deploy lock; never deletes."""
+    declared = seeds.load(sql_dir, target.env)
+    with db.connect(target, purpose="seed") as conn:
+        with db.advisory_lock(conn, target.env.migration_lock_wait):
+            return seeds.apply(conn, target.env, declared)
+
+
+# --- db.verify, db.baseline ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VerifyResult:
+    target: str
+    findings: list[Finding]
+
+    def check(self) -> None:
+        if self.findings:
+            raise ProblemsFound(f"{len(self.findings)} finding(s) for {self.target}.",
+                                findings=self.findings)
+
+
+def verify(target: Target, sql_dir: Path, *, progress: Progress | None = None) -> VerifyResult:
+    """The database against the code: history, drift, seeds, data checks. Read-only."""
+    with db.connect(target, purpose="verify") as conn:
+        findings = verify_.verify(conn, target, sql_dir, progress=progress)
+    return VerifyResult(target.describe(), findings)
+
+
+def baseline(target: Target, sql_dir: Path, version: int, *,
+             progress: Progress | None = None) -> list[migrations.Migration]:
+    """Record migrations 1..version as applied, only after proving the schema equals them."""
+    loaded = migrations.load(sql_dir, target.env)
+    with db.connect(target, purpose="baseline") as conn:
+        with db.advisory_lock(conn, target.env.migration_lock_wait):
+            return verify_.baseline(conn, target, loaded, version, progress=progress)
+
+
+# --- deploy, render ---------------------------------------------------------------------------
+
+def deploy(target: Target, sql_dir: Path, *, progress: Progress | None = None,
+           app_check=None) -> pipeline.DeployResult:
+    """preflight -> lock -> migrate -> seed -> verify -> app -> record. A failing gate
+    raises its error with the partial result attached (`error.result`)."""
+    return pipeline.deploy(target, sql_dir, progress=progress, app_check=app_check)
+
+
+def deploy_script(target: Target, sql_dir: Path) -> str:
+    """Every statement deploy would run, in order, as one psql script. Changes nothing."""
+    env = target.env
+    code = tree.load(sql_dir, env)
+    with db.connect(target, purpose="deploy --dry-run") as conn:
+        todo = _pending(conn, code.migrations)
+    migrations.refuse_destructive(env, todo, rollback=False)
+    parts = [
+        f"-- deploy --dry-run for {target.describe()}",
+        f"-- {len(todo)} migration(s) pending; nothing below has been run.",
+        bundle.migrate_script(code.renderer, todo),
+        "-- ==== seed ====",
+        bundle.seed_script(code.seeds, env),
+        "-- ==== verify (read-only, rolled back): history, schema against a shadow database,",
+        "-- seed rows, and these data checks ====",
+        *(f"-- {c.path.name}\n{c.sql.strip()}\n" for c in code.checks),
+    ]
+    return "\n".join(parts)
+
+
+def render(env: Environment, sql_dir: Path, out_dir: Path, *, dsn: str | None = None
+           ) -> dict[str, Path]:
+    """Write migrate.sql, rollback.sql, seed.sql and verify.sql for psql into out_dir.
+
+    verify.sql needs the schema the migrations produce: a shadow built on --dsn's server,
+    else on a throw-away embedded one."""
+    loaded = migrations.load(sql_dir, env)
+    return bundle.write_bundle(out_dir, env, sql_dir, _expected_snapshot(env, loaded, dsn))
+
+
+def _expected_snapshot(env: Environment, loaded: list[migrations.Migration],
+                       dsn: str | None) -> dict:
+    from shipshape.adapters import embedded
+
+    if dsn:
+        return verify_.shadow_snapshot(Target(env, dsn, "--dsn"), loaded)
+    with embedded.scratch_server() as admin_dsn:
+        return verify_.shadow_snapshot(Target(env, admin_dsn, "embedded scratch server"), loaded)
+
+
+# --- doctor, runbook.run ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DoctorReport:
+    diagnosis: doctor_.Diagnosis
+    groups: list[triage.Group] = field(default_factory=list)
+
+    def check(self) -> None:
+        if self.diagnosis.healthy:
+            return
+        first = next((g for g in self.groups if g.runbook is not None), None)
+        hint = f" Start with `{first.command}`." if first else ""
+        raise ProblemsFound(
+            f"doctor: {len(self.diagnosis.errors)} problem(s) on {self.diagnosis.target}.{hint}",
+            findings=triage.tagged(self.groups))
+
+
+def doctor(target: Target, sql_dir: Path, *, runbooks_dir: Path | str | None = None,
+           long_transaction: str | None = None, command_options: dict | None = None,
+           progress: Progress | None = None) -> DoctorReport:
+    """Every check, read-only; the findings grouped by the runbook that fixes them, each
+    group with the exact command (command_options: the flags to repeat in it)."""
+    books = runbooks.load(runbooks_dir, sql_dir=sql_dir)
+    diagnosis = doctor_.diagnose(
+        target, sql_dir, long_transaction=long_transaction or doctor_.DEFAULT_LONG_TRANSACTION,
+        progress=progress)
+
+    def command(book) -> str:
+        return runbooks.command(book, target.env.name, long_transaction=long_transaction,
+                                **(command_options or {}))
+
+    return DoctorReport(diagnosis, triage.group(diagnosis.findings, books, command=command))
+
+
+def run_runbook(target: Target, sql_dir: Path, name: str, *, runbooks_dir=None,
+                dry_run: bool = False, yes: bool = False, reason: str | None = None,
+                confirm=None, long_transaction: str | None = None,
+                command_options: dict | None = None, progress: Progress | None = None,
+                show=None) -> runbooks.RunResult:
+    """detect -> plan -> confirm -> steps -> verify -> report. A failing run raises its
+    error with the run attached (`error.result`); see shipshape.ops.runbooks."""
+    return runbooks.run(target, sql_dir, name, runbooks_dir=runbooks_dir, dry_run=dry_run,
+                        yes=yes, reason=reason, confirm=confirm,
+                        long_transaction=long_transaction, command_options=command_options,
+                        progress=progress, show=show)
