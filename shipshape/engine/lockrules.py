@@ -139,7 +139,8 @@ class LockEffect:
 
 def lock(relation: str, mode: str, rule: str, *, scans: bool = False,
          rewrites: bool = False) -> LockEffect:
-    return LockEffect(relation, mode, rewrites, scans, rule, SAFE_REWRITES[rule])
+    # A rewrite reads every row to write it again: it always scans too.
+    return LockEffect(relation, mode, rewrites, scans or rewrites, rule, SAFE_REWRITES[rule])
 
 
 # --- names ----------------------------------------------------------------------------
@@ -347,12 +348,11 @@ def _subcommand(cmd: ast.AlterTableCmd, table: str) -> list[LockEffect]:
     if kind == AT.AT_SetNotNull:
         return [lock(table, ACCESS_EXCLUSIVE, "set-not-null", scans=True)]
     if kind == AT.AT_AlterColumnType:
-        return [lock(table, ACCESS_EXCLUSIVE, "change-column-type", scans=True, rewrites=True)]
+        return [lock(table, ACCESS_EXCLUSIVE, "change-column-type", rewrites=True)]
     if kind == AT.AT_SetExpression:
-        return [lock(table, ACCESS_EXCLUSIVE, "set-generated-expression", scans=True,
-                     rewrites=True)]
+        return [lock(table, ACCESS_EXCLUSIVE, "set-generated-expression", rewrites=True)]
     if kind in _REWRITES:
-        return [lock(table, ACCESS_EXCLUSIVE, "alter-table-rewrite", scans=True, rewrites=True)]
+        return [lock(table, ACCESS_EXCLUSIVE, "alter-table-rewrite", rewrites=True)]
     if kind == AT.AT_AttachPartition:
         # The parent takes SHARE UPDATE EXCLUSIVE; the partition is scanned for its bound.
         partition = relation_name(cmd.def_.name)
@@ -369,7 +369,7 @@ def _add_column(column: ast.ColumnDef, table: str) -> list[LockEffect]:
     type_name = column.typeName.names[-1].sval if column.typeName else ""
     if type_name in _SERIAL_TYPES:
         found.append(lock(table, ACCESS_EXCLUSIVE, "add-column-volatile-default",
-                          scans=True, rewrites=True))
+                          rewrites=True))
     for constraint in column.constraints or ():
         found.extend(_column_constraint(constraint, table))
     return found
@@ -381,14 +381,11 @@ _SERIAL_TYPES = {"serial", "bigserial", "smallserial", "serial2", "serial4", "se
 def _column_constraint(constraint: ast.Constraint, table: str) -> list[LockEffect]:
     kind = constraint.contype
     if kind == ConstrType.CONSTR_DEFAULT and is_volatile(constraint.raw_expr):
-        return [lock(table, ACCESS_EXCLUSIVE, "add-column-volatile-default",
-                     scans=True, rewrites=True)]
+        return [lock(table, ACCESS_EXCLUSIVE, "add-column-volatile-default", rewrites=True)]
     if kind == ConstrType.CONSTR_IDENTITY:
-        return [lock(table, ACCESS_EXCLUSIVE, "add-column-volatile-default",
-                     scans=True, rewrites=True)]
+        return [lock(table, ACCESS_EXCLUSIVE, "add-column-volatile-default", rewrites=True)]
     if kind == ConstrType.CONSTR_GENERATED and constraint.generated_kind == "s":
-        return [lock(table, ACCESS_EXCLUSIVE, "add-column-generated", scans=True,
-                     rewrites=True)]
+        return [lock(table, ACCESS_EXCLUSIVE, "add-column-generated", rewrites=True)]
     if kind in (ConstrType.CONSTR_CHECK, ConstrType.CONSTR_FOREIGN, ConstrType.CONSTR_UNIQUE,
                 ConstrType.CONSTR_PRIMARY):
         return _add_constraint(constraint, table)
@@ -435,11 +432,9 @@ _NON_VOLATILE = {
 
 def is_volatile(expression: ast.Node | None) -> bool:
     """Whether a DEFAULT expression may call a volatile function."""
-    for node in walk(expression):
-        if isinstance(node, ast.FuncCall):
-            if node.funcname[-1].sval.lower() not in _NON_VOLATILE:
-                return True
-    return False
+    return any(isinstance(node, ast.FuncCall)
+               and node.funcname[-1].sval.lower() not in _NON_VOLATILE
+               for node in walk(expression))
 
 
 def walk(node, prune: frozenset[tuple[type, str]] = frozenset()):
