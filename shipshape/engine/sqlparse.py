@@ -35,7 +35,8 @@ Each finding is an Effect(action, object):
 - A CREATE FUNCTION/PROCEDURE whose body is destructive is not destructive by itself
   (Statement.defines says what calling it can do); a later statement of the same input
   that calls it (SELECT f(), CALL p(), PERFORM f() in a DO block, a trigger that executes
-  it) gets Effect("call destructive function", name).
+  it) gets Effect("call destructive function", name). So does lo_unlink(), which
+  deletes a large object; dblink_exec() runs SQL text elsewhere: unknown dynamic SQL.
 
 Not destructive, by decision:
 
@@ -75,8 +76,14 @@ from pglast.parser import ParseError, scan
 from pglast.stream import RawStream
 
 from shipshape.engine.lockrules import (
-    LockEffect, created_relations, dotted, lock_effects, object_name, quote_ident,
-    relation_name, walk,
+    LockEffect,
+    created_relations,
+    dotted,
+    lock_effects,
+    object_name,
+    quote_ident,
+    relation_name,
+    walk,
 )
 
 __all__ = ["Effect", "LockEffect", "SQLSyntaxError", "Statement", "classify",
@@ -191,7 +198,8 @@ def _classify(source: _Source, ctx: _Context) -> Statement:
     if isinstance(node, ast.DoStmt):  # runs now: its inner SQL is what it does
         destructive += body.effects
         locks += [lock for inner in body.statements for lock in inner.locks]
-        transactional = not body.commits
+        transactional = not body.commits and all(
+            inner.transactional for inner in body.statements if inner.kind == "CallStmt")
     elif isinstance(node, ast.CreateFunctionStmt):  # runs when called
         defines = _unique(body.effects)
         _register(node, defines, body.commits, ctx)
@@ -344,15 +352,25 @@ def _register(node: ast.CreateFunctionStmt, defines: tuple[Effect, ...], commits
         ctx.committing.add(name)
 
 
+# Built-in functions whose effect no grammar can see: lo_unlink deletes a large object;
+# dblink_exec runs SQL text on another connection.
+_BUILTIN_DESTRUCTIVE = {
+    "lo_unlink": Effect("call destructive function", "lo_unlink"),
+    "dblink_exec": Effect("unknown dynamic SQL", "dblink_exec"),
+}
+
+
 def _calls(node: ast.Node, ctx: _Context) -> list[Effect]:
-    """Calls of a destructive function defined earlier in the input. A trigger counts:
-    the function will run on every write it fires for."""
+    """Calls of a destructive function defined earlier in the input (or built in). A
+    trigger counts: the function will run on every write it fires for."""
     found = []
     for inner in walk(node, _PRUNE):
         if isinstance(inner, (ast.FuncCall, ast.CreateTrigStmt, ast.CreateEventTrigStmt)):
             parts = [p.sval for p in inner.funcname]
             if parts[-1] in ctx.functions:
                 found.append(Effect("call destructive function", dotted(*parts)))
+            elif parts[-1] in _BUILTIN_DESTRUCTIVE:
+                found.append(_BUILTIN_DESTRUCTIVE[parts[-1]])
     return found
 
 
