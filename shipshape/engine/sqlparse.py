@@ -14,8 +14,9 @@ Each finding is an Effect(action, object):
 
 - DROP TABLE, VIEW, MATERIALIZED VIEW, SCHEMA, SEQUENCE (its position), TYPE, DOMAIN,
   EXTENSION (its objects, including its configuration tables): "drop <kind>".
-  A view holds no rows, but its definition is schema a rollback must recreate and other
-  objects may depend on it; we count it, as the project always has.
+  A view holds no rows, but its definition is schema a rollback must recreate, and
+  what the application reads through it is gone; so it counts (the old regex counted
+  neither VIEW nor DOMAIN nor EXTENSION).
 - Any DROP ... CASCADE, whatever it drops ("drop <kind> cascade"): CASCADE removes every
   dependent object, which can be a view, a column's default, a foreign key or, through a
   type or an extension, a whole column. Likewise ALTER TABLE ... DROP CONSTRAINT ... CASCADE

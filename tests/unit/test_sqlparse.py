@@ -191,6 +191,14 @@ def test_escape_string_with_a_semicolon_and_a_drop_inside():
         (1, ()), (2, (Effect("drop table", "y"),))]
 
 
+def test_backslash_does_not_escape_in_a_standard_string():
+    # standard_conforming_strings is on (PostgreSQL's default): 'a\' is a whole string,
+    # so what follows is a real statement, as the server would run it.
+    sql = "SELECT 'a\\'; DROP TABLE x; --';"
+    assert [(s.line, s.destructive) for s in classify(sql)] == [
+        (1, ()), (1, (Effect("drop table", "x"),))]
+
+
 def test_lines_skip_comments_and_multiline_literals():
     sql = (
         "-- shipshape:destructive\n"              # 1
