@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shipshape.engine.render import Renderer, directives
 from shipshape.engine.sqlparse import (
     Effect,
     SQLSyntaxError,
@@ -14,8 +15,7 @@ from shipshape.engine.sqlparse import (
     classify,
     destructive_effects,
 )
-from shipshape.environments import load_environment
-from shipshape.render import Renderer, directives
+from shipshape.settings import load_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
