@@ -18,13 +18,21 @@ from shipshape.text import to_jsonable
 class ConsoleProgress(Progress):
     """One line per step on stderr: '✓ migrate 0003_avatar_projects  12 ms'.
 
-    Nested steps are indented under their parent. Only the outermost step shows a
-    spinner, since a terminal holds one live display at a time.
+    ✓ a step that succeeded, ! one that found problems, ✗ one that failed. Nested steps
+    are indented under their parent. On a terminal, one live status line for the whole
+    run shows the step under way; it is started once and updated, because a spinner per
+    step costs a thread each (a 1000-migration run started 1000). Elsewhere (CI, pipes)
+    the lines are plain text and nothing animates.
     """
 
+    _MARKS = {"ok": ("green", "✓"), "found": ("yellow", "!"), "failed": ("red", "✗")}
+
     def __init__(self, stream=None):
-        self.console = _console(stream or sys.stderr)
+        self.stream = stream or sys.stderr
+        self.console = _console(self.stream)
+        self.terminal = self.console.is_terminal
         self.depth = 0
+        self._status = None
 
     @contextmanager
     def step(self, label: str):
@@ -32,24 +40,48 @@ class ConsoleProgress(Progress):
         handle = StepHandle()
         indent = "  " * self.depth
         self.depth += 1
+        if self.terminal:
+            self._show(label)
         try:
-            if self.depth == 1:
-                with self.console.status(f"{_esc(label)} ...", spinner="dots"):
-                    yield handle
-            else:
-                yield handle
+            yield handle
         except BaseException:
-            ms = int((time.monotonic() - started) * 1000)
-            self.console.print(f"{indent}[red]✗[/red] {_esc(label)} [dim]{ms} ms[/dim]")
-            raise
-        finally:
             self.depth -= 1
-        ms = int((time.monotonic() - started) * 1000)
-        detail = f"  {_esc(redact(handle.detail))}" if handle.detail else ""
-        self.console.print(f"{indent}[green]✓[/green] {_esc(label)} [dim]{ms} ms[/dim]{detail}")
+            self._line(indent, "failed", label, started, "")
+            raise
+        self.depth -= 1
+        self._line(indent, "found" if handle.findings else "ok", label, started, handle.detail)
 
     def info(self, message: str) -> None:
-        self.console.print(f"{'  ' * self.depth}[dim]·[/dim] {_esc(redact(message))}")
+        self._write(f"{'  ' * self.depth}· {redact(message)}", f"{'  ' * self.depth}[dim]·[/dim] "
+                    f"{_esc(redact(message))}")
+
+    def close(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def _show(self, label: str) -> None:
+        if self._status is None:
+            import atexit
+
+            self._status = self.console.status("", spinner="dots")
+            self._status.start()
+            atexit.register(self.close)
+        self._status.update(f"{_esc(label)} ...")
+
+    def _line(self, indent: str, outcome: str, label: str, started: float, detail: str) -> None:
+        ms = int((time.monotonic() - started) * 1000)
+        color, mark = self._MARKS[outcome]
+        label, tail = redact(label), f"  {redact(detail)}" if detail else ""
+        self._write(f"{indent}{mark} {label}  {ms} ms{tail}",
+                    f"{indent}[{color}]{mark}[/{color}] {_esc(label)} [dim]{ms} ms[/dim]"
+                    f"{_esc(tail)}")
+
+    def _write(self, plain: str, markup: str) -> None:
+        if self.terminal:
+            self.console.print(markup)
+        else:
+            self.stream.write(plain + "\n")
 
 
 def _console(stream):

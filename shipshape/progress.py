@@ -21,8 +21,19 @@ class Progress:
 
 
 class StepHandle:
+    """What a step says about itself: a detail line, and whether it found problems.
+
+    A step that ends without an exception succeeded (✓) unless it `found` something (!);
+    one that raises failed (✗). Only success earns the check mark."""
+
     def __init__(self):
         self.detail = ""
+        self.findings = False
 
     def note(self, detail: str) -> None:
         self.detail = detail
+
+    def found(self, detail: str) -> None:
+        """The step ran, and what it checked is not healthy."""
+        self.detail = detail
+        self.findings = True

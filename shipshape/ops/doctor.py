@@ -94,7 +94,7 @@ def diagnose(target: Target, sql_dir: Path | str, *, long_transaction: str = DEF
                 "DB_UNREACHABLE", "error", "database", redact(str(exc)),
                 "start the server or correct the DSN (--dsn, DATABASE_URL); nothing else "
                 "can be checked until it answers"))
-            step.note("unreachable")
+            step.found("unreachable")
             return diagnosis
         step.note("connected")
     try:
@@ -108,7 +108,8 @@ def diagnose(target: Target, sql_dir: Path | str, *, long_transaction: str = DEF
             found = _session_findings(sessions, threshold, long_transaction)
             diagnosis.sessions = {s.pid: s for s in sessions}
             diagnosis.findings += found
-            step.note(f"{len(sessions)} open transaction(s), {len(found)} finding(s)")
+            (step.found if found else step.note)(
+                f"{len(sessions)} open transaction(s), {len(found)} finding(s)")
         conn.autocommit = False
         try:
             diagnosis.findings += verify.verify(conn, target, sql_dir, progress=progress)
@@ -127,8 +128,10 @@ def diagnose(target: Target, sql_dir: Path | str, *, long_transaction: str = DEF
     if env.app_url:
         with progress.step(f"app: {env.app_url}/health/ready") as step:
             diagnosis.findings += _app_findings(env, app_check)
-            step.note("ready" if not any(f.code == "APP_NOT_READY" for f in diagnosis.findings)
-                      else "not ready")
+            if any(f.code == "APP_NOT_READY" for f in diagnosis.findings):
+                step.found("not ready")
+            else:
+                step.note("ready")
     return diagnosis
 
 
