@@ -24,10 +24,32 @@ HELP = {
 }
 
 
-def task(*args, help=None, iterable=(), **kwargs):
+# The same short flag means the same thing in every task, or there is none: invoke's
+# automatic letters made `-e` mean --env in one task and --set in another, and `-d`
+# --dsn here but --dry-run there. `-n` for a dry run, as make and rsync have it.
+SHORT_FLAGS = {"env": "e", "dsn": "d", "dry_run": "n", "json_": "j", "yes": "y"}
+
+
+class Task(invoke.Task):
+    """An invoke Task whose only short flags are SHORT_FLAGS."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["auto_shortflags"] = False
+        super().__init__(*args, **kwargs)
+
+    def arg_opts(self, name, default, taken_names):
+        opts = super().arg_opts(name, default, taken_names)
+        if name in SHORT_FLAGS:
+            opts["names"].append(SHORT_FLAGS[name])
+        return opts
+
+
+def task(*args, help=None, iterable=(), required=(), **kwargs):
     """invoke.task, plus: a ShipshapeError prints one clear paragraph and exits with its code.
 
-    Any other exception is a bug: invoke shows the traceback and exits 1.
+    Any other exception is a bug: invoke shows the traceback and exits 1. `required`
+    names flags without which the task cannot run: missing, they are bad input (exit 5)
+    with the task's usage, not invoke's parse error (exit 1).
     """
     merged_help = {**HELP, **(help or {})}
 
@@ -35,6 +57,7 @@ def task(*args, help=None, iterable=(), **kwargs):
         @functools.wraps(body)
         def run(c, *a, **kw):
             try:
+                _require(body, required, kw)
                 return body(c, *a, **kw)
             except ShipshapeError as exc:
                 from shipshape.console import emit_json, print_error
@@ -51,11 +74,25 @@ def task(*args, help=None, iterable=(), **kwargs):
         names = set(body.__code__.co_varnames[: body.__code__.co_argcount])
         # invoke matches help keys to flag names: `set_` is the flag --set, help key "set".
         task_help = {k: v for k, v in merged_help.items() if k in names or f"{k}_" in names}
-        return invoke.task(help=task_help, iterable=list(iterable), **kwargs)(run)
+        return invoke.task(help=task_help, iterable=list(iterable), klass=Task, **kwargs)(run)
 
     if len(args) == 1 and callable(args[0]):  # bare @task
         return decorate(args[0])
     return decorate
+
+
+def _require(body, required, kw) -> None:
+    missing = [name for name in required if kw.get(name) in (None, "")]
+    if not missing:
+        return
+    from shipshape.errors import ConfigError
+
+    name = kw.get("name") if "name" not in missing else None
+    flags = " ".join(f"--{m.replace('_', '-')} {m.upper()}" for m in missing)
+    task_name = body.__module__.rsplit(".", 1)[-1] + "." + body.__name__.rstrip("_")
+    raise ConfigError(f"Missing {', '.join('--' + m.replace('_', '-') for m in missing)}. "
+                      f"Usage: invoke {task_name} {name + ' ' if name else ''}{flags} ...; "
+                      f"see `invoke --help {task_name}`.")
 
 
 def environment(env: str, set_=(), sql_dir: str | None = None):

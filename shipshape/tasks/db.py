@@ -50,8 +50,9 @@ def migrate(c, env="local", dsn=None, sql_dir=None, to=None, dry_run=False, retr
                f"{result.version:04d}.")
 
 
-@task(iterable=["set_"], help={"to": "roll back every migration above this version (0: all)"})
-def rollback(c, to, env="local", dsn=None, sql_dir=None, yes=False, dry_run=False, set_=None):
+@task(iterable=["set_"], required=["to"],
+      help={"to": "roll back every migration above this version (0: all)"})
+def rollback(c, to=None, env="local", dsn=None, sql_dir=None, yes=False, dry_run=False, set_=None):
     """Roll back applied migrations above --to, newest first.
 
     Needs --yes outside local. Destructive rollbacks are refused in envs that forbid them.
@@ -109,8 +110,9 @@ def verify(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
     result.check()
 
 
-@task(iterable=["set_"], help={"version": "the migration the hand-made schema corresponds to"})
-def baseline(c, version, env="local", dsn=None, sql_dir=None, set_=None):
+@task(iterable=["set_"], required=["version"],
+      help={"version": "the migration the hand-made schema corresponds to"})
+def baseline(c, version=None, env="local", dsn=None, sql_dir=None, set_=None):
     """Adopt a hand-built database as being at --version, after proving it.
 
     Records migrations 1..VERSION as applied only when the schema equals what they

@@ -5,8 +5,9 @@ from __future__ import annotations
 from shipshape.tasks._task import task
 
 
-@task(iterable=["set_"], help={"port": "port for the API (default 8000)"})
-def up(c, sql_dir=None, port=8000, set_=None):
+@task(iterable=["set_"], help={"port": "port for the API (default 8000)",
+                               "env": "only local: dev, staging and prod are Pulumi stacks"})
+def up(c, env="local", sql_dir=None, port=8000, set_=None):
     """Bring up the local stack: embedded PostgreSQL, deploy, then the API.
 
     The database is started (or reused) under .shipshape/local, deployed through every
@@ -20,6 +21,11 @@ def up(c, sql_dir=None, port=8000, set_=None):
     from shipshape.tasks.app import what_runs_where
     from shipshape.tasks.deploy import print_summary
 
+    if env != "local":
+        from shipshape.errors import ConfigError
+
+        raise ConfigError(f"`invoke up` brings up the local stack only. {env} is a Pulumi "
+                          f"stack: run `invoke infra.up --env {env}`.")
     tgt, sql_dir = target("local", None, set_, sql_dir)
     result = commands.deploy(tgt, sql_dir, progress=progress())
     print_summary(result)
