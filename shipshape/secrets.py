@@ -9,8 +9,13 @@ from __future__ import annotations
 import re
 
 _KNOWN_SECRETS: set[str] = set()
-_URL_PASSWORD = re.compile(r"(?P<scheme>postgres(?:ql)?://[^:/@\s]*):(?P<pw>[^@\s]*)@")
-_KV_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+# Any scheme (postgresql+psycopg:// from SQLAlchemy too); the password runs to the LAST
+# '@' before the host, because operators paste passwords with an unencoded '@'.
+_URL_PASSWORD = re.compile(r"(?P<scheme>\b[a-z][\w+.-]*://[^:/@\s]*):(?P<pw>[^\s/]*)@", re.I)
+# key=value DSNs, with the misspellings libpq would reject but a log would still show.
+_KV_PASSWORD = re.compile(
+    r"(?P<key>\b(?:password|passwd|passwort|pwd|pass|pgpassword)\s*=\s*)"
+    r"(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
 
 
 def register_secret(secret: str | None) -> None:
@@ -20,13 +25,21 @@ def register_secret(secret: str | None) -> None:
 
 
 def register_dsn(dsn: str) -> None:
-    """Remember the password inside a DSN (URL or key=value form)."""
+    """Remember the password inside a DSN (URL or key=value form).
+
+    A DSN that libpq cannot parse is remembered whole: whatever it holds, it is never
+    shown, since nobody can tell which part of a malformed DSN is the password."""
     from psycopg.conninfo import conninfo_to_dict
 
+    for match in _URL_PASSWORD.finditer(dsn or ""):
+        register_secret(match.group("pw"))
+        # libpq splits an unencoded '@' elsewhere, and its messages then quote the pieces
+        for piece in re.split(r"[@:]", match.group("pw")):
+            register_secret(piece)
     try:
         register_secret(conninfo_to_dict(dsn).get("password"))
-    except Exception:  # an unparsable DSN fails later with its own message
-        pass
+    except Exception:
+        register_secret(dsn)
 
 
 def redact(text: str) -> str:
@@ -38,3 +51,10 @@ def redact(text: str) -> str:
     for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
+
+
+def ambiguous_password(dsn: str) -> bool:
+    """A URL whose password holds an unencoded '@': libpq would read part of it as the
+    host and print it in its error. Such a DSN is refused before any connection."""
+    match = _URL_PASSWORD.search(dsn or "")
+    return bool(match and "@" in match.group("pw"))

@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 
 from shipshape.errors import ConfigError
-from shipshape.secrets import redact, register_dsn
+from shipshape.secrets import ambiguous_password, redact, register_dsn
 from shipshape.targets import Target
 
 
@@ -30,6 +30,11 @@ def connect(target: Target, *, purpose: str = "shipshape", autocommit: bool = Fa
             connect_timeout: int | None = None) -> psycopg.Connection:
     """Open a connection or fail with a clear, redacted message (exit 5)."""
     register_dsn(target.dsn)
+    if ambiguous_password(target.dsn):
+        raise ConfigError(
+            f"The DSN from {target.source} has an unencoded '@' in its password, so the "
+            f"host cannot be told apart. Percent-encode it (@ is %40) and run the command "
+            f"again; the DSN is not shown, it holds a password.")
     try:
         conn = psycopg.connect(
             target.dsn,
@@ -44,7 +49,10 @@ def connect(target: Target, *, purpose: str = "shipshape", autocommit: bool = Fa
             + (", or run `invoke up` to start the embedded server." if target.env.is_local else ".")
         ) from None
     except psycopg.ProgrammingError as exc:
-        raise ConfigError(f"Invalid DSN {redact(target.dsn)}: {redact(str(exc))}") from None
+        scheme = target.dsn.split("://", 1)[0] if "://" in target.dsn else ""
+        hint = (f" `{scheme}://` is SQLAlchemy's spelling; libpq wants `postgresql://`."
+                if "+" in scheme else "")
+        raise ConfigError(f"Invalid DSN from {target.source}: {redact(str(exc))}.{hint}") from None
     if conn.info.server_version >= 140000:
         # Notice a killed client during a long statement, so that its transaction rolls
         # back and its locks (the deploy lock included) go away within seconds.
