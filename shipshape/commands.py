@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipshape import db
-from shipshape.engine import bundle, migrations, seeds, tree
+from shipshape.engine import bundle, identity, migrations, seeds, tree
 from shipshape.engine import verify as verify_
 from shipshape.engine.findings import Finding
 from shipshape.engine.render import Renderer
@@ -77,6 +77,7 @@ def migrate(target: Target, sql_dir: Path, *, to: int | None = None, retry_faile
     renderer = Renderer(sql_dir, target.env)
     loaded = migrations.load(sql_dir, target.env, renderer)
     with db.connect(target, purpose="migrate") as conn:
+        identity.check(conn, target.env, what="db.migrate")
         if dry_run:
             todo = _pending(conn, loaded, retry_failed=retry_failed, to=to)
             script = bundle.migrate_script(renderer, todo)
@@ -102,6 +103,7 @@ def rollback(target: Target, sql_dir: Path, to: int, *, yes: bool = False,
     renderer = Renderer(sql_dir, target.env)
     loaded = migrations.load(sql_dir, target.env, renderer)
     with db.connect(target, purpose="rollback") as conn:
+        identity.check(conn, target.env, what="db.rollback")
         if dry_run:
             todo = migrations.rollback_plan(loaded, migrations.read_history(conn), to)
             return RollbackResult(target.env.name, todo, to, bundle.rollback_script(renderer, todo))
@@ -125,6 +127,7 @@ def seed(target: Target, sql_dir: Path) -> list[seeds.SeedResult]:
     declared = seeds.load(sql_dir, target.env)
     with db.connect(target, purpose="seed") as conn:
         with db.advisory_lock(conn, target.env.migration_lock_wait):
+            identity.check(conn, target.env, what="db.seed")
             return seeds.apply(conn, target.env, declared)
 
 
@@ -154,6 +157,7 @@ def baseline(target: Target, sql_dir: Path, version: int, *,
     loaded = migrations.load(sql_dir, target.env)
     with db.connect(target, purpose="baseline") as conn:
         with db.advisory_lock(conn, target.env.migration_lock_wait):
+            identity.ensure(conn, target.env, what="db.baseline")
             return verify_.baseline(conn, target, loaded, version, progress=progress)
 
 
@@ -171,6 +175,7 @@ def deploy_script(target: Target, sql_dir: Path) -> str:
     env = target.env
     code = tree.load(sql_dir, env)
     with db.connect(target, purpose="deploy --dry-run") as conn:
+        identity.check(conn, env, what="deploy")
         todo = _pending(conn, code.migrations)
     migrations.refuse_destructive(env, todo, rollback=False)
     parts = [
@@ -247,7 +252,26 @@ def run_runbook(target: Target, sql_dir: Path, name: str, *, runbooks_dir=None,
                 show=None) -> runbooks.RunResult:
     """detect -> plan -> confirm -> steps -> verify -> report. A failing run raises its
     error with the run attached (`error.result`); see shipshape.ops.runbooks."""
+    with db.connect(target, purpose="runbook") as conn:
+        identity.check(conn, target.env, what=f"runbook.run {name}")
     return runbooks.run(target, sql_dir, name, runbooks_dir=runbooks_dir, dry_run=dry_run,
                         yes=yes, reason=reason, confirm=confirm,
                         long_transaction=long_transaction, command_options=command_options,
                         progress=progress, show=show)
+
+
+def stamp(target: Target, *, previous: str, yes: bool = False, reason: str = "") -> str:
+    """Re-stamp a database as target's env. Deliberate only: --from must name the stamp it
+    has now, and --yes confirms. Returns the previous stamp."""
+    with db.connect(target, purpose="stamp") as conn:
+        with db.advisory_lock(conn, target.env.migration_lock_wait):
+            found = identity.read(conn)
+            now = found.name if found else "(none)"
+            if now != previous:
+                raise Refused(f"The database is `{now}`, not `{previous}`: nothing was changed. "
+                              f"Name the stamp it has now: `--from {now}`.")
+            if not yes:
+                raise Refused(f"Re-stamping a `{now}` database as `{target.env.name}` changes "
+                              f"which safety rules apply to it. Rerun with --yes.")
+            identity.stamp(conn, target.env.name, by=db.operator(), reason=reason)
+    return now

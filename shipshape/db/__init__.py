@@ -3,7 +3,14 @@
 Hands on the names the layers above use; each lives in the module named for its concept.
 """
 
-from shipshape.db.connections import connect, identifier, operator, server_version, table_exists
+from shipshape.db.connections import (
+    connect,
+    end_read,
+    identifier,
+    operator,
+    server_version,
+    table_exists,
+)
 from shipshape.db.locks import (
     MIGRATION_LOCK,
     advisory_lock,
@@ -16,7 +23,7 @@ from shipshape.db.queries import query
 from shipshape.db.timeouts import retry_on_lock_timeout, set_local_timeouts, set_session_timeouts
 
 __all__ = [
-    "MIGRATION_LOCK", "advisory_lock", "connect", "describe_holders", "identifier",
+    "MIGRATION_LOCK", "advisory_lock", "connect", "describe_holders", "end_read", "identifier",
     "lock_holders", "operator", "query", "retry_on_lock_timeout", "server_message",
     "server_version", "set_local_timeouts", "set_session_timeouts", "table_exists",
     "table_lock_holders",

@@ -69,3 +69,9 @@ def table_exists(conn: psycopg.Connection, name: str) -> bool:
 
 def server_version(conn: psycopg.Connection) -> str:
     return conn.execute("SHOW server_version").fetchone()[0]
+
+
+def end_read(conn: psycopg.Connection) -> None:
+    """End the transaction a read opened, so that it holds no snapshot or lock."""
+    if not conn.autocommit:
+        conn.commit()

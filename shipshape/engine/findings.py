@@ -25,6 +25,7 @@ CODES: dict[str, str] = {
     "SEED_DIFFERS": "declared seed rows hold other values",
     "CHECK_FAILED": "a data check (sql/checks/) found violating rows",
     "CHECK_ERROR": "a data check could not run (usually: the schema is incomplete)",
+    "ENV_MISMATCH": "the database is stamped with another environment than --env",
     "DB_UNREACHABLE": "the database does not accept a connection",
     "DB_READ_ONLY": "the database is a standby in recovery: it refuses writes",
     "CONNECTIONS_NEAR_LIMIT": "the server is close to max_connections",

@@ -22,9 +22,9 @@ from psycopg.rows import dict_row
 
 from shipshape import db
 from shipshape.adapters import app_probe
-from shipshape.engine import verify
+from shipshape.engine import identity, verify
 from shipshape.engine.findings import Finding
-from shipshape.errors import ConfigError, ProblemsFound
+from shipshape.errors import ConfigError, ProblemsFound, Refused
 from shipshape.progress import Progress
 from shipshape.secrets import redact
 from shipshape.settings import parse_duration
@@ -102,6 +102,7 @@ def diagnose(target: Target, sql_dir: Path | str, *, long_transaction: str = DEF
         conn.execute("SET lock_timeout = '3s'")
         with progress.step("connection health") as step:
             diagnosis.findings += _connection_findings(conn, diagnosis)
+            diagnosis.findings += _identity_findings(conn, env)
             step.note(f"PostgreSQL {diagnosis.server_version}")
         with progress.step("sessions and locks") as step:
             sessions = _sessions(conn)
@@ -144,6 +145,16 @@ def _threshold(long_transaction: str) -> float:
 
 
 # --- the checks ---------------------------------------------------------------------------
+
+def _identity_findings(conn: psycopg.Connection, env) -> list[Finding]:
+    try:
+        identity.check(conn, env, what="doctor")
+    except Refused as exc:
+        found = identity.read(conn)
+        return [Finding("ENV_MISMATCH", "error", "database", exc.message,
+                        f"run doctor with `--env {found.name}`")]
+    return []
+
 
 def _connection_findings(conn: psycopg.Connection, diagnosis: Diagnosis) -> list[Finding]:
     with conn.cursor(row_factory=dict_row) as cur:

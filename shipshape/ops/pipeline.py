@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from shipshape import db
 from shipshape.adapters import app_probe
-from shipshape.engine import migrations, seeds, tree, verify
+from shipshape.engine import identity, migrations, seeds, tree, verify
 from shipshape.errors import ProblemsFound, ShipshapeError
 from shipshape.progress import Progress
 from shipshape.secrets import redact
@@ -111,7 +111,8 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
         with ExitStack() as held:
             with run.gate("lock", "lock: wait for other deploys") as gate:
                 held.enter_context(db.advisory_lock(conn, env.migration_lock_wait))
-                gate.note("migration lock held")
+                identity.ensure(conn, env, what="deploy")
+                gate.note(f"migration lock held; the database is {env.name}")
             _migrate_seed_verify(run, conn, target, code)
         if env.app_url:
             with run.gate("app", f"app: {env.app_url}/health/ready") as gate:

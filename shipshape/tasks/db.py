@@ -125,3 +125,22 @@ def baseline(c, version=None, env="local", dsn=None, sql_dir=None, set_=None):
     adopted = commands.baseline(tgt, sql_dir, int(version), progress=progress())
     print_text(f"Baselined {tgt.env.name} at {int(version):04d}: {len(adopted)} migration(s) "
                f"recorded as applied. Run `invoke deploy --env {tgt.env.name}` for the rest.")
+
+
+@task(iterable=["set_"], required=["from_"], help={
+    "from_": "the env the database is stamped with now (a re-stamp must name it)",
+    "reason": "why the database changes env; recorded with the stamp",
+})
+def stamp(c, env="local", dsn=None, from_=None, yes=False, reason="", set_=None):
+    """Re-stamp which environment a database is (rare, deliberate).
+
+    The first deploy stamps a database with its env; every command that writes refuses
+    (exit 3) when --env differs from the stamp. When a database really moves (a staging
+    copy becomes dev), re-stamp it: --from names the stamp it has now, --yes confirms.
+    """
+    from shipshape import commands
+    from shipshape.console import print_text
+
+    tgt, _ = target(env, dsn, set_)
+    previous = commands.stamp(tgt, previous=from_, yes=yes, reason=reason)
+    print_text(f"The database was `{previous}`; it is now stamped `{tgt.env.name}`.")

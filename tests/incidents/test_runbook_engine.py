@@ -10,6 +10,7 @@ import textwrap
 import psycopg
 import pytest
 
+from shipshape.engine import identity
 from shipshape.errors import ConfigError, Refused
 from shipshape.ops import runbooks
 from tests.conftest import run_invoke
@@ -117,6 +118,8 @@ def test_prod_needs_yes_and_a_reason_and_dry_run_changes_nothing(incident, make_
 def test_local_asks_on_a_terminal_and_refuses_without_one(incident, make_target):
     local = make_target(incident.dsn, "local")
     incident.target, incident.env = local, local.env
+    with psycopg.connect(incident.dsn) as conn:  # the deliberate re-stamp of `db.stamp`
+        identity.stamp(conn, "local", by="test")
     healthy = incident.run("schema-drift")
     assert healthy.outcome == "nothing-to-do" and healthy.exit_code == 0
     assert healthy.report_md is None
