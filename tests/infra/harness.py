@@ -34,18 +34,29 @@ TEST_SECRETS = {
     "shipshape:app_db_password": "app-Pa55-6d3a18c0f5",
     "shipshape:huggingface_api_key": "hf_TestKey_8b1e4f2a9c",
 }
+# What a promotion sets outside dev (`pulumi config set shipshape:app_image <dev's digest>`):
+# the stack files of staging and prod leave it to that commit.
+TEST_APP_IMAGE = "registry.example.com/shipshape/avatar-creator@sha256:" + "a1" * 32
+TEST_GATE_IMAGE = "registry.example.com/shipshape/shipshape-gate@sha256:" + "b2" * 32
 
 
 def stack_config(env: str, *, drop: tuple = (), set_: dict | None = None,
-                 secrets: dict | None = None, plaintext: tuple = ()) -> tuple[dict, list]:
-    """(config, secret_keys) for a stack, as the CLI would hand them to the program."""
-    document = yaml.safe_load((ROOT / f"Pulumi.{env}.yaml").read_text())
+                 secrets: dict | None = None, plaintext: tuple = (),
+                 file: str | None = None) -> tuple[dict, list]:
+    """(config, secret_keys) for stack `env`, as the CLI would hand them to the program:
+    its file (Pulumi.<env>.yaml, or the stack file named `file`), the secrets a CI job sets,
+    and, outside dev, the promoted image digests when the file does not name them."""
+    document = yaml.safe_load((ROOT / (file or f"Pulumi.{env}.yaml")).read_text())
     config = {}
     for key, value in (document.get("config") or {}).items():
         if isinstance(value, dict) and "secure" in value:
             continue
         config[key] = _cli_string(value)
     config.update({k: _cli_string(v) for k, v in (set_ or {}).items()})
+    if config.get("shipshape:profile", env) != "dev":
+        config.setdefault("shipshape:app_image", TEST_APP_IMAGE)
+        if config.get("shipshape:platform") == "kubernetes":
+            config.setdefault("shipshape:gate_image", TEST_GATE_IMAGE)
     secrets = dict(TEST_SECRETS if secrets is None else secrets)
     config.update(secrets)
     for key in drop:
@@ -70,6 +81,7 @@ class Registered:
     parent: str
     inputs: dict           # plain values, secrets unwrapped
     wire: dict             # as sent to the engine: secrets wrapped in their signature
+    outputs: dict          # what the (mocked) provider returned, secrets unwrapped
     dependencies: list
     additional_secret_outputs: list
     protect: bool
@@ -104,8 +116,15 @@ class _Mocks(pulumi.runtime.Mocks):
         elif args.typ == "docker:index/image:Image":
             state["repoDigest"] = f"{args.inputs.get('imageName')}@sha256:built-mock"
         elif args.typ.startswith("pulumi-python:dynamic/shipshape:MigrationGate"):
-            state.update(schema_version=len(args.inputs["checksums"]["migrations"]),
-                         applied=[], gates={}, app_login=True)
+            # What the real provider returns (shipshape.gate.provider_outputs), for a run
+            # that applied every migration: no inputs copied but the watched ones.
+            from shipshape import gate
+
+            inputs = unwrap(args.inputs)
+            result = gate.GateResult(env=inputs["env"], app_login=True,
+                                     schema_version=len(inputs["checksums"]["migrations"]))
+            state = {**gate.provider_outputs(inputs, result),
+                     "__provider": args.inputs["__provider"]}
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -124,6 +143,7 @@ class _Monitor(mocks.MockMonitor):
                 type=request.type, name=request.name, urn=response.urn, parent=request.parent,
                 inputs=unwrap(pulumi.runtime.rpc.deserialize_properties(request.object)),
                 wire=json_format.MessageToDict(request.object),
+                outputs=unwrap(pulumi.runtime.rpc.deserialize_properties(response.object)),
                 dependencies=list(request.dependencies),
                 additional_secret_outputs=list(request.additionalSecretOutputs),
                 protect=bool(request.protect),
