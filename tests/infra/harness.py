@@ -10,8 +10,9 @@ The config comes from the real Pulumi.<env>.yaml, turned into what the CLI hands
 from __future__ import annotations
 
 import asyncio
-
+import hashlib
 import json
+import uuid
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,10 @@ class Registered:
     dependencies: list
     additional_secret_outputs: list
     protect: bool
+    replace_on_changes: list
+    delete_before_replace: bool
+    custom_timeouts: dict
+    provider: str
 
 
 @dataclass
@@ -106,10 +111,21 @@ class Recorded:
 
 
 class _Mocks(pulumi.runtime.Mocks):
-    """Provider outputs: the inputs back, plus what each docker resource computes."""
+    """Provider outputs: the inputs back, plus what each docker and kubernetes resource
+    computes. `generation` stands for a re-creation: the uids Kubernetes gives differ."""
+
+    def __init__(self, generation: int = 0):
+        super().__init__()
+        self.generation = generation
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
+        if args.typ.startswith("kubernetes:"):
+            # What the API server fills in: an auto-name (Pulumi's suffix) and a uid.
+            metadata = dict(state.get("metadata") or {})
+            metadata.setdefault("name", f"{args.name}-{hashlib.sha256(args.name.encode()).hexdigest()[:8]}")
+            metadata["uid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{args.typ}/{args.name}/{self.generation}"))
+            state["metadata"] = metadata
         if args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:{args.name}-mock"
             state["repoDigest"] = f"{args.inputs.get('name')}@sha256:mock"
@@ -147,6 +163,10 @@ class _Monitor(mocks.MockMonitor):
                 dependencies=list(request.dependencies),
                 additional_secret_outputs=list(request.additionalSecretOutputs),
                 protect=bool(request.protect),
+                replace_on_changes=list(request.replaceOnChanges),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                custom_timeouts=json_format.MessageToDict(request.customTimeouts),
+                provider=request.provider,
             ))
         return response
 
@@ -158,12 +178,12 @@ class _Monitor(mocks.MockMonitor):
 
 
 def run_stack(env: str, config: dict | None = None, secret_keys: list | None = None,
-              *, preview: bool = False) -> Recorded:
+              *, preview: bool = False, generation: int = 0) -> Recorded:
     """Run infra/__main__.py as stack `env` under mocks; raises what the program raises."""
     if config is None:
         config, secret_keys = stack_config(env)
     recorded = Recorded()
-    mocks_ = _Mocks()
+    mocks_ = _Mocks(generation)
     settings.ROOT.set(None)
     # Pulumi's mocks run on the thread's current event loop; a test elsewhere that used
     # asyncio.run() leaves the main thread with none, so give each stack run its own.
