@@ -137,11 +137,6 @@ class StackConfig:
     def app_role(self) -> str:
         return self.env.app_role
 
-    @property
-    def builds_images(self) -> bool:
-        """Whether this stack builds an image rather than deploying a given digest."""
-        return not self.app_image or (self.platform == "kubernetes" and not self.gate_image)
-
 
 def load(stack: str | None = None) -> StackConfig:
     """Read and validate the stack's configuration."""

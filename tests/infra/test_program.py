@@ -114,6 +114,17 @@ def test_ports_are_published_on_loopback_and_pass_the_policy_pack(stack):
                                          "ip": "127.0.0.1", "protocol": "tcp"}]
 
 
+def test_every_resource_passes_the_whole_policy_pack(stack):
+    from tests.infra.test_policy import validate
+
+    _, recorded = stack
+    for resource in recorded.resources:
+        for policy in policies.POLICIES:
+            assert validate(policy, resource.inputs, resource_type=resource.type,
+                            secret_outputs=resource.additional_secret_outputs) == [], \
+                (policy.name, resource.name)
+
+
 def test_outputs_are_the_shared_names_and_the_dsns_are_secret(stack):
     env, recorded = stack
     assert set(recorded.outputs) == set(outputs.ALL)
