@@ -356,6 +356,16 @@ def test_every_stack_file_runs_the_postgresql_major_that_make_up_runs():
         assert int(tag.split(".")[0].split("-")[0]) == local_major, path.name
 
 
+def test_named_docker_resources_are_deleted_before_their_replacement(stack):
+    """pulumi-docker creates a replacement first (pulumi-docker#1356): with a fixed
+    container name, host port, volume or network name that fails, so these delete first."""
+    _, recorded = stack
+    for type_ in (CONTAINER, "docker:index/volume:Volume", "docker:index/network:Network"):
+        for resource in recorded.of_type(type_):
+            assert resource.inputs.get("name"), resource.name
+            assert resource.delete_before_replace is True, resource.name
+
+
 def test_postgresql_18_data_is_mounted_where_the_18_image_keeps_it(stack):
     _, recorded = stack
     (database,) = containers(recorded, "database")

@@ -93,8 +93,12 @@ class App(pulumi.ComponentResource):
                         docker.ContainerLabelArgs(label="shipshape.image",
                                                   value=source.given or "build")],
                 restart="unless-stopped",
+                # Fixed name and host port: a replacement is created only after the old
+                # container is gone (pulumi-docker#1356), so on this platform a changed
+                # app is a short gap per replica; the kubernetes platform rolls instead.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gate],
-                                            additional_secret_outputs=["envs"]),
+                                            additional_secret_outputs=["envs"],
+                                            delete_before_replace=True),
             )
             for replica in range(args.replicas)
         ]

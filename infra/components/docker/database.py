@@ -65,7 +65,9 @@ class Database(pulumi.ComponentResource):
             f"{name}-data",
             name=f"shipshape-{args.env}-pg{POSTGRES_MAJOR}",
             labels=[docker.VolumeLabelArgs(label="shipshape.env", value=args.env)],
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data),
+            # Named, so a replacement cannot exist beside the old one: delete first.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data,
+                                        delete_before_replace=True),
         )
         envs = pulumi.Output.secret(pulumi.Output.all(args.superuser_password).apply(lambda v: [
             f"POSTGRES_USER={args.superuser}",
@@ -91,7 +93,11 @@ class Database(pulumi.ComponentResource):
             labels=[docker.ContainerLabelArgs(label="shipshape.role", value="database"),
                     docker.ContainerLabelArgs(label="shipshape.env", value=args.env)],
             restart="unless-stopped",
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["envs"]),
+            # pulumi-docker creates a replacement before deleting the old container
+            # (pulumi-docker#1356, by design), which a fixed name and host port make fail
+            # ("name already in use", "port is already allocated"): delete first.
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["envs"],
+                                        delete_before_replace=True),
         )
         self.internal_host = args.container_name
         # Docker gives every container a new 64-hex id; a volume's id is only its name, the
