@@ -66,8 +66,9 @@ def secret(name: str, cfg: StackConfig, namespace: pulumi.Input[str], values: di
     every output).
 
     immutable and auto-named (no metadata.name): a changed value makes a new Secret with a
-    new name (pulumi-kubernetes replaces immutable Secrets; its enableSecretMutable option
-    would make them updates instead, and v5 may default to it, so immutable is explicit).
+    new name. pulumi-kubernetes replaces a Secret whose data changes, unless its
+    enableSecretMutable option (which v5 may make the default) turns that into an update;
+    an immutable Secret is replaced either way, hence immutable, explicitly.
     Whatever references the name (the gate Job, the Deployment) therefore changes too: a
     rotated password re-runs the gate and rolls the app, instead of the pods keeping a
     password the database no longer accepts."""
