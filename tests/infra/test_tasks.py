@@ -4,6 +4,7 @@ this machine) and with a stand-in CLI that the real Automation API drives."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 import sys
 from pathlib import Path
@@ -159,3 +160,61 @@ def test_invoke_list_does_not_import_pulumi():
     result = subprocess.run([sys.executable, "-c", probe], check=False, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+PROTECTED_STACK = {
+    "outputs": {},
+    "resources": [
+        {"urn": "urn:pulumi:staging::shipshape::shipshape:infra:App$docker:index/container:Container::app-0"},
+        {"urn": "urn:pulumi:staging::shipshape::shipshape:infra:Database$docker:index/volume:Volume::database-data",
+         "protect": True},
+        {"urn": "urn:pulumi:staging::shipshape::shipshape:infra:Database$docker:index/container:Container::database"},
+    ],
+}
+
+
+def test_the_fake_cli_refuses_flags_the_real_cli_refuses(fake_cli):
+    """What makes the tests below worth something: a flag the real CLI would reject fails here."""
+    import subprocess
+
+    env = fake_cli(staging=PROTECTED_STACK)
+    for args in (["destroy", "--stack", "staging", "--yes", "--exclude-protected-resources"],
+                 ["stack", "output", "--stack", "staging", "--exclude-protected"],
+                 ["destroy", "--stack", "staging", "--yes", "--skip-protected"]):
+        result = subprocess.run(["pulumi", *args], env={**os.environ, **env}, capture_output=True, text=True)
+        assert result.returncode == 255 and "unknown flag" in result.stderr, args
+    destroyed = subprocess.run(["pulumi", "destroy", "--stack", "staging", "--yes", "--skip-preview"],
+                               env={**os.environ, **env}, capture_output=True, text=True)
+    assert destroyed.returncode == 255 and "cannot be deleted because it is protected" in destroyed.stderr
+
+
+def test_infra_destroy_on_a_protected_stack_keeps_the_data_and_deletes_the_rest(fake_cli, tmp_path):
+    env = fake_cli(staging=PROTECTED_STACK)
+    result = run_invoke("infra.destroy", "--env", "staging", "--yes", env=env)
+    assert result.returncode == 0, result.stderr
+    destroy_call = next(call for call in fake_cli.log() if call[:1] == ["destroy"])
+    assert "--exclude-protected" in destroy_call and "--yes" in destroy_call
+    left = json.loads(Path(env["FAKE_PULUMI_STATE"]).read_text())["stacks"]["staging"]["resources"]
+    assert [r["urn"].split("::")[-1] for r in left] == ["database-data"]
+    assert "still 1 protected resources" in result.stdout + result.stderr
+
+
+def test_infra_destroy_dry_run_previews_without_the_protected_data(fake_cli):
+    env = fake_cli(staging=PROTECTED_STACK)
+    result = run_invoke("infra.destroy", "--env", "staging", "--dry-run", env=env)
+    assert result.returncode == 0, result.stderr
+    call = next(call for call in fake_cli.log() if call[:1] == ["destroy"])
+    assert "--preview-only" in call and "--exclude-protected" in call
+    left = json.loads(Path(env["FAKE_PULUMI_STATE"]).read_text())["stacks"]["staging"]["resources"]
+    assert len(left) == 3  # a preview deletes nothing
+
+
+def test_a_destroy_without_exclude_protected_fails_on_a_protected_stack(fake_cli):
+    """Why infra.destroy passes exclude_protected: the Automation API's plain destroy, as
+    infra.destroy called it before, fails the whole destroy on the first protected resource."""
+    from shipshape.errors import ConfigError
+
+    fake_cli(staging=PROTECTED_STACK)
+    target = automation.stack("staging")
+    with pytest.raises(ConfigError, match="cannot be deleted because it is protected"):
+        automation._run("staging", lambda: target.destroy(show_secrets=False))

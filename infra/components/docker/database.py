@@ -1,9 +1,17 @@
-"""PostgreSQL: a data volume, the configured image, and a container that counts as created
-only once `pg_isready` says it accepts connections (healthcheck + wait=True), so anything
-that depends on it (the migration gate) starts against a healthy server.
+"""The docker platform's database: a data volume, the configured PostgreSQL image, and a
+container that counts as created only once `pg_isready` says it accepts connections
+(healthcheck + wait=True), so anything that depends on it (the migration gate) starts
+against a healthy server.
 
 The port is published on the configured bind address, 127.0.0.1 unless the stack says
 otherwise (the policy pack forbids anything beyond loopback without an explicit allowance).
+
+The volume is mounted at /var/lib/postgresql, not .../data: from PostgreSQL 18 the official
+image keeps its data in a major-version subdirectory (/var/lib/postgresql/18/docker, ready
+for `pg_upgrade --link`) and refuses to start with a mount at the old path. The volume's
+name carries the major for the same reason: a new major is a new, empty data directory,
+and a protected volume cannot be replaced, so a major changed in a stack file fails the
+update loudly instead of starting an empty database next to the old one.
 """
 
 from __future__ import annotations
@@ -14,13 +22,15 @@ from urllib.parse import quote
 import pulumi
 import pulumi_docker as docker
 
+from infra.config import POSTGRES_MAJOR
+
 CONTAINER_PORT = 5432
-DATA_DIR = "/var/lib/postgresql/data"
+DATA_DIR = "/var/lib/postgresql"
 
 
 @dataclass
 class DatabaseArgs:
-    env: str
+    env: str                                 # the stack: names the container and the volume
     image: str
     database: str
     superuser: str
@@ -45,6 +55,7 @@ class Database(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
     admin_dsn: pulumi.Output[str]   # secret: the superuser's DSN, from the machine running Pulumi
     internal_host: str              # the container's name on the env's network
+    identity: pulumi.Output[str]    # the container's id: new whenever the database is recreated
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("shipshape:infra:Database", name, None, opts)
@@ -52,9 +63,11 @@ class Database(pulumi.ComponentResource):
         self.image = docker.RemoteImage(f"{name}-image", name=args.image, keep_locally=True, opts=child)
         self.volume = docker.Volume(
             f"{name}-data",
-            name=f"shipshape-{args.env}-pgdata",
+            name=f"shipshape-{args.env}-pg{POSTGRES_MAJOR}",
             labels=[docker.VolumeLabelArgs(label="shipshape.env", value=args.env)],
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data),
+            # Named, so a replacement cannot exist beside the old one: delete first.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data,
+                                        delete_before_replace=True),
         )
         envs = pulumi.Output.secret(pulumi.Output.all(args.superuser_password).apply(lambda v: [
             f"POSTGRES_USER={args.superuser}",
@@ -80,9 +93,16 @@ class Database(pulumi.ComponentResource):
             labels=[docker.ContainerLabelArgs(label="shipshape.role", value="database"),
                     docker.ContainerLabelArgs(label="shipshape.env", value=args.env)],
             restart="unless-stopped",
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["envs"]),
+            # pulumi-docker creates a replacement before deleting the old container
+            # (pulumi-docker#1356, by design), which a fixed name and host port make fail
+            # ("name already in use", "port is already allocated"): delete first.
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["envs"],
+                                        delete_before_replace=True),
         )
         self.internal_host = args.container_name
+        # Docker gives every container a new 64-hex id; a volume's id is only its name, the
+        # same after a re-creation, so the container's id is what says "another database".
+        self.identity = self.container.id
         self.endpoint = pulumi.Output.from_input(f"{args.host}:{args.port}")
         self.admin_dsn = pulumi.Output.secret(pulumi.Output.all(args.superuser_password).apply(
             lambda v: dsn(args.superuser, v[0], args.host, args.port, args.database)))

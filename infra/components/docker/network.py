@@ -27,7 +27,7 @@ class Network(pulumi.ComponentResource):
             name=args.network_name,
             driver="bridge",
             labels=[docker.NetworkLabelArgs(label="shipshape.env", value=args.env)],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),  # named
         )
         self.name = self.network.name
         self.register_outputs({"name": self.name})

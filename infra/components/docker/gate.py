@@ -1,4 +1,6 @@
-"""The migration gate: shipshape's own migrate -> seed -> verify, as a Pulumi resource.
+"""The docker platform's migration gate: shipshape's own migrate -> seed -> verify, as a
+Pulumi resource. (The kubernetes platform runs the same deploy as a Job in the cluster:
+kubernetes/gate.py.)
 
 Mechanism: a Python dynamic provider (pulumi.dynamic.ResourceProvider). Why, over the two
 other candidates:
@@ -23,8 +25,13 @@ other candidates:
   delegating to shipshape.pulumi_gate.gate.
 
 `delete` does nothing: the schema lives in the database's volume and goes with it. The
-secret inputs (the superuser DSN, the app role's password) stay secret in the state:
-additional_secret_outputs lists them.
+secret inputs (the superuser DSN, the app role's password) are inputs only, secret in the
+state; the outputs never copy them (shipshape.pulumi_gate.gate.OUTPUTS: a salted verifier stands in
+for the password, so that a new one still re-runs the gate).
+
+One input is the database container's id: a database that was recreated (a new container,
+maybe on a new volume) is a database the gate has not seen, so the gate runs again even
+when the SQL tree is unchanged.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import pulumi.dynamic
 from shipshape.pulumi_gate.provider import MigrationGateProvider
 from shipshape.settings import Environment
 
-OUTPUTS = ("schema_version", "applied", "gates", "app_login")
+OUTPUTS = ("schema_version", "applied", "gates", "app_login", "app_password_check")
 
 
 class MigrationGateResource(pulumi.dynamic.Resource, module="shipshape", name="MigrationGate"):
@@ -58,6 +65,7 @@ class MigrationGateArgs:
     admin_dsn: pulumi.Input[str]      # secret
     app_password: pulumi.Input[str]   # secret
     database: pulumi.Resource         # the healthy database container the gate waits for
+    database_id: pulumi.Input[str]    # that container's id: a new database re-runs the gate
 
 
 class MigrationGate(pulumi.ComponentResource):
@@ -80,12 +88,14 @@ class MigrationGate(pulumi.ComponentResource):
                 "settings": settings,
                 "sql_dir": str(args.sql_dir),
                 "checksums": self.checksums,
+                "database_id": args.database_id,
                 "admin_dsn": pulumi.Output.secret(args.admin_dsn),
                 "app_role": args.env.app_role,
                 "app_password": pulumi.Output.secret(args.app_password),
             },
             pulumi.ResourceOptions(parent=self, depends_on=[args.database],
-                                   additional_secret_outputs=list(gate.SECRET_PROPS)),
+                                   # belt and braces: provider_apply returns neither
+                                   additional_secret_outputs=[*gate.SECRET_PROPS, "app_password_check"]),
         )
         self.schema_version = self.resource.schema_version
         self.register_outputs({"schema_version": self.schema_version})

@@ -1,0 +1,59 @@
+"""The kubernetes platform: the stack's namespace in the cluster its stack file names, the
+database as a CloudNativePG Cluster or an external managed PostgreSQL, the migration gate as
+a Job running shipshape's deploy from a tools image, and the app as a Deployment behind a
+Service, with a PodDisruptionBudget and an optional HorizontalPodAutoscaler.
+
+The same five functions as docker/: network -> database -> gate -> app, then the outputs.
+Every resource goes through the provider the namespace component makes (the stack's
+k8s_context), passed down as the components' provider.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from infra.components.kubernetes.app import App, AppArgs
+from infra.components.kubernetes.database import Database, DatabaseArgs
+from infra.components.kubernetes.gate import MigrationGate, MigrationGateArgs
+from infra.components.kubernetes.namespace import Network, NetworkArgs
+from infra.config import StackConfig
+from shipshape import outputs as names
+
+__all__ = ["App", "AppArgs", "Database", "DatabaseArgs", "MigrationGate", "MigrationGateArgs",
+           "Network", "NetworkArgs", "network", "database", "gate", "app", "outputs"]
+
+
+def _on(network: Network) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions(providers=[network.provider])
+
+
+def network(cfg: StackConfig) -> Network:
+    return Network("network", NetworkArgs(cfg))
+
+
+def database(cfg: StackConfig, network: Network) -> Database:
+    return Database("database", DatabaseArgs(cfg, network.name), _on(network))
+
+
+def gate(cfg: StackConfig, network: Network, database: Database) -> MigrationGate:
+    return MigrationGate("migration-gate", MigrationGateArgs(
+        cfg=cfg, namespace=network.name, admin_dsn=database.admin_dsn,
+        database=database.resource, database_id=database.identity), _on(network))
+
+
+def app(cfg: StackConfig, network: Network, database: Database, gate: MigrationGate) -> App:
+    return App("app", AppArgs(cfg=cfg, namespace=network.name, app_dsn=database.app_dsn,
+                              gate=gate.resource), _on(network))
+
+
+def outputs(cfg: StackConfig, network: Network, database: Database, gate: MigrationGate,
+            app: App) -> dict:
+    return {
+        names.APP_URL: app.url,
+        names.DATABASE_ENDPOINT: database.endpoint,
+        # As the cluster reaches it: from elsewhere, through `kubectl port-forward` (README).
+        names.DATABASE_URL: database.admin_dsn,
+        names.APP_DATABASE_URL: database.app_dsn,
+        names.APP_IMAGE: app.image_digest,
+        names.GATE_IMAGE: gate.image_digest,
+    }

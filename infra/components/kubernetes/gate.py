@@ -1,0 +1,157 @@
+"""The kubernetes platform's migration gate: a Job that runs shipshape's own deploy,
+`invoke deploy --env <profile>` (preflight -> lock -> migrate -> seed -> verify -> record),
+inside the cluster, where the database is reachable, from the tools image
+(infra/gate.Dockerfile: shipshape, its tasks and the SQL tree; built in dev, promoted by
+digest like the app image, or shipshape:gate_image). The app image cannot run it: app/
+imports nothing from shipshape, on purpose.
+
+The Job's pod runs two steps in order: the init container `deploy`, then `app-login`
+(`python -m shipshape.pulumi_gate.gate app-login`), which gives the app role LOGIN and its password
+(as a SCRAM verifier) only once deploy passed, exactly as the docker platform's gate does.
+A failed step fails the pod, and with backoffLimit spent, the Job.
+
+Why this fails `pulumi up`, and why the app waits (pulumi-kubernetes' documented await
+logic for batch/v1 Job): the Job counts as created only when its Complete condition is
+True, and fails the update as soon as its Failed condition is True (default timeout 10
+minutes, raised here with customTimeouts to cover activeDeadlineSeconds). The Deployment
+depends_on the Job, so no pod of a new release is created before migrate -> seed ->
+verify passed, and a failed gate leaves the running release as it was. The annotation
+`pulumi.com/skipAwait` would turn that waiting off: it must never be set here (the policy
+pack refuses it on a gate Job). `pulumi.com/replaceUnready: "true"` makes the next update
+replace a Job that failed instead of waiting again on the failed one.
+
+When the gate re-runs: a Job's pod template is immutable, and replace_on_changes=["spec"]
+makes any change of it a new Job (created before the old one is deleted: auto-named). The
+template holds what the gate's result depends on: the tools image digest (which holds the
+SQL tree), the env's settings (as SHIPSHAPE_<SETTING> variables, so the image's own stack
+files, if any, play no part), the Secret's name (a new password or DSN is a new Secret),
+and the database's identity as an annotation (a recreated Cluster re-runs it). An
+unchanged stack keeps its completed Job and runs nothing.
+
+No ttlSecondsAfterFinished: Kubernetes would delete the completed Job, the next refresh
+would find it gone, and the next update would run the gate again for no reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.components import images
+from infra.components.kubernetes.common import (
+    container_security,
+    labels,
+    pod_security,
+    resources,
+    secret,
+    secret_env,
+    tmp_volume,
+)
+from infra.config import Resources, StackConfig
+
+DEADLINE_SECONDS = 1800   # statement_timeout is 15min per migration; a deploy is a few
+GATE_RESOURCES = Resources(cpu_request="100m", cpu_limit="1", memory_request="256Mi", memory_limit="1Gi")
+DATABASE_ID_ANNOTATION = "shipshape.io/database-id"
+STATE_DIR = "/tmp/shipshape"   # verify's shadow-snapshot cache: on the writable /tmp
+
+
+def settings_env(cfg: StackConfig) -> list[dict]:
+    """The env's settings as SHIPSHAPE_<SETTING> variables: highest precedence in the tasks."""
+    context = cfg.env.context()
+    context.pop("name", None)
+    context["app_url"] = ""  # the app starts after the gate; deploy's app gate is skipped
+    out = []
+    for key, value in sorted(context.items()):
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, (list, tuple)):
+            value = ",".join(value)
+        out.append({"name": f"SHIPSHAPE_{key.upper()}", "value": str(value)})
+    return out
+
+
+@dataclass
+class MigrationGateArgs:
+    cfg: StackConfig
+    namespace: pulumi.Input[str]
+    admin_dsn: pulumi.Input[str]          # secret
+    database: pulumi.Resource | None      # the Cluster the gate waits for (None: external)
+    database_id: pulumi.Input[str]        # its identity: a new one re-runs the gate
+
+
+class MigrationGate(pulumi.ComponentResource):
+    resource: k8s.batch.v1.Job
+    image_digest: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MigrationGateArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("shipshape:infra:MigrationGate", name, None, opts)
+        cfg = args.cfg
+        built = images.image(f"{name}-image", images.gate_source(cfg),
+                             dockerfile=cfg.project_dir / "infra" / "gate.Dockerfile",
+                             repository="shipshape-gate", tag=cfg.stack, parent=self)
+        self.image_digest = built.digest
+        credentials = secret(f"{name}-credentials", cfg, args.namespace,
+                             {"DATABASE_URL": args.admin_dsn, "APP_DB_PASSWORD": cfg.app_db_password},
+                             component="migration-gate", parent=self)
+        secret_name = credentials.metadata.name
+        tmp, tmp_mount = tmp_volume()
+        common_env = settings_env(cfg) + [
+            {"name": "SHIPSHAPE_STATE_DIR", "value": STATE_DIR},
+            secret_env("DATABASE_URL", secret_name),
+        ]
+
+        def step(step_name: str, command: list[str], extra_env: list | None = None) -> dict:
+            return {
+                "name": step_name,
+                "image": built.ref,
+                "command": command,
+                "env": common_env + (extra_env or []),
+                "resources": resources(GATE_RESOURCES),
+                "securityContext": container_security(),
+                "volumeMounts": [tmp_mount],
+            }
+
+        pod_labels = labels(cfg, "shipshape-gate", "migration-gate")
+        self.resource = k8s.batch.v1.Job(
+            name,
+            metadata={
+                "namespace": args.namespace,
+                "labels": pod_labels,
+                "annotations": {"pulumi.com/replaceUnready": "true"},
+            },
+            spec={
+                # One retry for a network blip; a failing verify fails the same way twice.
+                "backoffLimit": 1,
+                "activeDeadlineSeconds": DEADLINE_SECONDS,
+                "template": {
+                    "metadata": {
+                        "labels": pod_labels,
+                        "annotations": {DATABASE_ID_ANNOTATION: args.database_id},
+                    },
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "automountServiceAccountToken": False,  # it never talks to the API
+                        "securityContext": pod_security(),
+                        **({"imagePullSecrets": [{"name": cfg.image_pull_secret}]}
+                           if cfg.image_pull_secret else {}),
+                        "initContainers": [step("deploy", ["invoke", "deploy", "--env", cfg.profile])],
+                        "containers": [step(
+                            "app-login", ["python", "-m", "shipshape.pulumi_gate.gate", "app-login"],
+                            [{"name": "SHIPSHAPE_PROFILE", "value": cfg.profile},
+                             secret_env("APP_DB_PASSWORD", secret_name)])],
+                        "volumes": [tmp],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[args.database] if args.database is not None else [],
+                replace_on_changes=["spec"],
+                delete_before_replace=False,
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{DEADLINE_SECONDS // 60 + 5}m",
+                                                      update=f"{DEADLINE_SECONDS // 60 + 5}m"),
+            ),
+        )
+        self.register_outputs({"image_digest": self.image_digest})
