@@ -6,6 +6,7 @@ Body of every error: {"success": false, "error": {"code", "message", ...}, "requ
   402 INSUFFICIENT_CREDITS
   404 NOT_FOUND           unknown route; PROJECT_NOT_FOUND, AVATAR_NOT_FOUND, GENERATION_NOT_FOUND
   405 METHOD_NOT_ALLOWED
+  413 PAYLOAD_TOO_LARGE   a body over app.main.MAX_BODY, announced or chunked
   422 VALIDATION_ERROR    with "fields": [{"field", "message", "type"}]
   503 NO_AI_MODELS        no enabled model for avatar-creator (incident 1)
   503 SCHEMA_MISMATCH     a table or column is missing (incidents 2, 3, 4), named in "objects"
@@ -78,7 +79,7 @@ async def validation_handler(request: Request, exc: RequestValidationError) -> J
 
 
 async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
     message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
     if exc.status_code == 404:
         message = f"No route {request.method} {request.url.path}"
