@@ -13,7 +13,14 @@ from fastapi.responses import JSONResponse, Response
 from app import png, store
 from app.errors import ApiError, not_found
 from app.logs import current_request_id, log, set_user
-from app.schemas import AvatarUpload, GenerateRequest, ProjectCreate, ProjectUpdate
+from app.schemas import (
+    BIGINT_MAX,
+    AvatarUpload,
+    GenerateRequest,
+    Ident,
+    ProjectCreate,
+    ProjectUpdate,
+)
 from app.tokens import looks_like_token, token_hash
 
 PREFIX = "/api/apps/avatar-creator"
@@ -76,7 +83,9 @@ def _json(text: str, status: int = 200) -> Response:
 
 @router.get("/projects")
 async def list_projects(
-    s: Session = Auth, limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0)
+    s: Session = Auth,
+    limit: int = Query(50, ge=1, le=200),
+    offset: int = Query(0, ge=0, le=BIGINT_MAX),  # OFFSET takes a bigint
 ):
     """The user's projects, newest first, each with its avatars (a JSON array)."""
     return _json(await store.list_projects_json(s.conn, s.user_id, limit, offset))
@@ -92,7 +101,7 @@ async def create_project(body: ProjectCreate, s: Session = Auth):
 
 
 @router.get("/projects/{project_id}")
-async def get_project(project_id: str, s: Session = Auth):
+async def get_project(project_id: Ident, s: Session = Auth):
     project = await store.get_project_json(s.conn, s.user_id, project_id)
     if project is None:
         raise not_found("project", project_id)
@@ -101,7 +110,7 @@ async def get_project(project_id: str, s: Session = Auth):
 
 @router.put("/projects/{project_id}")
 @router.patch("/projects/{project_id}")
-async def update_project(project_id: str, body: ProjectUpdate, s: Session = Auth):
+async def update_project(project_id: Ident, body: ProjectUpdate, s: Session = Auth):
     changes = body.model_dump(include=body.model_fields_set)
     async with s.conn.transaction():
         project = await store.update_project(s.conn, s.user_id, project_id, changes)
@@ -113,7 +122,7 @@ async def update_project(project_id: str, body: ProjectUpdate, s: Session = Auth
 
 
 @router.delete("/projects/{project_id}")
-async def delete_project(project_id: str, s: Session = Auth):
+async def delete_project(project_id: Ident, s: Session = Auth):
     """Deletes the project, its avatars and its generations (ON DELETE CASCADE)."""
     deleted_avatars = await store.delete_project(s.conn, s.user_id, project_id)
     if deleted_avatars is None:
@@ -132,7 +141,7 @@ async def delete_project(project_id: str, s: Session = Auth):
 
 
 @router.post("/projects/{project_id}/avatars", status_code=201)
-async def upload_avatar(project_id: str, body: AvatarUpload, s: Session = Auth):
+async def upload_avatar(project_id: Ident, body: AvatarUpload, s: Session = Auth):
     """Record an uploaded avatar: its metadata and the URL of its image."""
     values = {
         **body.attributes(),
@@ -156,7 +165,7 @@ async def upload_avatar(project_id: str, body: AvatarUpload, s: Session = Auth):
 
 
 @router.get("/avatars/{avatar_id}")
-async def get_avatar(avatar_id: str, s: Session = Auth):
+async def get_avatar(avatar_id: Ident, s: Session = Auth):
     avatar = await store.get_avatar(s.conn, s.user_id, avatar_id)
     if avatar is None:
         raise not_found("avatar", avatar_id)
@@ -164,7 +173,7 @@ async def get_avatar(avatar_id: str, s: Session = Auth):
 
 
 @router.delete("/avatars/{avatar_id}")
-async def delete_avatar(avatar_id: str, s: Session = Auth):
+async def delete_avatar(avatar_id: Ident, s: Session = Auth):
     deleted = await store.delete_avatar(s.conn, s.user_id, avatar_id)
     if not deleted:
         raise not_found("avatar", avatar_id)
@@ -198,7 +207,7 @@ async def list_models(request: Request, s: Session = Auth):
 
 
 @router.post("/projects/{project_id}/avatars/generate")
-async def generate(request: Request, project_id: str, body: GenerateRequest, s: Session = Auth):
+async def generate(request: Request, project_id: Ident, body: GenerateRequest, s: Session = Auth):
     """Pick the model (lowest tier, then lowest credit cost), charge its credits and queue a
     pending generation, all in one transaction; the worker does the rest."""
     conn, user = s.conn, s.user
@@ -261,7 +270,7 @@ async def generate(request: Request, project_id: str, body: GenerateRequest, s: 
 
 
 @router.get("/generations/{generation_id}")
-async def get_generation(generation_id: str, s: Session = Auth):
+async def get_generation(generation_id: Ident, s: Session = Auth):
     generation = await store.get_generation(s.conn, s.user_id, generation_id)
     if generation is None:
         raise not_found("generation", generation_id)
@@ -277,7 +286,7 @@ _IMAGE_NAME = re.compile(r"^(\d{1,10})-(\d{1,4})x(\d{1,4})\.png$")
 
 
 @router.get("/images/placeholder/{name}")
-async def placeholder_image(name: str):
+async def placeholder_image(name: Ident):
     """The placeholder provider's images: a pure function of seed and size, so public."""
     match = _IMAGE_NAME.match(name)
     if not match:

@@ -1,4 +1,6 @@
-"""Request bodies. Unknown fields are refused (422), as are wrong types and sizes."""
+"""Request inputs. Unknown fields are refused (422), as are wrong types and sizes, and
+anything PostgreSQL could not take: a NUL character in a string, a number beyond its
+column (or, for query numbers, beyond bigint)."""
 
 from __future__ import annotations
 
@@ -12,13 +14,43 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError, core_schema
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
-Long = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-ImageUrl = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000_000)
-]
+BIGINT_MAX = 2**63 - 1
+
+
+class NoNul:
+    """A string without NUL: PostgreSQL text cannot hold one, and psycopg would fail the
+    query (a 500) rather than say which field. The OpenAPI pattern tells clients (and the
+    property-based tests) the same rule that the validator enforces."""
+
+    PATTERN = "^[^\\u0000]*$"
+
+    def __get_pydantic_core_schema__(self, source, handler):
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema, handler):
+        return {**handler(schema), "pattern": self.PATTERN}
+
+    @staticmethod
+    def check(value: str) -> str:
+        if "\x00" in value:
+            raise PydanticCustomError("string_nul", "must not contain NUL (\\u0000) characters")
+        return value
+
+
+def text(**constraints) -> type[str]:
+    return Annotated[str, StringConstraints(strip_whitespace=True, **constraints), NoNul()]
+
+
+Name = text(min_length=1, max_length=200)
+PersonaName = text(max_length=200)
+Short = text(max_length=100)
+Long = text(max_length=2000)
+Prompt = text(min_length=3, max_length=2000)
+ImageUrl = text(min_length=1, max_length=2_000_000)
+# A path segment naming a row (ids are text): anything but NUL; unknown ones are 404.
+Ident = Annotated[str, NoNul()]
 
 
 class Body(BaseModel):
@@ -44,9 +76,7 @@ class ProjectUpdate(Body):
 
 
 class AvatarAttributes(Body):
-    personaName: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = (
-        None
-    )
+    personaName: PersonaName | None = None
     personaAge: Annotated[int, Field(ge=1, le=150)] | None = None
     personaPersonality: Long | None = None
     personaBackground: Long | None = None
@@ -85,6 +115,6 @@ class AvatarUpload(AvatarAttributes):
 
 
 class GenerateRequest(AvatarAttributes):
-    prompt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+    prompt: Prompt
     name: Name | None = None
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
