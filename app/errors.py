@@ -19,16 +19,131 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Literal
 
 import psycopg
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.logs import current_request_id, log
 
 logger = logging.getLogger("app.errors")
+
+
+# --- the error bodies, as OpenAPI documents them ----------------------------------------
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an undocumented field fails the tests
+
+
+class FieldError(Strict):
+    field: str  # dotted path in the body, or the parameter's name; "body" for the whole
+    message: str
+    type: str
+
+
+class ErrorDetail(Strict):
+    code: str
+    message: str
+
+
+class ErrorBody(Strict):
+    success: Literal[False]
+    error: ErrorDetail
+    requestId: str | None
+
+
+def _body(name: str, detail: type[ErrorDetail]) -> type[ErrorBody]:
+    return create_model(name, __base__=ErrorBody, error=(detail, ...))
+
+
+class UnauthorizedDetail(ErrorDetail):
+    code: Literal["UNAUTHORIZED"]
+
+
+class InsufficientCreditsDetail(ErrorDetail):
+    code: Literal["INSUFFICIENT_CREDITS"]
+    required: int
+    creditBalance: int
+
+
+class NotFoundDetail(ErrorDetail):
+    code: Literal[
+        "NOT_FOUND",
+        "PROJECT_NOT_FOUND",
+        "AVATAR_NOT_FOUND",
+        "GENERATION_NOT_FOUND",
+        "IMAGE_NOT_FOUND",
+    ]
+
+
+class TooLargeDetail(ErrorDetail):
+    code: Literal["PAYLOAD_TOO_LARGE"]
+
+
+class ValidationDetail(ErrorDetail):
+    code: Literal["VALIDATION_ERROR"]
+    fields: list[FieldError]
+
+
+class UnavailableDetail(ErrorDetail):
+    code: Literal["NO_AI_MODELS", "SCHEMA_MISMATCH", "DATABASE_PERMISSION", "DATABASE_UNAVAILABLE"]
+    fix: str | None = None  # the command that repairs it
+    objects: list[str] | None = None  # SCHEMA_MISMATCH: the missing tables and columns
+    retryAfterSeconds: int | None = None  # DATABASE_UNAVAILABLE, also as Retry-After
+
+
+def _response(model: type[ErrorBody], description: str, **headers: str) -> dict:
+    entry = {"model": model, "description": description}
+    if headers:
+        entry["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    return entry
+
+
+ERRORS = {
+    401: _response(
+        _body("Unauthorized", UnauthorizedDetail),
+        "Missing, malformed, unknown, revoked or expired bearer token.",
+        **{"WWW-Authenticate": "Bearer"},
+    ),
+    402: _response(
+        _body("InsufficientCredits", InsufficientCreditsDetail),
+        "The balance does not cover the model's credit cost; nothing was charged.",
+    ),
+    404: _response(_body("NotFound", NotFoundDetail), "No such resource of this user."),
+    413: _response(
+        _body("PayloadTooLarge", TooLargeDetail),
+        (
+            "The body is over the limit (announced, or counted while it arrives); the "
+            "connection is closed without reading the rest."
+        ),
+    ),
+    422: _response(
+        _body("ValidationFailed", ValidationDetail),
+        "Invalid path, query or body: one entry in `fields` per problem.",
+    ),
+    503: _response(
+        _body("Unavailable", UnavailableDetail),
+        (
+            "The database did not answer, is behind the code (SCHEMA_MISMATCH names the "
+            "missing objects), lacks a grant, or has no enabled models; `message` and "
+            "`fix` say what to run."
+        ),
+        **{"Retry-After": "seconds to wait (DATABASE_UNAVAILABLE)"},
+    ),
+}
+
+
+def responses(*statuses: int) -> dict:
+    """The OpenAPI `responses` entries of these error statuses."""
+    return {status: ERRORS[status] for status in statuses}
 
 
 class ApiError(Exception):
