@@ -80,6 +80,19 @@ def _json(text: str, status: int = 200) -> Response:
     return Response(text, status_code=status, media_type="application/json")
 
 
+# --- account ----------------------------------------------------------------------------
+
+ACCOUNT_FIELDS = tuple(responses.Account.model_fields)
+
+
+@router.get("/me", response_model=responses.Me, responses=errors(401, 503))
+async def me(s: Session = Auth):
+    """The authenticated user's account and credit balance, as of this request (the token
+    lookup reads them): a client checks the balance before it generates."""
+    account = {key: s.user[key] for key in ACCOUNT_FIELDS}
+    return JSONResponse({"success": True, "user": store.jsonable(account)})
+
+
 # --- projects ---------------------------------------------------------------------------
 
 

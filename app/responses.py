@@ -145,6 +145,21 @@ class GenerationRead(Document):
     generation: Generation
 
 
+class Account(Document):
+    id: str
+    email: str
+    name: str | None
+    accountType: Literal["payg", "subscription"]
+    subscriptionTier: Literal["free", "basic", "pro", "enterprise"]
+    creditBalance: int
+    unlimitedUntil: datetime | None  # while ahead, generating is not charged
+
+
+class Me(Document):
+    success: Literal[True]
+    user: Account
+
+
 class Liveness(Document):
     status: Literal["ok"]
 

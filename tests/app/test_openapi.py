@@ -73,6 +73,7 @@ def route_specific() -> dict[tuple[str, str], dict[int, Provoke]]:
         ("get", "/health/ready"): {200: lambda w: w.send("GET", "/health/ready")},
         ("get", "/health/models"): {200: lambda w: w.send("GET", "/health/models")},
         ("get", API + "/health/models"): {200: lambda w: w.send("GET", API + "/health/models")},
+        ("get", API + "/me"): {200: lambda w: w.send("GET", API + "/me", w.user)},
         ("get", API + "/models"): {200: lambda w: w.send("GET", API + "/models", w.user)},
         ("get", API + "/projects"): {
             200: lambda w: w.send("GET", API + "/projects", w.user),
