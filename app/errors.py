@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.logs import current_request_id, log
 
@@ -175,13 +176,21 @@ async def api_error_handler(request: Request, exc: ApiError) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message, headers=headers, **exc.extra)
 
 
+NOT_JSON = "the body is not valid JSON"
+
+
+def _invalid(fields: list[dict]) -> JSONResponse:
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+    return error_response(422, "VALIDATION_ERROR", f"Invalid request: {summary}", fields=fields)
+
+
 async def validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     fields = []
     for error in exc.errors():
         loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
         message = error.get("msg", "invalid")
         if error.get("type") == "json_invalid":
-            loc, message = [], "the body is not valid JSON"
+            loc, message = [], NOT_JSON
         fields.append(
             {
                 "field": ".".join(loc) or "body",
@@ -189,20 +198,47 @@ async def validation_handler(request: Request, exc: RequestValidationError) -> J
                 "type": error.get("type", "invalid"),
             }
         )
-    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-    return error_response(422, "VALIDATION_ERROR", f"Invalid request: {summary}", fields=fields)
+    return _invalid(fields)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path. Starlette's 405 names only the first
+    route that matched the path, and a path served by several routes (GET and POST
+    /projects) needs all of them in Allow. Asking each method of the routes, rather than
+    reading their `methods`, also works where routers are included as routes."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:
+        # FastAPI's answer to a body json.loads cannot take (not UTF-8, nested too deep):
+        # the only 400 here, and as much a bad body as invalid JSON, which is a 422.
+        return _invalid([{"field": "body", "message": NOT_JSON, "type": "json_invalid"}])
     codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
     message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+    headers = getattr(exc, "headers", None)
     if exc.status_code == 404:
         message = f"No route {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        headers = {**(headers or {}), "Allow": allowed}
+        message = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
     return error_response(
         exc.status_code,
         codes.get(exc.status_code, "HTTP_ERROR"),
         message,
-        headers=getattr(exc, "headers", None),
+        headers=headers,
     )
 
 

@@ -11,7 +11,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError, core_schema
@@ -39,8 +38,24 @@ class NoNul:
         return value
 
 
-def text(**constraints) -> type[str]:
-    return Annotated[str, StringConstraints(strip_whitespace=True, **constraints), NoNul()]
+class ImageUrlRule(NoNul):
+    """An http(s) URL, a path on this server or a data:image/ URL (and no NUL)."""
+
+    PREFIXES = ("https://", "http://", "data:image/", "/")
+    PATTERN = "^(https?://|data:image/|/)[^\\u0000]*$"
+
+    @staticmethod
+    def check(value: str) -> str:
+        NoNul.check(value)
+        if not value.startswith(ImageUrlRule.PREFIXES):
+            raise PydanticCustomError(
+                "image_url", "must be an http(s) URL, a path on this server, or a data:image/ URL"
+            )
+        return value
+
+
+def text(rule: NoNul | None = None, **constraints) -> type[str]:
+    return Annotated[str, StringConstraints(strip_whitespace=True, **constraints), rule or NoNul()]
 
 
 Name = text(min_length=1, max_length=200)
@@ -48,7 +63,7 @@ PersonaName = text(max_length=200)
 Short = text(max_length=100)
 Long = text(max_length=2000)
 Prompt = text(min_length=3, max_length=2000)
-ImageUrl = text(min_length=1, max_length=2_000_000)
+ImageUrl = text(ImageUrlRule(), min_length=1, max_length=2_000_000)
 # A path segment naming a row (ids are text): anything but NUL; unknown ones are 404.
 Ident = Annotated[str, NoNul()]
 
@@ -63,15 +78,17 @@ class ProjectCreate(Body):
 
 
 class ProjectUpdate(Body):
-    name: Name | None = None
+    # Omitted or a string: null is refused by the type (a project always has a name); the
+    # default only stands for "not given", which model_fields_set tells apart.
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    name: Name = None
     description: Long | None = None
 
     @model_validator(mode="after")
     def _something_to_change(self):
         if not self.model_fields_set:
             raise ValueError("give at least one of: name, description")
-        if "name" in self.model_fields_set and self.name is None:
-            raise ValueError("name cannot be null")
         return self
 
 
@@ -98,20 +115,10 @@ class AvatarAttributes(Body):
         }
 
 
-def _image_url(value: str | None) -> str | None:
-    if value is None:
-        return value
-    if value.startswith(("https://", "http://", "data:image/", "/")):
-        return value
-    raise ValueError("must be an http(s) URL, a path on this server, or a data:image/ URL")
-
-
 class AvatarUpload(AvatarAttributes):
     name: Name
     baseImageUrl: ImageUrl
     thumbnailUrl: ImageUrl | None = None
-
-    _check_urls = field_validator("baseImageUrl", "thumbnailUrl")(_image_url)
 
 
 class GenerateRequest(AvatarAttributes):

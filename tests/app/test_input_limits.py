@@ -176,3 +176,20 @@ def test_other_control_characters_are_kept(stack):
     assert (
         user.get(f"/projects/{created.json()['project']['id']}").json()["project"]["name"] == name
     )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"name": "\xff\xfe"}', b"\xff" * 10, b"[" * 100_000 + b"]" * 100_000],
+    ids=["not-utf8-string", "not-utf8", "nested-too-deep"],
+)
+def test_a_body_json_cannot_read_is_422_like_invalid_json(stack, raw):
+    user = stack.user()
+    response = user.post("/projects", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text[:300]
+    error = response.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert error["fields"] == [
+        {"field": "body", "message": "the body is not valid JSON", "type": "json_invalid"}
+    ]
+    assert user.get("/projects").json() == []
