@@ -1,71 +1,104 @@
 """Request inputs. Unknown fields are refused (422), as are wrong types and sizes, and
 anything PostgreSQL could not take: a NUL character in a string, a number beyond its
-column (or, for query numbers, beyond bigint)."""
+column (or, for query numbers, beyond bigint).
+
+Every rule the validators apply is in the OpenAPI document too, in a form any JSON Schema
+engine reads alike, so that a request valid by the document is accepted and one invalid
+by it is refused (tests/app/test_property.py holds the app to that)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError, core_schema
 
 BIGINT_MAX = 2**63 - 1
+# What str.strip() takes off, listed: the document's patterns name these characters one by
+# one, as regex engines disagree on what \s means (Python's includes \x1c-\x1f).
+BLANKS = "".join(c for c in map(chr, range(0x10000)) if c.isspace())
 
 
-class NoNul:
-    """A string without NUL: PostgreSQL text cannot hold one, and psycopg would fail the
-    query (a 500) rather than say which field. The OpenAPI pattern tells clients (and the
-    property-based tests) the same rule that the validator enforces."""
+def _char_class(chars: str, negate: bool = False) -> str:
+    """A regex class of these characters as \\uXXXX escapes, runs as ranges."""
+    points, runs = sorted(map(ord, chars)), []
+    for point in points:
+        if runs and point == runs[-1][1] + 1:
+            runs[-1][1] = point
+        else:
+            runs.append([point, point])
+    body = "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in runs)
+    return f"[{'^' * negate}{body}]"
 
-    PATTERN = "^[^\\u0000]*$"
+
+_BLANK, _SOLID, _ANY = _char_class(BLANKS), _char_class(BLANKS + "\0", True), "[^\\u0000]"
+
+
+class Text:
+    """A string without NUL (PostgreSQL text cannot hold one, and psycopg would fail the
+    query rather than name the field), trimmed of blanks at both ends, with at least
+    `min_solid` characters left. Lengths (StringConstraints) count the string as sent."""
+
+    def __init__(self, min_solid: int = 0):
+        self.min_solid = min_solid
+
+    def pattern(self) -> str:
+        if self.min_solid == 0:
+            return f"^{_ANY}*$"
+        if self.min_solid == 1:
+            return f"^{_BLANK}*{_SOLID}{_ANY}*$"
+        middle = f"{_ANY}{{{self.min_solid - 2},}}"
+        return f"^{_BLANK}*{_SOLID}{middle}{_SOLID}{_BLANK}*$"
 
     def __get_pydantic_core_schema__(self, source, handler):
         return core_schema.no_info_after_validator_function(self.check, handler(source))
 
     def __get_pydantic_json_schema__(self, schema, handler):
-        return {**handler(schema), "pattern": self.PATTERN}
+        return {**handler(schema), "pattern": self.pattern()}
 
-    @staticmethod
-    def check(value: str) -> str:
-        if "\x00" in value:
+    def check(self, value: str) -> str:
+        if "\0" in value:
             raise PydanticCustomError("string_nul", "must not contain NUL (\\u0000) characters")
+        value = value.strip(BLANKS)
+        if len(value) < self.min_solid:
+            raise PydanticCustomError(
+                "string_blank",
+                "must not be blank"
+                if self.min_solid == 1
+                else f"must have at least {self.min_solid} characters besides blanks at the ends",
+            )
         return value
 
 
-class ImageUrlRule(NoNul):
-    """An http(s) URL, a path on this server or a data:image/ URL (and no NUL)."""
+class ImageUrlText(Text):
+    """An http(s) URL, a path on this server or a data:image/ URL, once trimmed."""
 
     PREFIXES = ("https://", "http://", "data:image/", "/")
-    PATTERN = "^(https?://|data:image/|/)[^\\u0000]*$"
 
-    @staticmethod
-    def check(value: str) -> str:
-        NoNul.check(value)
-        if not value.startswith(ImageUrlRule.PREFIXES):
+    def pattern(self) -> str:
+        return f"^{_BLANK}*(https?://|data:image/|/){_ANY}*$"
+
+    def check(self, value: str) -> str:
+        value = super().check(value)
+        if not value.startswith(self.PREFIXES):
             raise PydanticCustomError(
                 "image_url", "must be an http(s) URL, a path on this server, or a data:image/ URL"
             )
         return value
 
 
-def text(rule: NoNul | None = None, **constraints) -> type[str]:
-    return Annotated[str, StringConstraints(strip_whitespace=True, **constraints), rule or NoNul()]
+def text(max_length: int, min_solid: int = 0, rule: type[Text] = Text):
+    return Annotated[str, StringConstraints(max_length=max_length), rule(min_solid)]
 
 
-Name = text(min_length=1, max_length=200)
-PersonaName = text(max_length=200)
-Short = text(max_length=100)
-Long = text(max_length=2000)
-Prompt = text(min_length=3, max_length=2000)
-ImageUrl = text(ImageUrlRule(), min_length=1, max_length=2_000_000)
+Name = text(200, min_solid=1)
+PersonaName = text(200)
+Short = text(100)
+Long = text(2000)
+Prompt = text(2000, min_solid=3)
+ImageUrl = text(2_000_000, rule=ImageUrlText)
 # A path segment naming a row (ids are text): anything but NUL; unknown ones are 404.
-Ident = Annotated[str, NoNul()]
+Ident = Annotated[str, Text()]
 
 
 class Body(BaseModel):

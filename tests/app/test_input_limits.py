@@ -193,3 +193,51 @@ def test_a_body_json_cannot_read_is_422_like_invalid_json(stack, raw):
         {"field": "body", "message": "the body is not valid JSON", "type": "json_invalid"}
     ]
     assert user.get("/projects").json() == []
+
+
+TRICKY = [
+    "abc",
+    " ab ",
+    "\u00a0ab",
+    "a\x1cb",
+    "\x1cab\x1c",
+    "\u3000x\u3000y",
+    "ab\n",
+    "\t\n",
+    "x" * 200,
+    "x" * 200 + " ",  # lengths count the string as sent, before trimming
+    "/a.png",
+    " https://img.test/a.png ",
+    "ftp://img.test/a.png",
+]
+
+
+@pytest.mark.parametrize(
+    "method, path, base, field",
+    [
+        ("post", "/projects", {}, "name"),
+        ("post", "/projects/{project_id}/avatars/generate", {}, "prompt"),
+        ("post", "/projects/{project_id}/avatars", {"name": "A"}, "baseImageUrl"),
+    ],
+)
+def test_the_document_and_the_app_agree_on_strings(stack, openapi, method, path, base, field):
+    """The documented pattern and lengths accept exactly what the app accepts: blanks are
+    what str.strip() takes off, whatever the regex engine takes \\s to mean."""
+    import jsonschema_rs
+
+    operation = openapi["paths"][API + path][method]
+    body_schema = resolve(
+        openapi, operation["requestBody"]["content"]["application/json"]["schema"]
+    )
+    validator = jsonschema_rs.validator_for(body_schema["properties"][field])
+    user = stack.user(credits=10**6)
+    url = path.replace("{project_id}", user.project()["id"])
+    for value in TRICKY:
+        response = user.request(method.upper(), url, json={**base, field: value})
+        documented_ok = validator.is_valid(value)
+        assert (response.status_code < 300) == documented_ok, (value, response.text[:200])
+        if documented_ok:
+            stored = response.json()
+            stored = stored.get("project") or stored.get("avatar") or stored["generation"]
+            if field in stored:
+                assert stored[field] == value.strip(), value
