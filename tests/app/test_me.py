@@ -45,7 +45,7 @@ def test_the_balance_goes_down_after_a_generation(stack):
 def test_an_unlimited_account_shows_until_when(stack):
     user = stack.user(credits=0)
     stack.sql(
-        'UPDATE users SET "accountType" = \'subscription\', "subscriptionTier" = \'pro\', '
+        "UPDATE users SET \"accountType\" = 'subscription', \"subscriptionTier\" = 'pro', "
         "\"unlimitedUntil\" = '2031-01-02T03:04:05.5+00' WHERE id = %s",
         [user.id],
         fetch=False,
