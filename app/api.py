@@ -10,14 +10,23 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from app import png, store
+from app import png, responses, store
 from app.errors import ApiError, not_found
+from app.errors import responses as errors
 from app.logs import current_request_id, log, set_user
-from app.schemas import AvatarUpload, GenerateRequest, ProjectCreate, ProjectUpdate
+from app.schemas import (
+    BIGINT_MAX,
+    AvatarUpload,
+    GenerateRequest,
+    Ident,
+    ProjectCreate,
+    ProjectUpdate,
+)
 from app.tokens import looks_like_token, token_hash
 
 PREFIX = "/api/apps/avatar-creator"
-router = APIRouter(prefix=PREFIX)
+# The middleware answers 413 before any route runs (app.main.MAX_BODY).
+router = APIRouter(prefix=PREFIX, responses=errors(413))
 logger = logging.getLogger("app.api")
 
 
@@ -71,18 +80,38 @@ def _json(text: str, status: int = 200) -> Response:
     return Response(text, status_code=status, media_type="application/json")
 
 
+# --- account ----------------------------------------------------------------------------
+
+ACCOUNT_FIELDS = tuple(responses.Account.model_fields)
+
+
+@router.get("/me", response_model=responses.Me, responses=errors(401, 503))
+async def me(s: Session = Auth):
+    """The authenticated user's account and credit balance, as of this request (the token
+    lookup reads them): a client checks the balance before it generates."""
+    account = {key: s.user[key] for key in ACCOUNT_FIELDS}
+    return JSONResponse({"success": True, "user": store.jsonable(account)})
+
+
 # --- projects ---------------------------------------------------------------------------
 
 
-@router.get("/projects")
+@router.get("/projects", response_model=list[responses.Project], responses=errors(401, 422, 503))
 async def list_projects(
-    s: Session = Auth, limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0)
+    s: Session = Auth,
+    limit: int = Query(50, ge=1, le=200),
+    offset: int = Query(0, ge=0, le=BIGINT_MAX),  # OFFSET takes a bigint
 ):
     """The user's projects, newest first, each with its avatars (a JSON array)."""
     return _json(await store.list_projects_json(s.conn, s.user_id, limit, offset))
 
 
-@router.post("/projects", status_code=201)
+@router.post(
+    "/projects",
+    status_code=201,
+    response_model=responses.ProjectChanged,
+    responses=errors(401, 422, 503),
+)
 async def create_project(body: ProjectCreate, s: Session = Auth):
     project = await store.create_project(s.conn, s.user_id, body.name, body.description)
     return JSONResponse(
@@ -91,17 +120,29 @@ async def create_project(body: ProjectCreate, s: Session = Auth):
     )
 
 
-@router.get("/projects/{project_id}")
-async def get_project(project_id: str, s: Session = Auth):
+@router.get(
+    "/projects/{project_id}",
+    response_model=responses.ProjectRead,
+    responses=errors(401, 404, 422, 503),
+)
+async def get_project(project_id: Ident, s: Session = Auth):
     project = await store.get_project_json(s.conn, s.user_id, project_id)
     if project is None:
         raise not_found("project", project_id)
     return _json('{"success":true,"project":' + project + "}")
 
 
-@router.put("/projects/{project_id}")
-@router.patch("/projects/{project_id}")
-async def update_project(project_id: str, body: ProjectUpdate, s: Session = Auth):
+@router.put(
+    "/projects/{project_id}",
+    response_model=responses.ProjectChanged,
+    responses=errors(401, 404, 422, 503),
+)
+@router.patch(
+    "/projects/{project_id}",
+    response_model=responses.ProjectChanged,
+    responses=errors(401, 404, 422, 503),
+)
+async def update_project(project_id: Ident, body: ProjectUpdate, s: Session = Auth):
     changes = body.model_dump(include=body.model_fields_set)
     async with s.conn.transaction():
         project = await store.update_project(s.conn, s.user_id, project_id, changes)
@@ -112,8 +153,12 @@ async def update_project(project_id: str, body: ProjectUpdate, s: Session = Auth
     )
 
 
-@router.delete("/projects/{project_id}")
-async def delete_project(project_id: str, s: Session = Auth):
+@router.delete(
+    "/projects/{project_id}",
+    response_model=responses.ProjectDeleted,
+    responses=errors(401, 404, 422, 503),
+)
+async def delete_project(project_id: Ident, s: Session = Auth):
     """Deletes the project, its avatars and its generations (ON DELETE CASCADE)."""
     deleted_avatars = await store.delete_project(s.conn, s.user_id, project_id)
     if deleted_avatars is None:
@@ -131,8 +176,13 @@ async def delete_project(project_id: str, s: Session = Auth):
 # --- avatars ----------------------------------------------------------------------------
 
 
-@router.post("/projects/{project_id}/avatars", status_code=201)
-async def upload_avatar(project_id: str, body: AvatarUpload, s: Session = Auth):
+@router.post(
+    "/projects/{project_id}/avatars",
+    status_code=201,
+    response_model=responses.AvatarCreated,
+    responses=errors(401, 404, 422, 503),
+)
+async def upload_avatar(project_id: Ident, body: AvatarUpload, s: Session = Auth):
     """Record an uploaded avatar: its metadata and the URL of its image."""
     values = {
         **body.attributes(),
@@ -155,16 +205,24 @@ async def upload_avatar(project_id: str, body: AvatarUpload, s: Session = Auth):
     )
 
 
-@router.get("/avatars/{avatar_id}")
-async def get_avatar(avatar_id: str, s: Session = Auth):
+@router.get(
+    "/avatars/{avatar_id}",
+    response_model=responses.AvatarRead,
+    responses=errors(401, 404, 422, 503),
+)
+async def get_avatar(avatar_id: Ident, s: Session = Auth):
     avatar = await store.get_avatar(s.conn, s.user_id, avatar_id)
     if avatar is None:
         raise not_found("avatar", avatar_id)
     return JSONResponse({"success": True, "avatar": store.jsonable(avatar)})
 
 
-@router.delete("/avatars/{avatar_id}")
-async def delete_avatar(avatar_id: str, s: Session = Auth):
+@router.delete(
+    "/avatars/{avatar_id}",
+    response_model=responses.Deleted,
+    responses=errors(401, 404, 422, 503),
+)
+async def delete_avatar(avatar_id: Ident, s: Session = Auth):
     deleted = await store.delete_avatar(s.conn, s.user_id, avatar_id)
     if not deleted:
         raise not_found("avatar", avatar_id)
@@ -186,7 +244,7 @@ def _no_models(request: Request) -> ApiError:
     )
 
 
-@router.get("/models")
+@router.get("/models", response_model=responses.ModelList, responses=errors(401, 503))
 async def list_models(request: Request, s: Session = Auth):
     """The enabled models, in the order generation picks them."""
     models = await store.enabled_models(s.conn)
@@ -197,8 +255,12 @@ async def list_models(request: Request, s: Session = Auth):
     )
 
 
-@router.post("/projects/{project_id}/avatars/generate")
-async def generate(request: Request, project_id: str, body: GenerateRequest, s: Session = Auth):
+@router.post(
+    "/projects/{project_id}/avatars/generate",
+    response_model=responses.GenerationStarted,
+    responses=errors(401, 402, 404, 422, 503),
+)
+async def generate(request: Request, project_id: Ident, body: GenerateRequest, s: Session = Auth):
     """Pick the model (lowest tier, then lowest credit cost), charge its credits and queue a
     pending generation, all in one transaction; the worker does the rest."""
     conn, user = s.conn, s.user
@@ -260,8 +322,12 @@ async def generate(request: Request, project_id: str, body: GenerateRequest, s: 
     )
 
 
-@router.get("/generations/{generation_id}")
-async def get_generation(generation_id: str, s: Session = Auth):
+@router.get(
+    "/generations/{generation_id}",
+    response_model=responses.GenerationRead,
+    responses=errors(401, 404, 422, 503),
+)
+async def get_generation(generation_id: Ident, s: Session = Auth):
     generation = await store.get_generation(s.conn, s.user_id, generation_id)
     if generation is None:
         raise not_found("generation", generation_id)
@@ -276,8 +342,15 @@ async def get_generation(generation_id: str, s: Session = Auth):
 _IMAGE_NAME = re.compile(r"^(\d{1,10})-(\d{1,4})x(\d{1,4})\.png$")
 
 
-@router.get("/images/placeholder/{name}")
-async def placeholder_image(name: str):
+@router.get(
+    "/images/placeholder/{name}",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The PNG."},
+        **errors(404, 422),
+    },
+)
+async def placeholder_image(name: Ident):
     """The placeholder provider's images: a pure function of seed and size, so public."""
     match = _IMAGE_NAME.match(name)
     if not match:

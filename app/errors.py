@@ -6,6 +6,7 @@ Body of every error: {"success": false, "error": {"code", "message", ...}, "requ
   402 INSUFFICIENT_CREDITS
   404 NOT_FOUND           unknown route; PROJECT_NOT_FOUND, AVATAR_NOT_FOUND, GENERATION_NOT_FOUND
   405 METHOD_NOT_ALLOWED
+  413 PAYLOAD_TOO_LARGE   a body over app.main.MAX_BODY, announced or chunked
   422 VALIDATION_ERROR    with "fields": [{"field", "message", "type"}]
   503 NO_AI_MODELS        no enabled model for avatar-creator (incident 1)
   503 SCHEMA_MISMATCH     a table or column is missing (incidents 2, 3, 4), named in "objects"
@@ -18,16 +19,132 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Literal
 
 import psycopg
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.logs import current_request_id, log
 
 logger = logging.getLogger("app.errors")
+
+
+# --- the error bodies, as OpenAPI documents them ----------------------------------------
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an undocumented field fails the tests
+
+
+class FieldError(Strict):
+    field: str  # dotted path in the body, or the parameter's name; "body" for the whole
+    message: str
+    type: str
+
+
+class ErrorDetail(Strict):
+    code: str
+    message: str
+
+
+class ErrorBody(Strict):
+    success: Literal[False]
+    error: ErrorDetail
+    requestId: str | None
+
+
+def _body(name: str, detail: type[ErrorDetail]) -> type[ErrorBody]:
+    return create_model(name, __base__=ErrorBody, error=(detail, ...))
+
+
+class UnauthorizedDetail(ErrorDetail):
+    code: Literal["UNAUTHORIZED"]
+
+
+class InsufficientCreditsDetail(ErrorDetail):
+    code: Literal["INSUFFICIENT_CREDITS"]
+    required: int
+    creditBalance: int
+
+
+class NotFoundDetail(ErrorDetail):
+    code: Literal[
+        "NOT_FOUND",
+        "PROJECT_NOT_FOUND",
+        "AVATAR_NOT_FOUND",
+        "GENERATION_NOT_FOUND",
+        "IMAGE_NOT_FOUND",
+    ]
+
+
+class TooLargeDetail(ErrorDetail):
+    code: Literal["PAYLOAD_TOO_LARGE"]
+
+
+class ValidationDetail(ErrorDetail):
+    code: Literal["VALIDATION_ERROR"]
+    fields: list[FieldError]
+
+
+class UnavailableDetail(ErrorDetail):
+    code: Literal["NO_AI_MODELS", "SCHEMA_MISMATCH", "DATABASE_PERMISSION", "DATABASE_UNAVAILABLE"]
+    fix: str | None = None  # the command that repairs it
+    objects: list[str] | None = None  # SCHEMA_MISMATCH: the missing tables and columns
+    retryAfterSeconds: int | None = None  # DATABASE_UNAVAILABLE, also as Retry-After
+
+
+def _response(model: type[ErrorBody], description: str, **headers: str) -> dict:
+    entry = {"model": model, "description": description}
+    if headers:
+        entry["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    return entry
+
+
+ERRORS = {
+    401: _response(
+        _body("Unauthorized", UnauthorizedDetail),
+        "Missing, malformed, unknown, revoked or expired bearer token.",
+        **{"WWW-Authenticate": "Bearer"},
+    ),
+    402: _response(
+        _body("InsufficientCredits", InsufficientCreditsDetail),
+        "The balance does not cover the model's credit cost; nothing was charged.",
+    ),
+    404: _response(_body("NotFound", NotFoundDetail), "No such resource of this user."),
+    413: _response(
+        _body("PayloadTooLarge", TooLargeDetail),
+        (
+            "The body is over the limit (announced, or counted while it arrives); the "
+            "connection is closed without reading the rest."
+        ),
+    ),
+    422: _response(
+        _body("ValidationFailed", ValidationDetail),
+        "Invalid path, query or body: one entry in `fields` per problem.",
+    ),
+    503: _response(
+        _body("Unavailable", UnavailableDetail),
+        (
+            "The database did not answer, is behind the code (SCHEMA_MISMATCH names the "
+            "missing objects), lacks a grant, or has no enabled models; `message` and "
+            "`fix` say what to run."
+        ),
+        **{"Retry-After": "seconds to wait (DATABASE_UNAVAILABLE)"},
+    ),
+}
+
+
+def responses(*statuses: int) -> dict:
+    """The OpenAPI `responses` entries of these error statuses."""
+    return {status: ERRORS[status] for status in statuses}
 
 
 class ApiError(Exception):
@@ -59,13 +176,21 @@ async def api_error_handler(request: Request, exc: ApiError) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message, headers=headers, **exc.extra)
 
 
+NOT_JSON = "the body is not valid JSON"
+
+
+def _invalid(fields: list[dict]) -> JSONResponse:
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+    return error_response(422, "VALIDATION_ERROR", f"Invalid request: {summary}", fields=fields)
+
+
 async def validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     fields = []
     for error in exc.errors():
         loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
         message = error.get("msg", "invalid")
         if error.get("type") == "json_invalid":
-            loc, message = [], "the body is not valid JSON"
+            loc, message = [], NOT_JSON
         fields.append(
             {
                 "field": ".".join(loc) or "body",
@@ -73,20 +198,47 @@ async def validation_handler(request: Request, exc: RequestValidationError) -> J
                 "type": error.get("type", "invalid"),
             }
         )
-    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-    return error_response(422, "VALIDATION_ERROR", f"Invalid request: {summary}", fields=fields)
+    return _invalid(fields)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path. Starlette's 405 names only the first
+    route that matched the path, and a path served by several routes (GET and POST
+    /projects) needs all of them in Allow. Asking each method of the routes, rather than
+    reading their `methods`, also works where routers are included as routes."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+    if exc.status_code == 400:
+        # FastAPI's answer to a body json.loads cannot take (not UTF-8, nested too deep):
+        # the only 400 here, and as much a bad body as invalid JSON, which is a 422.
+        return _invalid([{"field": "body", "message": NOT_JSON, "type": "json_invalid"}])
+    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
     message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+    headers = getattr(exc, "headers", None)
     if exc.status_code == 404:
         message = f"No route {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        headers = {**(headers or {}), "Allow": allowed}
+        message = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
     return error_response(
         exc.status_code,
         codes.get(exc.status_code, "HTTP_ERROR"),
         message,
-        headers=getattr(exc, "headers", None),
+        headers=headers,
     )
 
 

@@ -8,9 +8,11 @@ import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app import SCHEMA_VERSION, __version__, schema, store
+from app import SCHEMA_VERSION, __version__, responses, schema, store
+from app.errors import responses as errors
 
-router = APIRouter()
+# The middleware answers 413 before any route runs (app.main.MAX_BODY).
+router = APIRouter(responses=errors(413))
 logger = logging.getLogger("app.health")
 
 
@@ -19,7 +21,7 @@ def _db_wait(app) -> float:
     return min(3.0, app.state.settings.pool_timeout)
 
 
-@router.get("/health")
+@router.get("/health", response_model=responses.Liveness)
 async def health():
     """Liveness: the process serves HTTP. Says nothing about the database."""
     return {"status": "ok"}
@@ -103,7 +105,11 @@ async def readiness(app) -> tuple[bool, dict]:
     return not failed, body
 
 
-@router.get("/health/ready")
+@router.get(
+    "/health/ready",
+    response_model=responses.Readiness,
+    responses={503: {"model": responses.Readiness, "description": "A check failed."}},
+)
 async def ready(request: Request):
     ok, body = await readiness(request.app)
     return JSONResponse(body, status_code=200 if ok else 503)
@@ -151,5 +157,13 @@ async def models_health(request: Request):
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
-router.add_api_route("/health/models", models_health, methods=["GET"])
-router.add_api_route("/api/apps/avatar-creator/health/models", models_health, methods=["GET"])
+for _path in ("/health/models", "/api/apps/avatar-creator/health/models"):
+    router.add_api_route(
+        _path,
+        models_health,
+        methods=["GET"],
+        response_model=responses.ModelsHealth,
+        responses={
+            503: {"model": responses.ModelsHealth, "description": "Fewer models than expected."}
+        },
+    )

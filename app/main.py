@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import SCHEMA_VERSION, __version__, api, errors, health, logs, providers
 from app.config import Settings
@@ -26,7 +27,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 MAX_BODY = 4 * 1024 * 1024  # an avatar upload carries at most a 2 MB data: URL
 
 
-async def _send_json(send, status: int, body: dict) -> None:
+async def _send_json(send, status: int, body: dict, headers: tuple = ()) -> None:
     data = json.dumps(body).encode()
     await send(
         {
@@ -35,16 +36,38 @@ async def _send_json(send, status: int, body: dict) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(data)).encode()),
+                *headers,
             ],
         }
     )
     await send({"type": "http.response.body", "body": data})
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """Raised by the middleware's receive() once the body passes MAX_BODY. An
+    HTTPException, so that FastAPI's body reader passes it on as it is (it turns any other
+    exception into a 400) and errors.http_error_handler answers it."""
+
+    def __init__(self, message: str):
+        # Unread bytes may still be on their way: closing the connection is the only way
+        # not to read them (keep-alive would have uvicorn read and discard them all).
+        super().__init__(413, message, headers={"Connection": "close"})
+
+
+async def _refuse_too_large(send, request_id: str, message: str) -> None:
+    body = {
+        "success": False,
+        "requestId": request_id,
+        "error": {"code": "PAYLOAD_TOO_LARGE", "message": message},
+    }
+    await _send_json(send, 413, body, headers=((b"connection", b"close"),))
+
+
 class RequestContext:
     """Pure ASGI middleware: a request id (X-Request-ID in, or a new one; echoed back),
-    one access log line per request, 413 for a body announced larger than MAX_BODY, and
-    a JSON 500 for anything that escaped."""
+    one access log line per request, 413 for a body larger than MAX_BODY (announced, or
+    counted as it arrives: a chunked body has no Content-Length), and a JSON 500 for
+    anything that escaped."""
 
     def __init__(self, app):
         self.app = app
@@ -63,7 +86,15 @@ class RequestContext:
         ctx = {"requestId": request_id}
         token = request_ctx.set(ctx)
         started = time.perf_counter()
-        state = {"status": 500, "started": False}
+        state = {"status": 500, "started": False, "received": 0}
+
+        async def receive_limited():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > MAX_BODY:
+                    raise BodyTooLarge(f"The body is larger than the limit of {MAX_BODY} bytes.")
+            return message
 
         async def send_with_id(message):
             if message["type"] == "http.response.start":
@@ -76,20 +107,16 @@ class RequestContext:
 
         try:
             if length > MAX_BODY:
-                await _send_json(
+                await _refuse_too_large(
                     send_with_id,
-                    413,
-                    {
-                        "success": False,
-                        "requestId": request_id,
-                        "error": {
-                            "code": "PAYLOAD_TOO_LARGE",
-                            "message": f"The body has {length} bytes; the limit is {MAX_BODY}.",
-                        },
-                    },
+                    request_id,
+                    f"The body has {length} bytes; the limit is {MAX_BODY}.",
                 )
             else:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive_limited, send_with_id)
+        except BodyTooLarge as exc:  # read outside a route (errors.py answers inside one)
+            if not state["started"]:
+                await _refuse_too_large(send_with_id, request_id, exc.detail)
         except Exception:
             logger.exception("unhandled error")
             if not state["started"]:

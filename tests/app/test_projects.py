@@ -162,6 +162,7 @@ def test_bad_bodies_are_422_with_field_errors(stack):
     assert empty_update.status_code == 422
     null_name = user.put(f"/projects/{project['id']}", json={"name": None})
     assert null_name.status_code == 422
+    assert [f["field"] for f in null_name.json()["error"]["fields"]] == ["name"]
     bad_query = user.get("/projects", params={"limit": 0})
     assert bad_query.status_code == 422
     assert bad_query.json()["error"]["fields"][0]["field"] == "limit"
@@ -211,3 +212,13 @@ def test_unknown_routes_and_methods(stack):
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
     wrong = user.request("PATCH", "/models")
     assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert wrong.headers["Allow"] == "GET"
+    # Allow names every method of the path, whichever route matched first.
+    for path, allowed in [
+        ("/projects", "GET, POST"),
+        ("/projects/x", "DELETE, GET, PATCH, PUT"),
+        ("/projects/x/avatars", "POST"),
+    ]:
+        response = user.request("OPTIONS", path)
+        assert response.status_code == 405 and response.headers["Allow"] == allowed, path
+        assert allowed in response.json()["error"]["message"]
