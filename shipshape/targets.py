@@ -27,11 +27,17 @@ class Target:
         return f"{redact(self.dsn)} (env {self.env.name}, from {self.source})"
 
 
-def resolve_target(env: Environment, dsn: str | None = None, *, environ: dict | None = None) -> Target:
+NOT_RUNNING = "embedded server, not running"
+
+
+def resolve_target(env: Environment, dsn: str | None = None, *, environ: dict | None = None,
+                   start: bool = True) -> Target:
     """Where env's database is: --dsn > DATABASE_URL > the Pulumi stack's output (dev,
     staging, prod) > the embedded server (`local`, which has no stack).
 
-    An explicit DSN always wins, also for `local`.
+    An explicit DSN always wins, also for `local`. With start=False (read-only commands)
+    a stopped embedded server stays stopped: the target then has no DSN and its source
+    says NOT_RUNNING.
     """
     environ = os.environ if environ is None else environ
     if dsn:
@@ -41,7 +47,11 @@ def resolve_target(env: Environment, dsn: str | None = None, *, environ: dict | 
     elif env.is_local:
         from shipshape.adapters import embedded
 
-        target = Target(env, embedded.ensure_local(env.database), "embedded server")
+        if start:
+            target = Target(env, embedded.ensure_local(env.database), "embedded server")
+        else:
+            running = embedded.running_local_dsn(env.database)
+            target = Target(env, running or "", "embedded server" if running else NOT_RUNNING)
     elif stack_dsn := _stack_dsn(env.name):
         target = Target(env, stack_dsn, f"Pulumi stack {env.name}")
     else:

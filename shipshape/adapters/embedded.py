@@ -51,6 +51,18 @@ def ensure_local(database: str, root: Path | None = None) -> str:
     return server.get_uri(database)
 
 
+def running_local_dsn(database: str, root: Path | None = None) -> str | None:
+    """The `local` database's DSN when its server runs; None when it is stopped. Starts
+    nothing: what read-only commands use."""
+    status = local_status(root)
+    if not status["running"] or not status.get("port"):
+        return None
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(user="postgres", dbname=database, port=status["port"],
+                         host=status.get("socket_dir") or status.get("hostname") or "127.0.0.1")
+
+
 def local_status(root: Path | None = None) -> dict:
     """Whether the local server runs, and where, without starting it."""
     pgdata = state_dir(root) / "local" / "pgdata"
@@ -62,8 +74,9 @@ def local_status(root: Path | None = None) -> dict:
         return {"running": False, "pgdata": str(pgdata)}
     if not _is_postmaster(pid):  # a stale pidfile whose pid another process now has
         return {"running": False, "pgdata": str(pgdata)}
-    return {"running": True, "pgdata": str(pgdata), "pid": pid,
-            "socket_dir": lines[4] if len(lines) > 4 else ""}
+    field = dict(enumerate(line.strip() for line in lines))
+    return {"running": True, "pgdata": str(pgdata), "pid": pid, "port": field.get(3, ""),
+            "socket_dir": field.get(4, ""), "hostname": field.get(5, "")}
 
 
 def _is_postmaster(pid: int) -> bool:

@@ -46,7 +46,8 @@ def connect(target: Target, *, purpose: str = "shipshape", autocommit: bool = Fa
         raise ConfigError(
             f"Cannot connect to {target.describe()}: {redact(str(exc).strip())}. "
             f"Check that the server runs and the DSN is right (--dsn, DATABASE_URL)"
-            + (", or run `invoke up` to start the embedded server." if target.env.is_local else ".")
+            + (", or run `invoke up` to start the embedded server."
+               if target.source == "embedded server" else ".")
         ) from None
     except psycopg.ProgrammingError as exc:
         scheme = target.dsn.split("://", 1)[0] if "://" in target.dsn else ""

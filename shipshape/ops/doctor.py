@@ -28,7 +28,7 @@ from shipshape.errors import ConfigError, ProblemsFound, Refused
 from shipshape.progress import Progress
 from shipshape.secrets import redact
 from shipshape.settings import parse_duration
-from shipshape.targets import Target
+from shipshape.targets import NOT_RUNNING, Target
 
 DEFAULT_LONG_TRANSACTION = "60s"
 CONNECTIONS_WARN_RATIO = 0.8
@@ -86,6 +86,13 @@ def diagnose(target: Target, sql_dir: Path | str, *, long_transaction: str = DEF
     diagnosis = Diagnosis(target=target.describe(), findings=[])
     env = target.env
     with progress.step("connection") as step:
+        if target.source == NOT_RUNNING:
+            diagnosis.findings.append(Finding(
+                "DB_UNREACHABLE", "error", "database",
+                "The embedded PostgreSQL server of `local` is not running (doctor never "
+                "starts or stops a server).", "start it with `invoke up`"))
+            step.found("not running")
+            return diagnosis
         try:
             conn = db.connect(target, purpose="doctor", autocommit=True,
                                     connect_timeout=min(env.connect_timeout, 5))

@@ -110,12 +110,14 @@ def environment(env: str, set_=(), sql_dir: str | None = None):
     return environment, directory
 
 
-def target(env: str, dsn: str | None, set_=(), sql_dir: str | None = None):
-    """Settings, SQL tree and the database (starting the embedded one for `local`)."""
+def target(env: str, dsn: str | None, set_=(), sql_dir: str | None = None, *,
+           start: bool = True):
+    """Settings, SQL tree and the database (starting the embedded one for `local`, unless
+    start is False: read-only commands never start or stop a server)."""
     from shipshape.targets import resolve_target
 
     environment_, directory = environment(env, set_, sql_dir)
-    return resolve_target(environment_, dsn), directory
+    return resolve_target(environment_, dsn, start=start), directory
 
 
 def progress(quiet: bool = False):

@@ -28,7 +28,7 @@ def doctor(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None,
     from shipshape.ops import triage
     from shipshape.tasks._task import progress
 
-    tgt, directory = target(env, dsn, set_, sql_dir)
+    tgt, directory = target(env, dsn, set_, sql_dir, start=False)
     report = commands.doctor(tgt, directory, runbooks_dir=runbooks_dir,
                              long_transaction=long_transaction,
                              command_options={"sql_dir": sql_dir, "runbooks_dir": runbooks_dir},
