@@ -91,9 +91,9 @@ def test_every_runbook_with_steps_is_replayed_against_postgresql():
 def test_no_runbook_can_push_a_schema_or_accept_data_loss():
     """Incident 2's fallback, `db push --accept-data-loss`, has no equivalent: no operation
     pushes a schema, no step argument accepts data loss, no code path takes such a flag."""
-    assert not {"push", "db-push", "reset"} & set(runbooks.OPERATIONS)
-    for spec in runbooks.OPERATIONS.values():
-        assert not [a for a in spec["args"] if "accept" in a or "force" in a]
+    assert not {"push", "db-push", "reset"} & set(runbooks.STEP_KINDS)
+    for kind in runbooks.STEP_KINDS.values():
+        assert not [a for a in kind.args if "accept" in a.name or "force" in a.name]
     for b in shipped():
         for step in b.steps:
             assert not [a for a in step.args if "accept" in a], (b.id, step.id)
@@ -107,7 +107,8 @@ def test_no_runbook_can_push_a_schema_or_accept_data_loss():
 def test_fixes_render_one_statement_and_declare_what_they_delete(env_name):
     env = load_environment(env_name, config_dir=ROOT)
     renderer = Renderer(SQL_DIR, env)
-    steps = {s.arg("name"): s for b in shipped() for s in b.steps if s.do == "fix"}
+    fix = runbooks.STEP_KINDS["fix"]
+    steps = {fix.arg(s, "name"): s for b in shipped() for s in b.steps if s.do == "fix"}
     fixes = sorted((SQL_DIR / "fixes").glob("*.sql.j2"))
     assert {p.name.removesuffix(".sql.j2") for p in fixes} == set(steps)
     for path in fixes:
@@ -119,7 +120,7 @@ def test_fixes_render_one_statement_and_declare_what_they_delete(env_name):
         assert re.search(r"^\s*SELECT\b", preview, re.MULTILINE)
         declared = "destructive" in directives(change)
         step = steps[path.name.removesuffix(".sql.j2")]
-        assert declared == bool(step.arg("destructive")), path
+        assert declared == bool(fix.arg(step, "destructive")), path
         assert declared == bool(migrations.destructive_statements(change)), path
 
 

@@ -15,9 +15,10 @@ from functools import cache
 from pathlib import Path
 
 from shipshape.errors import ProblemsFound, Refused, ShipshapeError
-from shipshape.ops.runbooks.book import Runbook, command, get, load
-from shipshape.ops.runbooks.operations import _GUARDED, _OPS, PlannedStep, _Ctx, _fresh_history
+from shipshape.ops.runbooks.book import Runbook, command, get
+from shipshape.ops.runbooks.loading import load
 from shipshape.ops.runbooks.reports import _write_reports, render_plan
+from shipshape.ops.runbooks.steps import STEP_KINDS, Context, PlannedStep
 from shipshape.secrets import redact
 from shipshape.settings import Environment
 from shipshape.targets import Target
@@ -135,9 +136,10 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
                               f"escalates. {_escalation_text(book)}")
             result.event("escalated: no step can fix this safely")
             raise _finish_error(result, Refused(result.message), reports_dir)
-        ctx = _Ctx(book=book, target=target, sql_dir=sql_dir, conn=conn, renderer=renderer,
-                   loaded=loaded, diagnosis=diagnosis, history=dict(migrations.read_history(conn)),
-                   progress=progress, operator=result.operator, rerun=cmd(book))
+        ctx = Context(book=book, target=target, sql_dir=sql_dir, conn=conn, renderer=renderer,
+                      loaded=loaded, diagnosis=diagnosis,
+                      history=dict(migrations.read_history(conn)),
+                      progress=progress, operator=result.operator, rerun=cmd(book))
         open_run, done = _open_run(conn, book, env)
         try:
             result.steps = _plan(ctx, book, done)
@@ -226,7 +228,7 @@ def _nothing_to_do(result: RunResult, book: Runbook, diagnosis, conn, dry_run: b
     raise _attach(ProblemsFound(result.message, findings=result.findings_before), result)
 
 
-def _plan(ctx: _Ctx, book: Runbook, done: dict) -> list[PlannedStep]:
+def _plan(ctx: Context, book: Runbook, done: dict) -> list[PlannedStep]:
     plan = []
     for position, step in enumerate(book.steps, 1):
         planned = PlannedStep(step, position)
@@ -236,7 +238,7 @@ def _plan(ctx: _Ctx, book: Runbook, done: dict) -> list[PlannedStep]:
                                    f"({row['finished_at']:%Y-%m-%d %H:%M:%S %Z}, {row['detail']})")
             planned.status = "already-done"
         with ctx.progress.step(f"plan {step.id} ({step.do})"):
-            _OPS[step.do][0](ctx, planned)
+            STEP_KINDS[step.do].plan(ctx, planned)
         plan.append(planned)
     return plan
 
@@ -292,7 +294,7 @@ def _open_run(conn, book: Runbook, env_name) -> tuple[dict | None, dict]:
     return run_row, {s["step"]: s for s in steps if s["status"] == "done"}
 
 
-def _start_run(ctx: _Ctx, result: RunResult, open_run: dict | None) -> None:
+def _start_run(ctx: Context, result: RunResult, open_run: dict | None) -> None:
     conn = ctx.conn
     with conn.transaction():
         conn.execute(_query("runbook_bootstrap"))
@@ -322,7 +324,8 @@ def _start_run(ctx: _Ctx, result: RunResult, open_run: dict | None) -> None:
     ctx.record = record
 
 
-def _execute(ctx: _Ctx, result: RunResult, reports_dir) -> None:
+def _execute(ctx: Context, result: RunResult, reports_dir) -> None:
+    from shipshape.engine import migrations
     from shipshape.progress import Progress
 
     conn = ctx.conn
@@ -334,15 +337,15 @@ def _execute(ctx: _Ctx, result: RunResult, reports_dir) -> None:
         planned.started_at = datetime.now(UTC)
         started = time.monotonic()
         try:
-            if step.do in _GUARDED:
+            if STEP_KINDS[step.do].guards_itself:
                 fresh = planned
             else:
                 # Plan again against the database as it is now: what runs must be what
                 # was shown (earlier steps may have changed what this one sees).
-                ctx.history = dict(_fresh_history(ctx))
+                ctx.history = dict(migrations.read_history(ctx.conn))
                 fresh = PlannedStep(step, planned.position)
                 quiet = dataclasses.replace(ctx, progress=Progress())
-                _OPS[step.do][0](quiet, fresh)
+                STEP_KINDS[step.do].plan(quiet, fresh)
             if fresh.skip:
                 planned.status, planned.detail = "skipped", fresh.skip
                 ctx.record(planned, "skipped")
@@ -357,7 +360,7 @@ def _execute(ctx: _Ctx, result: RunResult, reports_dir) -> None:
             result.event(f"step {step.id} ({step.do}): started, sql sha256 {planned.sha256}")
             planned.data = fresh.data  # the same SQL as shown, planned on the current state
             with ctx.progress.step(f"{planned.position}. {step.id} ({step.do})") as note:
-                planned.detail = _OPS[step.do][1](ctx, planned)
+                planned.detail = STEP_KINDS[step.do].run(ctx, planned)
                 note.note(planned.detail)
             planned.duration_ms = int((time.monotonic() - started) * 1000)
             planned.status = "done"
@@ -389,7 +392,7 @@ def _execute(ctx: _Ctx, result: RunResult, reports_dir) -> None:
             raise _finish_error(result, exc, reports_dir)
 
 
-def _finish_run(ctx: _Ctx, result: RunResult, status: str) -> None:
+def _finish_run(ctx: Context, result: RunResult, status: str) -> None:
     if result.run_id is None:
         return
     try:
