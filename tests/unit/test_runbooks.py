@@ -314,12 +314,12 @@ def test_a_report_is_markdown_and_json_without_secrets(tmp_path):
         outcome="fixed", run_id=7, steps=[planned],
         findings_before=[finding("SEED_MISSING", "seed ai_models.yaml")])
     result.event("detect with postgresql://u:pw-in-a-message@h/d")
-    runbooks._write_reports(result, None, tmp_path)
+    runbooks.write_reports(result, tmp_path)
     assert result.report_md.name == "20251017T030000Z-models-missing-dev-run7.md"
     md, js = result.report_md.read_text(), result.report_json.read_text()
     for text in (md, js):
         assert "pw-in-a-message" not in text
         assert planned.sha256 in text
     assert "| 1 | seed | seed | done | 12 ms |" in md and "| reason | because |" in md
-    runbooks._write_reports(result, None, tmp_path)  # same second: a second file, not over it
+    runbooks.write_reports(result, tmp_path)  # same second: a second file, not over it
     assert result.report_md.name == "20251017T030000Z-models-missing-dev-run7-2.md"

@@ -20,13 +20,16 @@ The package, a module per concept:
   finding (assign) and the command that runs it
 - loading.py: reading and validating runbooks/*.yaml against the schema
 - steps/: one module per step kind (its arguments, docs, plan and run); STEP_KINDS
-- running.py: the run, RunResult, and its state in the database (resume)
-- reports.py: the plan and the result as text; the Markdown and JSON incident reports
+- running.py: the run, and its state in the database (resume); result.py: RunResult
+- display.py: the plan and the result as text for the terminal
+- incident_reports.py: the Markdown and JSON incident reports
 - guide.py: docs/runbooks.md, rendered from the runbooks and the step kinds
 """
 
 from shipshape.ops.runbooks.book import Matcher, Runbook, Step, assign, command, get
+from shipshape.ops.runbooks.display import render_plan, render_result
 from shipshape.ops.runbooks.guide import DOCS_PATH, render_book, render_docs
+from shipshape.ops.runbooks.incident_reports import write_reports
 from shipshape.ops.runbooks.loading import (
     FIELDS,
     REQUIRED,
@@ -35,11 +38,8 @@ from shipshape.ops.runbooks.loading import (
     default_dir,
     load,
 )
-
-# `_name as _name`: a private name the tests reach through the package
-from shipshape.ops.runbooks.reports import _write_reports as _write_reports
-from shipshape.ops.runbooks.reports import render_plan, render_result
-from shipshape.ops.runbooks.running import RunResult, run
+from shipshape.ops.runbooks.result import RunResult
+from shipshape.ops.runbooks.running import run
 from shipshape.ops.runbooks.steps import FIXES_DIR, STEP_KINDS, Arg, PlannedStep, StepKind
 from shipshape.paths import reports_root
 
@@ -47,5 +47,5 @@ __all__ = [
     "DOCS_PATH", "FIELDS", "FIXES_DIR", "REQUIRED", "RUNBOOKS_DIR", "STEP_FIELDS", "STEP_KINDS",
     "Arg", "Matcher", "PlannedStep", "RunResult", "Runbook", "Step", "StepKind", "assign",
     "command", "default_dir", "get", "load", "render_book", "render_docs", "render_plan",
-    "render_result", "reports_root", "run",
+    "render_result", "reports_root", "run", "write_reports",
 ]

@@ -1,74 +1,29 @@
 """A runbook run: detect -> plan -> confirm -> steps -> verify -> report.
 
-RunResult is the run as it goes. Its state lives in the database (shipshape.runbook_runs,
-shipshape.runbook_steps): a step recorded as done is never applied again, and a rerun of
-an unfinished run resumes after the last step that succeeded.
+RunResult (result.py) is the run as it goes. Its state lives in the database
+(shipshape.runbook_runs, shipshape.runbook_steps): a step recorded as done is never applied
+again, and a rerun of an unfinished run resumes after the last step that succeeded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
 from shipshape.errors import ProblemsFound, Refused, ShipshapeError
 from shipshape.ops.runbooks.book import Runbook, command, get
+from shipshape.ops.runbooks.display import render_plan
+from shipshape.ops.runbooks.incident_reports import write_reports
 from shipshape.ops.runbooks.loading import load
-from shipshape.ops.runbooks.reports import _write_reports, render_plan
+from shipshape.ops.runbooks.result import RunResult
 from shipshape.ops.runbooks.steps import STEP_KINDS, Context, PlannedStep
 from shipshape.secrets import redact
 from shipshape.settings import Environment
 from shipshape.targets import Target
 from shipshape.text import listing
-
-
-@dataclass
-class RunResult:
-    runbook: str
-    title: str
-    env: str
-    target: str
-    operator: str
-    reason: str | None
-    started_at: datetime
-    outcome: str = "planned"  # nothing-to-do | elsewhere | dry-run | refused | escalated |
-    #                           failed | fixed | unresolved
-    exit_code: int = 0
-    message: str = ""
-    run_id: int | None = None
-    attempt: int = 1
-    finished_at: datetime | None = None
-    findings_before: list = field(default_factory=list)
-    findings_after: list = field(default_factory=list)
-    mine: list = field(default_factory=list)
-    steps: list[PlannedStep] = field(default_factory=list)
-    timeline: list[tuple[datetime, str]] = field(default_factory=list)
-    escalation: list[str] = field(default_factory=list)
-    escalate_to: str = ""
-    next: list[tuple[str, str]] = field(default_factory=list)  # (runbook id, command)
-    report_md: Path | None = None
-    report_json: Path | None = None
-
-    def event(self, text: str) -> None:
-        self.timeline.append((datetime.now(UTC), redact(text)))
-
-    def as_dict(self) -> dict:
-        return {
-            "runbook": self.runbook, "title": self.title, "env": self.env,
-            "target": self.target, "operator": self.operator, "reason": self.reason,
-            "run_id": self.run_id, "attempt": self.attempt, "outcome": self.outcome,
-            "exit_code": self.exit_code, "message": self.message,
-            "started_at": self.started_at, "finished_at": self.finished_at,
-            "timeline": [{"at": at, "event": text} for at, text in self.timeline],
-            "findings_before": self.findings_before, "findings_after": self.findings_after,
-            "steps": [s.as_dict() for s in self.steps],
-            "escalation": {"when": self.escalation, "to": self.escalate_to},
-            "next": [{"runbook": r, "command": c} for r, c in self.next],
-            "report": {"markdown": self.report_md, "json": self.report_json},
-        }
 
 
 def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runbook] | None = None,
@@ -188,7 +143,7 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
                              else " Verify is clean."))
         result.event("verify: " + ("clean" if not others else f"{others} other finding(s)"))
         _finish_run(ctx, result, "fixed")
-        _write_reports(result, book, reports_dir)
+        write_reports(result, reports_dir)
         return result
     finally:
         if lock is not None:
@@ -411,7 +366,7 @@ def _finish_error(result: RunResult, exc: ShipshapeError, reports_dir, *, escala
     if escalate is not None and "Escalate" not in exc.message:
         exc.message = f"{exc.message}\n{_escalation_text(escalate)}"
         exc.args = (exc.message,)
-    _write_reports(result, None, reports_dir)
+    write_reports(result, reports_dir)
     if result.report_md:
         exc.message = f"{exc.message}\nReport: {result.report_md}"
         exc.args = (exc.message,)
