@@ -15,6 +15,7 @@ from pathlib import Path
 
 from shipshape.errors import ProblemsFound, Refused, ShipshapeError
 from shipshape.ops.runbooks.book import Runbook, command, get
+from shipshape.ops.runbooks.confirmation import require_confirmation
 from shipshape.ops.runbooks.display import render_plan
 from shipshape.ops.runbooks.incident_reports import write_reports
 from shipshape.ops.runbooks.loading import load
@@ -110,7 +111,7 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
             result.outcome = "dry-run"
             result.message = "Dry run: nothing was changed."
             return result
-        _gate(result, book, env, yes=yes, confirm=confirm)
+        require_confirmation(result, book, env, yes=yes, confirm=confirm)
         result.event("confirmed by " + (f"{result.operator} with --yes" if yes else result.operator)
                      + (f"; reason: {result.reason}" if result.reason else ""))
         _start_run(ctx, result, open_run)
@@ -196,37 +197,6 @@ def _plan(ctx: Context, book: Runbook, done: dict) -> list[PlannedStep]:
             STEP_KINDS[step.do].plan(ctx, planned)
         plan.append(planned)
     return plan
-
-
-def _gate(result: RunResult, book: Runbook, env: Environment, *, yes: bool, confirm) -> None:
-    active = [s for s in result.steps if not s.skip and not s.done_before]
-    if not active:
-        return
-    needs_yes = [s for s in active if s.needs_yes]
-    destructive = [s for s in active if s.destructive]
-    if env.name == "prod" and not result.reason:
-        raise Refused(f"prod: `--reason \"...\"` is required to run {book.id}; it is recorded "
-                      f"in shipshape.runbook_runs and the report. Nothing was changed.")
-    if destructive and not env.allow_destructive:
-        raise Refused(f"Env {env.name} forbids destructive statements, and step(s) "
-                      f"{', '.join(s.step.id for s in destructive)} delete data. Nothing was "
-                      f"changed. After reviewing the rows in the plan, and only deliberately, "
-                      f"rerun with --set allow_destructive=true --yes.")
-    if needs_yes and not yes:
-        raise Refused(f"Step(s) {', '.join(s.step.id for s in needs_yes)} end other sessions "
-                      f"(their open transactions roll back): that needs --yes in every env. "
-                      f"Read the plan above, then rerun with --yes. Nothing was changed.")
-    if yes:
-        return
-    flag = ' --yes --reason "..."' if env.name == "prod" else " --yes"
-    if not env.is_local:
-        raise Refused(f"{env.name}: the plan above changes the database; review it, then rerun "
-                      f"with{flag}. Nothing was changed.")
-    if confirm is None:
-        raise Refused("No terminal to confirm on (stdin is not a TTY): review the plan above "
-                      "(or `--dry-run`), then rerun with --yes. Nothing was changed.")
-    if not confirm(f"Run {len(active)} step(s) of {book.id} on {result.target}? [y/N] "):
-        raise Refused("Not confirmed: nothing was changed.")
 
 
 def _open_run(conn, book: Runbook, env_name) -> tuple[dict | None, dict]:
