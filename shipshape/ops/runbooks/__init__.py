@@ -20,8 +20,8 @@ The package, a module per concept:
   finding (assign) and the command that runs it
 - loading.py: reading and validating runbooks/*.yaml against the schema
 - steps/: one module per step kind (its arguments, docs, plan and run); STEP_KINDS
-- running.py: the run, and its state in the database (resume); confirmation.py: who
-  must confirm, and how; result.py: RunResult
+- running.py: the run, phase by phase; confirmation.py: who must confirm, and how;
+  run_state.py: its state in the database (resume); result.py: RunResult
 - display.py: the plan and the result as text for the terminal
 - incident_reports.py: the Markdown and JSON incident reports
 - guide.py: docs/runbooks.md, rendered from the runbooks and the step kinds
