@@ -103,6 +103,26 @@ def test_no_runbook_can_push_a_schema_or_accept_data_loss():
         assert "accept-data-loss" not in text and "accept_data_loss" not in text, path
 
 
+def test_each_step_kind_is_one_module_and_the_registry_holds_them_all():
+    """One table of step kinds: every module of steps/ that defines a kind (its plan and its
+    run there) is registered under the module's name, and the registry holds nothing else."""
+    import importlib
+    import pkgutil
+
+    from shipshape.ops.runbooks import steps
+
+    defined = {}
+    for info in pkgutil.iter_modules(steps.__path__):
+        module = importlib.import_module(f"{steps.__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, runbooks.StepKind) and value.plan.__module__ == module.__name__:
+                assert value.run.__module__ == module.__name__ and value.doc, info.name
+                defined[info.name] = value
+    assert defined == runbooks.STEP_KINDS
+    assert list(runbooks.STEP_KINDS) == [
+        "migrate", "seed", "baseline", "rollback", "fix", "reapply", "restore", "terminate"]
+
+
 @pytest.mark.parametrize("env_name", KNOWN_ENVS)
 def test_fixes_render_one_statement_and_declare_what_they_delete(env_name):
     env = load_environment(env_name, config_dir=ROOT)
