@@ -107,7 +107,7 @@ def test_columns_added_by_hand_exactly_as_0005_are_adopted_after_proof(incident)
     result = incident.run("hand-made-schema")
     assert result.outcome == "fixed", result.message
     adopt, migrate, _seed = result.steps
-    assert adopt.data["version"] == 5 and "0005_avatar_persona_columns" in adopt.summary
+    assert adopt.data.version == 5 and "0005_avatar_persona_columns" in adopt.summary
     assert "migrations 0001..0005" in adopt.sql and "INSERT INTO shipshape.history" in adopt.sql
     assert migrate.detail.startswith("6 migration(s) applied: 0006_avatar_generations")
     assert incident.findings() == []
@@ -288,7 +288,7 @@ def test_a_dropped_table_comes_back_with_everything_later_migrations_built_on_it
     result = incident.run("schema-drift")
     assert result.outcome == "fixed", result.message
     reapply, restore = result.steps
-    assert reapply.data["versions"] == [4, 5]
+    assert reapply.data.versions == [4, 5]
     assert restore.status == "done"
     assert restore.sql.count("CREATE INDEX") == 3 and restore.sql.count("FOREIGN KEY") == 2
     assert incident.findings() == []

@@ -5,6 +5,8 @@ before it runs) and a restore from the definitions the migrations produce."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import psycopg
 import pytest
 
@@ -71,7 +73,8 @@ def test_a_delete_needs_exactly_the_rows_that_were_shown(incident, monkeypatch):
     from shipshape.ops import runbooks
 
     # Another orphan appears between the plan (2 rows shown) and the delete.
-    real_plan = runbooks._plan_fix
+    fix = runbooks.STEP_KINDS["fix"]
+    real_plan = fix.plan
 
     def plan_then_orphan(ctx, planned):
         real_plan(ctx, planned)
@@ -80,7 +83,7 @@ def test_a_delete_needs_exactly_the_rows_that_were_shown(incident, monkeypatch):
                          "VALUES (%s, 'gone', 'Late', 'https://cdn.example.test/l.png')",
                          [ids["user"]])
 
-    monkeypatch.setitem(runbooks._OPS, "fix", (plan_then_orphan, runbooks._run_fix))
+    monkeypatch.setitem(runbooks.STEP_KINDS, "fix", dataclasses.replace(fix, plan=plan_then_orphan))
     with pytest.raises(Refused) as refused:
         incident.run("data-integrity")
     assert "would change 3 row(s), but the plan showed 2" in str(refused.value)

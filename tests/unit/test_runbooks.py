@@ -91,9 +91,9 @@ def test_every_runbook_with_steps_is_replayed_against_postgresql():
 def test_no_runbook_can_push_a_schema_or_accept_data_loss():
     """Incident 2's fallback, `db push --accept-data-loss`, has no equivalent: no operation
     pushes a schema, no step argument accepts data loss, no code path takes such a flag."""
-    assert not {"push", "db-push", "reset"} & set(runbooks.OPERATIONS)
-    for spec in runbooks.OPERATIONS.values():
-        assert not [a for a in spec["args"] if "accept" in a or "force" in a]
+    assert not {"push", "db-push", "reset"} & set(runbooks.STEP_KINDS)
+    for kind in runbooks.STEP_KINDS.values():
+        assert not [a for a in kind.args if "accept" in a.name or "force" in a.name]
     for b in shipped():
         for step in b.steps:
             assert not [a for a in step.args if "accept" in a], (b.id, step.id)
@@ -103,11 +103,32 @@ def test_no_runbook_can_push_a_schema_or_accept_data_loss():
         assert "accept-data-loss" not in text and "accept_data_loss" not in text, path
 
 
+def test_each_step_kind_is_one_module_and_the_registry_holds_them_all():
+    """One table of step kinds: every module of steps/ that defines a kind (its plan and its
+    run there) is registered under the module's name, and the registry holds nothing else."""
+    import importlib
+    import pkgutil
+
+    from shipshape.ops.runbooks import steps
+
+    defined = {}
+    for info in pkgutil.iter_modules(steps.__path__):
+        module = importlib.import_module(f"{steps.__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, runbooks.StepKind) and value.plan.__module__ == module.__name__:
+                assert value.run.__module__ == module.__name__ and value.doc, info.name
+                defined[info.name] = value
+    assert defined == runbooks.STEP_KINDS
+    assert list(runbooks.STEP_KINDS) == [
+        "migrate", "seed", "baseline", "rollback", "fix", "reapply", "restore", "terminate"]
+
+
 @pytest.mark.parametrize("env_name", KNOWN_ENVS)
 def test_fixes_render_one_statement_and_declare_what_they_delete(env_name):
     env = load_environment(env_name, config_dir=ROOT)
     renderer = Renderer(SQL_DIR, env)
-    steps = {s.arg("name"): s for b in shipped() for s in b.steps if s.do == "fix"}
+    fix = runbooks.STEP_KINDS["fix"]
+    steps = {fix.arg(s, "name"): s for b in shipped() for s in b.steps if s.do == "fix"}
     fixes = sorted((SQL_DIR / "fixes").glob("*.sql.j2"))
     assert {p.name.removesuffix(".sql.j2") for p in fixes} == set(steps)
     for path in fixes:
@@ -119,7 +140,7 @@ def test_fixes_render_one_statement_and_declare_what_they_delete(env_name):
         assert re.search(r"^\s*SELECT\b", preview, re.MULTILINE)
         declared = "destructive" in directives(change)
         step = steps[path.name.removesuffix(".sql.j2")]
-        assert declared == bool(step.arg("destructive")), path
+        assert declared == bool(fix.arg(step, "destructive")), path
         assert declared == bool(migrations.destructive_statements(change)), path
 
 
@@ -313,12 +334,12 @@ def test_a_report_is_markdown_and_json_without_secrets(tmp_path):
         outcome="fixed", run_id=7, steps=[planned],
         findings_before=[finding("SEED_MISSING", "seed ai_models.yaml")])
     result.event("detect with postgresql://u:pw-in-a-message@h/d")
-    runbooks._write_reports(result, None, tmp_path)
+    runbooks.write_reports(result, tmp_path)
     assert result.report_md.name == "20251017T030000Z-models-missing-dev-run7.md"
     md, js = result.report_md.read_text(), result.report_json.read_text()
     for text in (md, js):
         assert "pw-in-a-message" not in text
         assert planned.sha256 in text
     assert "| 1 | seed | seed | done | 12 ms |" in md and "| reason | because |" in md
-    runbooks._write_reports(result, None, tmp_path)  # same second: a second file, not over it
+    runbooks.write_reports(result, tmp_path)  # same second: a second file, not over it
     assert result.report_md.name == "20251017T030000Z-models-missing-dev-run7-2.md"

@@ -1,80 +1,55 @@
-"""A runbook run: detect -> plan -> confirm -> steps -> verify -> report.
+"""A runbook run, phase by phase: detect -> plan -> confirm -> execute -> verify -> report.
 
-RunResult is the run as it goes. Its state lives in the database (shipshape.runbook_runs,
-shipshape.runbook_steps): a step recorded as done is never applied again, and a rerun of
-an unfinished run resumes after the last step that succeeded.
+The whole run holds the deploy's lock, detection included: nobody migrates between the
+plan that is shown and the steps that run. Its state lives in the database
+(run_state.py): a step recorded as done is never applied again, and a rerun of an
+unfinished run resumes after the last step that succeeded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shipshape.errors import ProblemsFound, Refused, ShipshapeError
-from shipshape.ops.runbooks.book import Runbook, command, get, load
-from shipshape.ops.runbooks.operations import _GUARDED, _OPS, PlannedStep, _Ctx, _fresh_history
-from shipshape.ops.runbooks.reports import _write_reports, render_plan
-from shipshape.secrets import redact
-from shipshape.settings import Environment
+from shipshape.ops.runbooks.book import Runbook, command, get
+from shipshape.ops.runbooks.confirmation import Ask, require_confirmation
+from shipshape.ops.runbooks.display import render_plan
+from shipshape.ops.runbooks.incident_reports import write_reports
+from shipshape.ops.runbooks.loading import load
+from shipshape.ops.runbooks.result import RunResult
+from shipshape.ops.runbooks.run_state import (
+    close_resolved_run,
+    finish_run,
+    is_idle,
+    open_run,
+    start_run,
+)
+from shipshape.ops.runbooks.steps import STEP_KINDS, Context, PlannedStep
 from shipshape.targets import Target
 from shipshape.text import listing
 
+if TYPE_CHECKING:
+    import psycopg
 
-@dataclass
-class RunResult:
-    runbook: str
-    title: str
-    env: str
-    target: str
-    operator: str
-    reason: str | None
-    started_at: datetime
-    outcome: str = "planned"  # nothing-to-do | elsewhere | dry-run | refused | escalated |
-    #                           failed | fixed | unresolved
-    exit_code: int = 0
-    message: str = ""
-    run_id: int | None = None
-    attempt: int = 1
-    finished_at: datetime | None = None
-    findings_before: list = field(default_factory=list)
-    findings_after: list = field(default_factory=list)
-    mine: list = field(default_factory=list)
-    steps: list[PlannedStep] = field(default_factory=list)
-    timeline: list[tuple[datetime, str]] = field(default_factory=list)
-    escalation: list[str] = field(default_factory=list)
-    escalate_to: str = ""
-    next: list[tuple[str, str]] = field(default_factory=list)  # (runbook id, command)
-    report_md: Path | None = None
-    report_json: Path | None = None
-
-    def event(self, text: str) -> None:
-        self.timeline.append((datetime.now(UTC), redact(text)))
-
-    def as_dict(self) -> dict:
-        return {
-            "runbook": self.runbook, "title": self.title, "env": self.env,
-            "target": self.target, "operator": self.operator, "reason": self.reason,
-            "run_id": self.run_id, "attempt": self.attempt, "outcome": self.outcome,
-            "exit_code": self.exit_code, "message": self.message,
-            "started_at": self.started_at, "finished_at": self.finished_at,
-            "timeline": [{"at": at, "event": text} for at, text in self.timeline],
-            "findings_before": self.findings_before, "findings_after": self.findings_after,
-            "steps": [s.as_dict() for s in self.steps],
-            "escalation": {"when": self.escalation, "to": self.escalate_to},
-            "next": [{"runbook": r, "command": c} for r, c in self.next],
-            "report": {"markdown": self.report_md, "json": self.report_json},
-        }
+    from shipshape.ops.doctor import Diagnosis
+    from shipshape.ops.triage import Group
+    from shipshape.progress import Progress
+    from shipshape.settings import Environment
 
 
 def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runbook] | None = None,
         runbooks_dir: Path | str | None = None, dry_run: bool = False, yes: bool = False,
-        reason: str | None = None, confirm=None, long_transaction: str | None = None,
-        progress=None, reports_dir: Path | str | None = None, show=None,
-        app_check=None, command_options: dict | None = None) -> RunResult:
+        reason: str | None = None, confirm: Ask | None = None, long_transaction: str | None = None,
+        progress: Progress | None = None, reports_dir: Path | str | None = None,
+        show: Callable[[str], None] | None = None, app_check=None,
+        command_options: dict | None = None) -> RunResult:
     """Run a runbook against target. Returns the result when it fixed the problem (or had
     nothing to do, or only planned); raises the failing step's error otherwise, with the
     result attached as `exc.run_result` (a report is written for every run that changed
@@ -83,131 +58,170 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
     confirm: callable(question) -> bool, or None when there is no terminal to ask on
     (then only --yes confirms). show: callable(text), to print the plan before confirming.
     """
-    from shipshape import db
     from shipshape.engine import migrations
     from shipshape.engine.render import Renderer
-    from shipshape.ops import doctor, triage
-    from shipshape.progress import Progress
 
-    progress = progress or Progress()
-    show = show or (lambda text: None)
-    sql_dir = Path(sql_dir)
-    runbooks = runbooks if runbooks is not None else load(runbooks_dir, sql_dir=sql_dir)
-    book = get(runbooks, name)
-    env = target.env
-    long_transaction = long_transaction or doctor.DEFAULT_LONG_TRANSACTION
-    options = dict(command_options or {})
-    result = RunResult(runbook=book.id, title=book.title, env=env.name, target=target.describe(),
-                       operator=db.operator(), reason=(reason or "").strip() or None,
-                       started_at=datetime.now(UTC), escalation=list(book.escalate_when),
-                       escalate_to=book.escalate_to)
-
-    def cmd(other: Runbook) -> str:
-        return command(other, env.name, long_transaction=long_transaction
-                       if long_transaction != doctor.DEFAULT_LONG_TRANSACTION else None, **options)
-
-    renderer = Renderer(sql_dir, env)
-    loaded = migrations.load(sql_dir, env, renderer)
-    conn = lock = None
-    try:
-        if book.steps:
-            # The deploy's lock for the whole run, detection included: nobody migrates
-            # between the plan that is shown and the steps that run.
-            conn = db.connect(target, purpose=f"runbook {book.id}")
-            if not dry_run:
-                lock = db.advisory_lock(conn, env.migration_lock_wait)
-                lock.__enter__()
-        result.event(f"detect: doctor on {target.describe()}")
-        diagnosis = doctor.diagnose(target, sql_dir, long_transaction=long_transaction,
-                                    progress=progress, app_check=app_check)
-        groups = triage.group(diagnosis.findings, runbooks, command=cmd)
-        result.findings_before = triage.tagged(groups)
-        result.mine = [f for f in result.findings_before if f.runbook == book.id]
-        result.next = [(g.runbook.id, g.command) for g in groups
-                       if g.runbook is not None and g.runbook.id != book.id]
-        result.event(f"detected {len(diagnosis.findings)} finding(s), {len(result.mine)} for "
-                     f"{book.id}")
+    request = _request(target, Path(sql_dir), name, runbooks=runbooks, runbooks_dir=runbooks_dir,
+                       long_transaction=long_transaction, progress=progress,
+                       reports_dir=reports_dir, app_check=app_check,
+                       command_options=command_options)
+    book, env = request.book, request.env
+    result = _new_result(request, reason)
+    renderer = Renderer(request.sql_dir, env)
+    loaded = migrations.load(request.sql_dir, env, renderer)
+    with ExitStack() as held:
+        conn = _connect(held, request, dry_run=dry_run)
+        diagnosis = _detect(request, result)
         if not result.mine:
             return _nothing_to_do(result, book, diagnosis, conn, dry_run)
         if book.escalate_only:
-            result.outcome, result.exit_code = "escalated", Refused.exit_code
-            result.message = (f"{book.title}: this runbook fixes nothing by itself; it "
-                              f"escalates. {_escalation_text(book)}")
-            result.event("escalated: no step can fix this safely")
-            raise _finish_error(result, Refused(result.message), reports_dir)
-        ctx = _Ctx(book=book, target=target, sql_dir=sql_dir, conn=conn, renderer=renderer,
-                   loaded=loaded, diagnosis=diagnosis, history=dict(migrations.read_history(conn)),
-                   progress=progress, operator=result.operator, rerun=cmd(book))
-        open_run, done = _open_run(conn, book, env)
-        try:
-            result.steps = _plan(ctx, book, done)
-        except ShipshapeError as exc:
-            result.outcome, result.exit_code = "escalated", exc.exit_code
-            result.message = f"Planning {book.id} stopped: {exc}"
-            result.event(f"plan refused: {exc.message}")
-            raise _finish_error(result, exc, reports_dir, escalate=book) from None
-        result.event("plan: " + "; ".join(
-            f"{s.step.id}: {s.done_before or s.skip or s.summary}" for s in result.steps))
-        show(render_plan(result, book))
+            raise _escalate(request, result)
+        ctx = Context(book=book, target=target, sql_dir=request.sql_dir, conn=conn,
+                      renderer=renderer, loaded=loaded, diagnosis=diagnosis,
+                      history=dict(migrations.read_history(conn)), progress=request.progress,
+                      operator=result.operator, rerun=request.command_for(book))
+        unfinished, done = open_run(conn, book.id, env.name)
+        _plan(request, ctx, result, done)
+        (show or _show_nothing)(render_plan(result, book))
         if dry_run:
             result.outcome = "dry-run"
             result.message = "Dry run: nothing was changed."
             return result
-        _gate(result, book, env, yes=yes, confirm=confirm)
-        result.event("confirmed by " + (f"{result.operator} with --yes" if yes else result.operator)
-                     + (f"; reason: {result.reason}" if result.reason else ""))
-        _start_run(ctx, result, open_run)
-        _execute(ctx, result, reports_dir)
-        result.event("verify: doctor again")
-        after = doctor.diagnose(target, sql_dir, long_transaction=long_transaction,
-                                progress=progress, app_check=app_check)
-        after_groups = triage.group(after.findings, runbooks, command=cmd)
-        result.findings_after = triage.tagged(after_groups)
-        result.next = [(g.runbook.id, g.command) for g in after_groups
-                       if g.runbook is not None and g.runbook.id != book.id]
-        remaining = [f for f in after.findings if any(m.matches(f) for m in book.verify_absent)]
-        if remaining:
-            result.outcome, result.exit_code = "unresolved", ProblemsFound.exit_code
-            result.message = (f"{book.id} ran every step, but verify still finds "
-                              f"{listing([f'{f.code} {f.object}' for f in remaining])}. "
-                              f"{_escalation_text(book)}")
-            result.event("verify: still found " + ", ".join(f.code for f in remaining))
-            _finish_run(ctx, result, "unresolved")
-            raise _finish_error(result, ProblemsFound(result.message, findings=remaining),
-                                reports_dir)
-        result.outcome = "fixed"
-        others = len(result.findings_after)
-        result.message = (f"{book.id}: fixed; verify finds none of "
-                          f"{', '.join(str(m) for m in book.verify_absent)}."
-                          + (f" {others} other finding(s) remain: run "
-                             f"{' then '.join(f'`{c}`' for _, c in result.next)}"
-                             if others and result.next else
-                             f" {others} other finding(s) remain (see doctor)." if others
-                             else " Verify is clean."))
-        result.event("verify: " + ("clean" if not others else f"{others} other finding(s)"))
-        _finish_run(ctx, result, "fixed")
-        _write_reports(result, book, reports_dir)
-        return result
+        _confirm(result, book, env, yes=yes, confirm=confirm)
+        ctx.record = start_run(conn, result, unfinished)
+        _execute(request, ctx, result)
+        return _verify(request, ctx, result)
+
+
+def _show_nothing(text: str) -> None:
+    return None
+
+
+# --- what the run needs to know ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Request:
+    """What the operator asked for, as every phase of the run needs it."""
+
+    target: Target
+    sql_dir: Path
+    runbooks: list[Runbook]
+    book: Runbook
+    long_transaction: str
+    progress: Progress
+    reports_dir: Path | str | None
+    app_check: Callable | None
+    command_options: dict
+
+    @property
+    def env(self) -> Environment:
+        return self.target.env
+
+    def command_for(self, book: Runbook) -> str:
+        """The command that runs book, with this run's options (the long-transaction
+        threshold only when it is not the default)."""
+        from shipshape.ops import doctor
+
+        threshold = self.long_transaction
+        return command(book, self.env.name, long_transaction=threshold
+                       if threshold != doctor.DEFAULT_LONG_TRANSACTION else None,
+                       **self.command_options)
+
+
+def _request(target: Target, sql_dir: Path, name: str, *, runbooks, runbooks_dir,
+             long_transaction, progress, reports_dir, app_check, command_options) -> _Request:
+    from shipshape.ops import doctor
+    from shipshape.progress import Progress
+
+    progress = progress or Progress()
+    runbooks = runbooks if runbooks is not None else load(runbooks_dir, sql_dir=sql_dir)
+    return _Request(target=target, sql_dir=sql_dir, runbooks=runbooks, book=get(runbooks, name),
+                    long_transaction=long_transaction or doctor.DEFAULT_LONG_TRANSACTION,
+                    progress=progress, reports_dir=reports_dir, app_check=app_check,
+                    command_options=dict(command_options or {}))
+
+
+def _new_result(request: _Request, reason: str | None) -> RunResult:
+    from shipshape import db
+
+    book = request.book
+    return RunResult(runbook=book.id, title=book.title, env=request.env.name,
+                     target=request.target.describe(), operator=db.operator(),
+                     reason=(reason or "").strip() or None, started_at=datetime.now(UTC),
+                     escalation=list(book.escalate_when), escalate_to=book.escalate_to)
+
+
+def _connect(held: ExitStack, request: _Request, *, dry_run: bool) -> psycopg.Connection | None:
+    """The run's connection, closed when the run ends, and (unless a dry run) the deploy's
+    lock on it for the whole run. None for a runbook without steps: it only escalates."""
+    from shipshape import db
+
+    if not request.book.steps:
+        return None
+    conn = db.connect(request.target, purpose=f"runbook {request.book.id}")
+    held.callback(_close, conn)
+    if not dry_run:
+        held.enter_context(_deploy_lock(conn, request.env.migration_lock_wait))
+    return conn
+
+
+@contextmanager
+def _deploy_lock(conn: psycopg.Connection, wait: str) -> Iterator[None]:
+    """The deploy's advisory lock; releasing it never hides the run's own error (the
+    connection may be gone with the failure)."""
+    from shipshape import db
+
+    release = ExitStack()
+    release.enter_context(db.advisory_lock(conn, wait))
+    try:
+        yield
     finally:
-        if lock is not None:
-            try:
-                lock.__exit__(None, None, None)
-            except Exception:  # noqa: BLE001, S110 - the connection may be gone with the failure
-                pass
-        if conn is not None and not conn.closed:
-            conn.close()
+        with suppress(Exception):
+            release.close()
 
 
-def _nothing_to_do(result: RunResult, book: Runbook, diagnosis, conn, dry_run: bool) -> RunResult:
+def _close(conn: psycopg.Connection) -> None:
+    if not conn.closed:
+        conn.close()
+
+
+# --- detect -----------------------------------------------------------------------------------
+
+def _diagnose(request: _Request) -> tuple[Diagnosis, list[Group]]:
+    """Doctor on the target, its findings grouped by the runbook that fixes them."""
+    from shipshape.ops import doctor, triage
+
+    diagnosis = doctor.diagnose(request.target, request.sql_dir,
+                                long_transaction=request.long_transaction,
+                                progress=request.progress, app_check=request.app_check)
+    return diagnosis, triage.group(diagnosis.findings, request.runbooks,
+                                   command=request.command_for)
+
+
+def _others(groups: list[Group], book: Runbook) -> list[tuple[str, str]]:
+    """The other runbooks the findings belong to, with their commands, in order."""
+    return [(g.runbook.id, g.command) for g in groups
+            if g.runbook is not None and g.runbook.id != book.id]
+
+
+def _detect(request: _Request, result: RunResult) -> Diagnosis:
+    from shipshape.ops import triage
+
+    book = request.book
+    result.event(f"detect: doctor on {request.target.describe()}")
+    diagnosis, groups = _diagnose(request)
+    result.findings_before = triage.tagged(groups)
+    result.mine = [f for f in result.findings_before if f.runbook == book.id]
+    result.next = _others(groups, book)
+    result.event(f"detected {len(diagnosis.findings)} finding(s), {len(result.mine)} for "
+                 f"{book.id}")
+    return diagnosis
+
+
+def _nothing_to_do(result: RunResult, book: Runbook, diagnosis: Diagnosis,
+                   conn: psycopg.Connection | None, dry_run: bool) -> RunResult:
     if conn is not None and not dry_run:
-        open_run, _ = _open_run(conn, book, result.env)
-        if open_run:
-            conn.execute(_query("runbook/run_finish"), {
-                "id": open_run["id"], "status": "resolved",
-                "detail": _jsonb({"resolved": f"nothing left for {book.id} when rerun by "
-                                              f"{result.operator}"})})
-            conn.commit()
-            result.event(f"closed unfinished run #{open_run['id']}: nothing left to do")
+        close_resolved_run(conn, result)
     if diagnosis.healthy and not diagnosis.findings:
         result.outcome = "nothing-to-do"
         result.message = f"Nothing for {book.id} to do: doctor finds the database healthy."
@@ -226,7 +240,35 @@ def _nothing_to_do(result: RunResult, book: Runbook, diagnosis, conn, dry_run: b
     raise _attach(ProblemsFound(result.message, findings=result.findings_before), result)
 
 
-def _plan(ctx: _Ctx, book: Runbook, done: dict) -> list[PlannedStep]:
+def _escalate(request: _Request, result: RunResult) -> ShipshapeError:
+    """A runbook without steps: its report, and Refused naming whom to escalate to."""
+    book = request.book
+    result.outcome, result.exit_code = "escalated", Refused.exit_code
+    result.message = (f"{book.title}: this runbook fixes nothing by itself; it "
+                      f"escalates. {_escalation_text(book)}")
+    result.event("escalated: no step can fix this safely")
+    return _finish_error(result, Refused(result.message), request.reports_dir)
+
+
+# --- plan -------------------------------------------------------------------------------------
+
+def _plan(request: _Request, ctx: Context, result: RunResult, done: dict[str, dict]) -> None:
+    """result.steps: each step planned with its exact SQL; a refused plan escalates."""
+    book = request.book
+    try:
+        result.steps = _planned_steps(ctx, book, done)
+    except ShipshapeError as exc:
+        result.outcome, result.exit_code = "escalated", exc.exit_code
+        result.message = f"Planning {book.id} stopped: {exc}"
+        result.event(f"plan refused: {exc.message}")
+        raise _finish_error(result, exc, request.reports_dir, escalate=book) from None
+    result.event("plan: " + "; ".join(
+        f"{s.step.id}: {s.done_before or s.skip or s.summary}" for s in result.steps))
+
+
+def _planned_steps(ctx: Context, book: Runbook, done: dict[str, dict]) -> list[PlannedStep]:
+    """Each step of book planned in order, each against the history and schema the steps
+    before it leave. done: the steps an earlier attempt of this run did, by id."""
     plan = []
     for position, step in enumerate(book.steps, 1):
         planned = PlannedStep(step, position)
@@ -236,179 +278,169 @@ def _plan(ctx: _Ctx, book: Runbook, done: dict) -> list[PlannedStep]:
                                    f"({row['finished_at']:%Y-%m-%d %H:%M:%S %Z}, {row['detail']})")
             planned.status = "already-done"
         with ctx.progress.step(f"plan {step.id} ({step.do})"):
-            _OPS[step.do][0](ctx, planned)
+            STEP_KINDS[step.do].plan(ctx, planned)
         plan.append(planned)
     return plan
 
 
-def _gate(result: RunResult, book: Runbook, env: Environment, *, yes: bool, confirm) -> None:
-    active = [s for s in result.steps if not s.skip and not s.done_before]
-    if not active:
-        return
-    needs_yes = [s for s in active if s.needs_yes]
-    destructive = [s for s in active if s.destructive]
-    if env.name == "prod" and not result.reason:
-        raise Refused(f"prod: `--reason \"...\"` is required to run {book.id}; it is recorded "
-                      f"in shipshape.runbook_runs and the report. Nothing was changed.")
-    if destructive and not env.allow_destructive:
-        raise Refused(f"Env {env.name} forbids destructive statements, and step(s) "
-                      f"{', '.join(s.step.id for s in destructive)} delete data. Nothing was "
-                      f"changed. After reviewing the rows in the plan, and only deliberately, "
-                      f"rerun with --set allow_destructive=true --yes.")
-    if needs_yes and not yes:
-        raise Refused(f"Step(s) {', '.join(s.step.id for s in needs_yes)} end other sessions "
-                      f"(their open transactions roll back): that needs --yes in every env. "
-                      f"Read the plan above, then rerun with --yes. Nothing was changed.")
-    if yes:
-        return
-    flag = ' --yes --reason "..."' if env.name == "prod" else " --yes"
-    if not env.is_local:
-        raise Refused(f"{env.name}: the plan above changes the database; review it, then rerun "
-                      f"with{flag}. Nothing was changed.")
-    if confirm is None:
-        raise Refused("No terminal to confirm on (stdin is not a TTY): review the plan above "
-                      "(or `--dry-run`), then rerun with --yes. Nothing was changed.")
-    if not confirm(f"Run {len(active)} step(s) of {book.id} on {result.target}? [y/N] "):
-        raise Refused("Not confirmed: nothing was changed.")
+# --- confirm ----------------------------------------------------------------------------------
+
+def _confirm(result: RunResult, book: Runbook, env: Environment, *, yes: bool,
+             confirm: Ask | None) -> None:
+    require_confirmation(result, book, env, yes=yes, confirm=confirm)
+    result.event("confirmed by " + (f"{result.operator} with --yes" if yes else result.operator)
+                 + (f"; reason: {result.reason}" if result.reason else ""))
 
 
-def _open_run(conn, book: Runbook, env_name) -> tuple[dict | None, dict]:
-    """The unfinished run a rerun resumes, and its steps that are done."""
-    from psycopg.rows import dict_row
+# --- execute ----------------------------------------------------------------------------------
 
-    from shipshape import db
-
-    env_name = env_name.name if isinstance(env_name, Environment) else env_name
-    exists = db.table_exists(conn, "shipshape.runbook_runs")
-    if not exists:
-        conn.commit()
-        return None, {}
-    with conn.cursor(row_factory=dict_row) as cur:
-        run_row = cur.execute(_query("runbook/run_open"),
-                              {"runbook": book.id, "env": env_name}).fetchone()
-        steps = cur.execute(_query("runbook/steps_read"),
-                            {"run_id": run_row["id"]}).fetchall() if run_row else []
-    conn.commit()
-    return run_row, {s["step"]: s for s in steps if s["status"] == "done"}
-
-
-def _start_run(ctx: _Ctx, result: RunResult, open_run: dict | None) -> None:
-    conn = ctx.conn
-    with conn.transaction():
-        conn.execute(_query("runbook_bootstrap"))
-    detail = _jsonb({"target": result.target})
-    if open_run:
-        row = conn.execute(_query("runbook/run_resume"), {
-            "id": open_run["id"], "reason": result.reason, "detail": detail}).fetchone()
-        result.attempt = open_run["attempts"] + 1
-        result.event(f"resumed run #{open_run['id']} (attempt {result.attempt}), after its "
-                     f"done steps")
-    else:
-        row = conn.execute(_query("runbook/run_insert"), {
-            "runbook": ctx.book.id, "env": ctx.env.name, "operator": result.operator,
-            "reason": result.reason, "detail": detail}).fetchone()
-        result.event(f"started run #{row[0]}")
-    conn.commit()
-    result.run_id = row[0]
-
-    def record(planned: PlannedStep, status: str) -> None:
-        conn.execute(_query("runbook/step_record"), {
-            "run_id": result.run_id, "step": planned.step.id, "position": planned.position,
-            "operation": planned.step.do, "status": status, "sql_sha256": planned.sha256,
-            "started_at": planned.started_at or datetime.now(UTC),
-            "duration_ms": planned.duration_ms, "operator": result.operator,
-            "detail": redact(planned.detail or planned.skip)[:2000]})
-
-    ctx.record = record
-
-
-def _execute(ctx: _Ctx, result: RunResult, reports_dir) -> None:
-    from shipshape.progress import Progress
-
-    conn = ctx.conn
+def _execute(request: _Request, ctx: Context, result: RunResult) -> None:
+    """The steps in order; the first that fails stops the run (its error, with the result
+    attached, after its report)."""
     for planned in result.steps:
-        step = planned.step
         if planned.done_before:
-            result.event(f"step {step.id}: already done, not applied again")
+            result.event(f"step {planned.step.id}: already done, not applied again")
             continue
         planned.started_at = datetime.now(UTC)
         started = time.monotonic()
         try:
-            if step.do in _GUARDED:
-                fresh = planned
-            else:
-                # Plan again against the database as it is now: what runs must be what
-                # was shown (earlier steps may have changed what this one sees).
-                ctx.history = dict(_fresh_history(ctx))
-                fresh = PlannedStep(step, planned.position)
-                quiet = dataclasses.replace(ctx, progress=Progress())
-                _OPS[step.do][0](quiet, fresh)
-            if fresh.skip:
-                planned.status, planned.detail = "skipped", fresh.skip
-                ctx.record(planned, "skipped")
-                conn.commit()
-                result.event(f"step {step.id}: skipped, {fresh.skip}")
-                continue
-            if planned.skip or fresh.sha256 != planned.sha256:
-                raise Refused(
-                    f"Step {step.id}: the database changed since the plan was shown (the step "
-                    f"would now run other SQL). Nothing of it ran; the steps before it are "
-                    f"recorded. Run the runbook again to see the new plan.")
-            result.event(f"step {step.id} ({step.do}): started, sql sha256 {planned.sha256}")
-            planned.data = fresh.data  # the same SQL as shown, planned on the current state
-            with ctx.progress.step(f"{planned.position}. {step.id} ({step.do})") as note:
-                planned.detail = _OPS[step.do][1](ctx, planned)
-                note.note(planned.detail)
-            planned.duration_ms = int((time.monotonic() - started) * 1000)
-            planned.status = "done"
-            ctx.record(planned, "done")  # a fix or restore already recorded it atomically
-            conn.commit()
-            result.event(f"step {step.id}: done in {planned.duration_ms} ms: {planned.detail}")
+            _execute_step(ctx, result, planned, started)
         except ShipshapeError as exc:
-            planned.duration_ms = int((time.monotonic() - started) * 1000)
-            planned.status, planned.detail = "failed", str(exc)
-            for later in result.steps[planned.position:]:
-                if later.status == "planned":
-                    later.status = "not-run"
-            result.outcome, result.exit_code = "failed", exc.exit_code
-            result.event(f"step {step.id}: failed: {exc.message}")
-            try:
-                if not _idle(conn):  # end what the failing step left open
-                    conn.rollback()
-                ctx.record(planned, "failed")
-                conn.commit()
-            except Exception:  # noqa: BLE001, S110 - the database may be what failed
-                pass
-            _finish_run(ctx, result, "failed")
-            result.message = (f"Step {planned.position} ({step.id}) failed; steps before it are "
-                              f"done and recorded. Fix the cause, then run `{ctx.rerun}` again: "
-                              f"it resumes at {step.id} and never applies a done step twice. "
-                              f"{_escalation_text(ctx.book)}")
-            exc.message = f"{exc.message}\n{result.message}"
-            exc.args = (exc.message,)
-            raise _finish_error(result, exc, reports_dir)
+            raise _step_failed(request, ctx, result, planned, started, exc)
 
 
-def _finish_run(ctx: _Ctx, result: RunResult, status: str) -> None:
-    if result.run_id is None:
+def _execute_step(ctx: Context, result: RunResult, planned: PlannedStep, started: float) -> None:
+    step = planned.step
+    fresh = _planned_again(ctx, planned)
+    if fresh.skip:
+        planned.status, planned.detail = "skipped", fresh.skip
+        ctx.record(planned, "skipped")
+        ctx.conn.commit()
+        result.event(f"step {step.id}: skipped, {fresh.skip}")
         return
+    if planned.skip or fresh.sha256 != planned.sha256:
+        raise Refused(
+            f"Step {step.id}: the database changed since the plan was shown (the step "
+            f"would now run other SQL). Nothing of it ran; the steps before it are "
+            f"recorded. Run the runbook again to see the new plan.")
+    result.event(f"step {step.id} ({step.do}): started, sql sha256 {planned.sha256}")
+    planned.data = fresh.data  # the same SQL as shown, planned on the current state
+    with ctx.progress.step(f"{planned.position}. {step.id} ({step.do})") as note:
+        planned.detail = STEP_KINDS[step.do].run(ctx, planned)
+        note.note(planned.detail)
+    planned.duration_ms = int((time.monotonic() - started) * 1000)
+    planned.status = "done"
+    ctx.record(planned, "done")  # a fix or restore already recorded it atomically
+    ctx.conn.commit()
+    result.event(f"step {step.id}: done in {planned.duration_ms} ms: {planned.detail}")
+
+
+def _planned_again(ctx: Context, planned: PlannedStep) -> PlannedStep:
+    """The step planned again against the database as it is now: what runs must be what
+    was shown (earlier steps may have changed what this one sees). A kind that guards
+    itself keeps its plan."""
+    from shipshape.engine import migrations
+    from shipshape.progress import Progress
+
+    kind = STEP_KINDS[planned.step.do]
+    if kind.guards_itself:
+        return planned
+    ctx.history = dict(migrations.read_history(ctx.conn))
+    fresh = PlannedStep(planned.step, planned.position)
+    kind.plan(dataclasses.replace(ctx, progress=Progress()), fresh)
+    return fresh
+
+
+def _step_failed(request: _Request, ctx: Context, result: RunResult, planned: PlannedStep,
+                 started: float, exc: ShipshapeError) -> ShipshapeError:
+    """The failed step recorded, the steps after it not run, the run failed: exc, saying
+    how to resume, with the result attached after its report."""
+    step = planned.step
+    planned.duration_ms = int((time.monotonic() - started) * 1000)
+    planned.status, planned.detail = "failed", str(exc)
+    for later in result.steps[planned.position:]:
+        if later.status == "planned":
+            later.status = "not-run"
+    result.outcome, result.exit_code = "failed", exc.exit_code
+    result.event(f"step {step.id}: failed: {exc.message}")
+    _record_failed(ctx, planned)
+    finish_run(ctx.conn, result, "failed")
+    result.message = (f"Step {planned.position} ({step.id}) failed; steps before it are "
+                      f"done and recorded. Fix the cause, then run `{ctx.rerun}` again: "
+                      f"it resumes at {step.id} and never applies a done step twice. "
+                      f"{_escalation_text(ctx.book)}")
+    exc.message = f"{exc.message}\n{result.message}"
+    exc.args = (exc.message,)
+    return _finish_error(result, exc, request.reports_dir)
+
+
+def _record_failed(ctx: Context, planned: PlannedStep) -> None:
+    """Best effort: the database may be what failed."""
+    conn = ctx.conn
     try:
-        conn = ctx.conn
-        if not _idle(conn):
+        if not is_idle(conn):  # end what the failing step left open
             conn.rollback()
-        conn.execute(_query("runbook/run_finish"), {
-            "id": result.run_id, "status": status,
-            "detail": _jsonb({"outcome": result.outcome, "last_attempt_by": result.operator})})
+        ctx.record(planned, "failed")
         conn.commit()
-    except Exception:  # noqa: BLE001, S110 - best effort, the report still records the run
+    except Exception:  # noqa: BLE001, S110 - the database may be what failed
         pass
 
 
-def _finish_error(result: RunResult, exc: ShipshapeError, reports_dir, *, escalate=None):
+# --- verify and report ------------------------------------------------------------------------
+
+def _verify(request: _Request, ctx: Context, result: RunResult) -> RunResult:
+    """Doctor again: none of the runbook's verify.absent may remain."""
+    from shipshape.ops import triage
+
+    book = request.book
+    result.event("verify: doctor again")
+    after, groups = _diagnose(request)
+    result.findings_after = triage.tagged(groups)
+    result.next = _others(groups, book)
+    remaining = [f for f in after.findings if any(m.matches(f) for m in book.verify_absent)]
+    if remaining:
+        raise _unresolved(request, ctx, result, remaining)
+    return _fixed(request, ctx, result)
+
+
+def _unresolved(request: _Request, ctx: Context, result: RunResult,
+                remaining: list) -> ShipshapeError:
+    book = request.book
+    result.outcome, result.exit_code = "unresolved", ProblemsFound.exit_code
+    result.message = (f"{book.id} ran every step, but verify still finds "
+                      f"{listing([f'{f.code} {f.object}' for f in remaining])}. "
+                      f"{_escalation_text(book)}")
+    result.event("verify: still found " + ", ".join(f.code for f in remaining))
+    finish_run(ctx.conn, result, "unresolved")
+    return _finish_error(result, ProblemsFound(result.message, findings=remaining),
+                         request.reports_dir)
+
+
+def _fixed(request: _Request, ctx: Context, result: RunResult) -> RunResult:
+    book = request.book
+    result.outcome = "fixed"
+    others = len(result.findings_after)
+    result.message = (f"{book.id}: fixed; verify finds none of "
+                      f"{', '.join(str(m) for m in book.verify_absent)}."
+                      + (f" {others} other finding(s) remain: run "
+                         f"{' then '.join(f'`{c}`' for _, c in result.next)}"
+                         if others and result.next else
+                         f" {others} other finding(s) remain (see doctor)." if others
+                         else " Verify is clean."))
+    result.event("verify: " + ("clean" if not others else f"{others} other finding(s)"))
+    finish_run(ctx.conn, result, "fixed")
+    write_reports(result, request.reports_dir)
+    return result
+
+
+def _finish_error(result: RunResult, exc: ShipshapeError, reports_dir, *,
+                  escalate: Runbook | None = None) -> ShipshapeError:
+    """exc, naming whom to escalate to (with escalate) and the report, written now, with
+    result attached."""
     if escalate is not None and "Escalate" not in exc.message:
         exc.message = f"{exc.message}\n{_escalation_text(escalate)}"
         exc.args = (exc.message,)
-    _write_reports(result, None, reports_dir)
+    write_reports(result, reports_dir)
     if result.report_md:
         exc.message = f"{exc.message}\nReport: {result.report_md}"
         exc.args = (exc.message,)
@@ -424,22 +456,3 @@ def _attach(exc: ShipshapeError, result: RunResult) -> ShipshapeError:
 def _escalation_text(book: Runbook) -> str:
     return ("Escalate" + (f" to {book.escalate_to}" if book.escalate_to else "") + " when: "
             + "; ".join(book.escalate_when) + ".")
-
-
-def _idle(conn) -> bool:
-    import psycopg
-
-    return conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-
-
-@cache
-def _query(name: str) -> str:
-    from shipshape.db import query
-
-    return query(name)
-
-
-def _jsonb(value: dict):
-    from psycopg.types.json import Jsonb
-
-    return Jsonb(value)

@@ -1,0 +1,183 @@
+"""restore: rebuild what the migrations define and the database lacks or has changed,
+taking every definition from a shadow database built from the same migrations.
+
+A missing column is added back first (at the end of its table), then defaults and NOT
+NULL, constraints, indexes and grants. Restore never drops a table, a column or a row,
+and never invents a value: what it cannot rebuild (rebuild.py says why) is left for
+escalation, with whatever needs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from shipshape.ops.runbooks.steps.base import Context, PlannedStep, StepKind
+from shipshape.ops.runbooks.steps.rebuild import (
+    Gone,
+    Statement,
+    missing_dependency,
+    statements_for,
+    stays_missing,
+)
+from shipshape.ops.runbooks.steps.state import expected_schema, projected_schema
+from shipshape.secrets import redact
+from shipshape.text import one_line
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from shipshape.engine.catalog import Difference
+    from shipshape.errors import ShipshapeError
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    statements: list[Statement]  # in the order they run
+
+
+def plan(ctx: Context, planned: PlannedStep[RestorePlan]) -> None:
+    from shipshape.engine import catalog
+
+    expected = expected_schema(ctx)
+    differences = catalog.diff(expected, projected_schema(ctx))
+    statements: list[Statement] = []
+    gone: set[Gone] = set()  # the tables and columns that stay missing
+    for d in _plain_first(differences):
+        needs = missing_dependency(d, gone)
+        if needs:
+            built, why_left = [], f"it needs {needs}, which stays missing"
+        else:
+            built, why_left = statements_for(ctx, d, expected)
+        if why_left:
+            planned.left.append(f"{d.describe()} ({why_left})")
+            gone |= stays_missing(d)
+        statements += built
+    if not statements:
+        planned.skip = "nothing that restore can rebuild"
+        return
+    # Columns (0, generated ones 3) before defaults and NOT NULL (1, 2), constraints
+    # (10-15), indexes (20, 21) and grants (30, 31): what needs a column comes after it.
+    statements.sort(key=lambda s: s.order)
+    planned.sql = "\n".join(s.sql + ";" for s in statements)
+    planned.summary = f"{len(statements)} statement(s) rebuilding what the migrations define"
+    planned.data = RestorePlan(statements)
+
+
+def _plain_first(differences: list[Difference]) -> list[Difference]:
+    """Missing tables and plain columns first: an index, a constraint or a generated
+    column that needs one of them which stays missing cannot be built, and is left with it."""
+    first, then = [], []
+    for d in differences:
+        plain = d.change == "missing" and (
+            d.kind == "table" or (d.kind == "column" and not d.expected.get("generated")))
+        (first if plain else then).append(d)
+    return first + then
+
+
+def run(ctx: Context, planned: PlannedStep[RestorePlan]) -> str:
+    import psycopg
+
+    from shipshape import db
+
+    conn = ctx.conn
+    statements = planned.plan.statements
+    in_tx = [s.sql for s in statements if s.transactional]
+    outside = [s.sql for s in statements if not s.transactional]
+    running = _Running()
+    try:
+        if in_tx:
+            db.retry_on_lock_timeout(
+                conn, ctx.env, lambda: _in_transaction(ctx, planned, in_tx, running,
+                                                       record=not outside),
+                what=f"Step {planned.step.id}",
+                then="run the runbook again; nothing of this step was applied.")
+        if outside:
+            _outside_transaction(ctx, outside, running)
+    except psycopg.errors.LockNotAvailable:  # a CONCURRENTLY statement, outside the retries
+        raise _busy(ctx, planned, running.sql) from None
+    except psycopg.Error as exc:
+        raise _failed(ctx, planned, running.sql, exc) from None
+    return f"{len(statements)} statement(s) applied"
+
+
+@dataclass
+class _Running:
+    """The statement running, for the message when it fails."""
+
+    sql: str = ""
+
+
+def _in_transaction(ctx: Context, planned: PlannedStep, sqls: list[str], running: _Running, *,
+                    record: bool) -> None:
+    """sqls in one transaction with the env's timeouts; with record, the step's row too."""
+    from shipshape import db
+
+    conn = ctx.conn
+    with conn.transaction():
+        db.set_local_timeouts(conn, ctx.env)
+        for sql in sqls:
+            running.sql = sql
+            conn.execute(sql)
+        if record:
+            ctx.record(planned, "done")
+
+
+def _outside_transaction(ctx: Context, sqls: list[str], running: _Running) -> None:
+    """sqls one by one in autocommit (CREATE INDEX CONCURRENTLY), with the env's timeouts."""
+    from shipshape import db
+
+    conn = ctx.conn
+    conn.autocommit = True
+    try:
+        db.set_session_timeouts(conn, ctx.env)
+        for sql in sqls:
+            running.sql = sql
+            conn.execute(sql)
+    finally:
+        conn.execute("RESET lock_timeout")
+        conn.execute("RESET statement_timeout")
+        conn.autocommit = False
+
+
+def _busy(ctx: Context, planned: PlannedStep, sql: str) -> ShipshapeError:
+    from shipshape import db
+    from shipshape.errors import Busy
+
+    return Busy(f"Step {planned.step.id} could not get its locks within lock_timeout="
+                f"{ctx.env.lock_timeout} at `{one_line(sql)[:200]}`; blocking: "
+                f"{db.describe_holders(db.table_lock_holders(ctx.conn))}. An index "
+                f"it was building may be left INVALID (doctor shows it); run the runbook "
+                f"again when they are gone.")
+
+
+def _failed(ctx: Context, planned: PlannedStep, sql: str, exc: psycopg.Error) -> ShipshapeError:
+    import psycopg
+
+    from shipshape.errors import SQLFailed
+
+    conn = ctx.conn
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.rollback()
+    reason = (exc.diag.message_primary or str(exc)).strip()
+    if exc.diag.message_detail:
+        reason += f" ({exc.diag.message_detail})"
+    return SQLFailed(
+        f"Step {planned.step.id} failed at `{one_line(sql)[:200]}`: "
+        f"{redact(reason)}. Its transaction was rolled back: nothing of this step was "
+        f"applied. Rows that violate it must be fixed first (see the CHECK_FAILED "
+        f"findings and runbook data-integrity).")
+
+
+RESTORE = StepKind(
+    "restore", plan=plan, run=run,
+    doc="add a missing column back to its table (`ALTER TABLE ... ADD COLUMN` with "
+        "its type, collation, default or generated expression and NOT NULL), then "
+        "rebuild drifted indexes, constraints (e.g. an FK without ON DELETE CASCADE), "
+        "column NOT NULL/defaults and grants exactly as the migrations define them, "
+        "taking each definition from a shadow database built from the same "
+        "migrations; never drops a table, a column or a row, and never invents a "
+        "value: a NOT NULL column without a default on a table with rows, an identity "
+        "or a serial column is left for escalation, with the indexes and constraints "
+        "that need it",
+)
