@@ -121,7 +121,7 @@ class Incident:
             result = runbooks.run(self.target, sql_dir, name, yes=yes, progress=Progress(), **kw)
             return result
         except ShipshapeError as exc:
-            result = getattr(exc, "run_result", None)
+            result = exc.result
             raise
         finally:
             self._nothing_lost(name, before, usage_of, result)

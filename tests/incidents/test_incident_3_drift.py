@@ -149,7 +149,7 @@ def test_columns_added_by_hand_as_in_the_incident_are_refused_and_escalated(inci
     assert "column avatars.sourceType changed" in message
     assert "column avatars.lastUsedAt changed" in message
     assert "Escalate to the service's database owner" in message
-    result = refused.value.run_result
+    result = refused.value.result
     assert result.outcome == "escalated" and result.exit_code == 3
     assert result.report_md.exists() and "## Escalate" in result.report_md.read_text()
     # baselined only after verification: nothing was recorded, nothing changed
@@ -257,7 +257,7 @@ def test_a_dropped_not_null_column_of_a_table_with_rows_is_escalated(incident):
     assert "verify still finds" in message and "DRIFT_MISSING column avatars.userId" in message
     assert "Escalate to the service's database owner when:" in message
     assert "NOT NULL without a default" in message
-    result = unresolved.value.run_result
+    result = unresolved.value.result
     assert result.outcome == "unresolved"
     reapply, restore = result.steps
     assert reapply.status == "skipped" and "0004_avatars is not re-run" in reapply.skip

@@ -45,7 +45,7 @@ def test_database_ahead_of_the_code_is_refused_and_escalated(incident, artifact,
 
     with pytest.raises(Refused) as refused:
         incident.run("ahead-of-code", sql_dir=artifact)
-    result = refused.value.run_result
+    result = refused.value.result
     assert result.outcome == "escalated" and result.exit_code == 3 and result.steps == []
     assert "deploy the artifact that contains the unknown migrations" in str(refused.value)
     assert result.report_md.exists()

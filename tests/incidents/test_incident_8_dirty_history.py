@@ -52,7 +52,7 @@ def test_a_retry_that_cannot_complete_stops_and_resumes_after_the_fix(incident, 
         incident.run("failed-migration")
     message = str(failed.value)
     assert "Step 1 (retry) failed" in message and "resumes at retry" in message
-    first = failed.value.run_result
+    first = failed.value.result
     assert first.outcome == "failed" and first.exit_code == 6
     assert [s.status for s in first.steps] == ["failed", "not-run"]
     assert first.report_json.exists()
@@ -84,4 +84,4 @@ def test_a_retry_that_silently_skips_is_caught_by_verify(incident):
     assert unresolved.value.exit_code == 2
     assert "verify still finds" in str(unresolved.value)
     assert "DRIFT_MISSING index avatars_sourceType_idx" in str(unresolved.value)
-    assert unresolved.value.run_result.outcome == "unresolved"
+    assert unresolved.value.result.outcome == "unresolved"

@@ -238,7 +238,7 @@ def test_restore_adds_columns_of_every_shape_it_can_and_leaves_an_identity(
     with pytest.raises(ProblemsFound) as unresolved:
         runbooks.run(target, tree, "schema-drift", runbooks=shipped_runbooks, yes=True,
                      reports_dir=tmp_path / "r")
-    reapply, restore = unresolved.value.run_result.steps
+    reapply, restore = unresolved.value.result.steps
     assert reapply.status == "skipped" and "0003_item_shapes is not re-run" in reapply.skip
     assert restore.status == "done"
     assert restore.sql.splitlines() == [

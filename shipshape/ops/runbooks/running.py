@@ -52,7 +52,7 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
         command_options: dict | None = None) -> RunResult:
     """Run a runbook against target. Returns the result when it fixed the problem (or had
     nothing to do, or only planned); raises the failing step's error otherwise, with the
-    result attached as `exc.run_result` (a report is written for every run that changed
+    result attached as `exc.result` (a report is written for every run that changed
     something or escalated).
 
     confirm: callable(question) -> bool, or None when there is no terminal to ask on
@@ -448,7 +448,7 @@ def _finish_error(result: RunResult, exc: ShipshapeError, reports_dir, *,
 
 
 def _attach(exc: ShipshapeError, result: RunResult) -> ShipshapeError:
-    exc.run_result = result
+    exc.result = result
     exc.result = result
     return exc
 
