@@ -449,7 +449,6 @@ def _finish_error(result: RunResult, exc: ShipshapeError, reports_dir, *,
 
 def _attach(exc: ShipshapeError, result: RunResult) -> ShipshapeError:
     exc.result = result
-    exc.result = result
     return exc
 
 
