@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -366,7 +365,7 @@ def _apply_in_transaction(conn, env, migration, applied_by) -> int:
 def _apply_autocommit(conn, env, migration, applied_by) -> int:
     """Statement by statement, as CREATE INDEX CONCURRENTLY requires."""
     started = time.monotonic()
-    with _autocommit(conn, env):
+    with db.autocommit(conn, env):
         for statement in split(migration.sql):
             try:
                 conn.execute(statement)
@@ -402,7 +401,7 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
                 conn.execute(migration.rollback_sql)
                 conn.execute(db.query("history_delete"), {"version": migration.version})
         else:
-            with _autocommit(conn, env):
+            with db.autocommit(conn, env):
                 for statement in split(migration.rollback_sql):
                     conn.execute(statement)
                 conn.execute(db.query("history_delete"), {"version": migration.version})
@@ -415,21 +414,6 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
                           path=migration.rollback_path,
                           partial=not migration.rollback_transactional) from None
     return int((time.monotonic() - started) * 1000)
-
-
-@contextmanager
-def _autocommit(conn: psycopg.Connection, env: Environment):
-    """Autocommit with the env's timeouts for the session, restored afterwards."""
-    was_autocommit = conn.autocommit
-    conn.autocommit = True
-    try:
-        db.set_session_timeouts(conn, env)
-        yield
-    finally:
-        if not conn.closed:
-            conn.execute("RESET lock_timeout")
-            conn.execute("RESET statement_timeout")
-            conn.autocommit = was_autocommit
 
 
 # --- errors ----------------------------------------------------------------------------

@@ -25,7 +25,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cache
 from pathlib import Path
 
 import psycopg
@@ -460,15 +459,6 @@ def _overlaps(files: list[_File], env: Environment) -> list[str]:
 
 # --- the upserts -----------------------------------------------------------------------
 
-@cache
-def _template(name: str) -> str:
-    """A shipshape/sql/<name>.sql template without its leading comment lines."""
-    lines = db.query(name).splitlines()
-    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
-        lines.pop(0)
-    return "\n".join(lines).strip()
-
-
 def _runs(seed: Seed) -> list[tuple[tuple[str, ...], list[dict]]]:
     """Consecutive rows with the same columns, in file order: one statement shape each."""
     runs: list[tuple[tuple[str, ...], list[dict]]] = []
@@ -492,11 +482,11 @@ def _upsert(seed: Seed, columns: tuple[str, ...], values: sql.Composable, *,
         "columns": sql.SQL(", ").join(map(sql.Identifier, columns)),
         "values": values,
         "key": sql.SQL(", ").join(map(sql.Identifier, seed.key)),
-        "returning": sql.SQL(_template("seed_returning") if returning else ""),
+        "returning": sql.SQL(db.statement("seed_returning") if returning else ""),
     }
     if not others:
-        return sql.SQL(_template("seed_insert_only")).format(**parts)
-    return sql.SQL(_template("seed_upsert")).format(
+        return sql.SQL(db.statement("seed_insert_only")).format(**parts)
+    return sql.SQL(db.statement("seed_upsert")).format(
         **parts,
         assignments=sql.SQL(", ").join(
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others),
@@ -690,7 +680,7 @@ def _check_rows(conn, seed: Seed, names: tuple[str, ...], rows: list[dict],
     row_values = sql.SQL("({})").format(sql.SQL(", ").join(
         [sql.SQL("CAST(%s AS integer)")]
         + [sql.SQL("CAST(%s AS {})").format(sql.SQL(columns[c][0])) for c in names]))
-    query = sql.SQL(_template("seed_check")).format(
+    query = sql.SQL(db.statement("seed_check")).format(
         select=sql.SQL(", ").join(select),
         values=sql.SQL(", ").join([row_values] * len(rows)),
         aliases=sql.SQL(", ").join([sql.Identifier("n"), *alias.values()]),

@@ -41,16 +41,16 @@ def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
     with progress.step("schema against a shadow database") as step:
         applied = [m for m in loaded if m.version in history and history[m.version]["success"]]
         expected = shadow_snapshot(target, applied, progress)
-        actual = _read_only(conn, lambda: catalog.snapshot(conn))
+        actual = db.read_only(conn, lambda: catalog.snapshot(conn))
         drift = catalog.diff(expected, actual)
         findings += drift_findings(drift, env.name)
         step.note(f"{len(drift)} difference(s)")
     with progress.step("seed rows") as step:
-        results = _read_only(conn, lambda: seeds.check(conn, code.seeds))
+        results = db.read_only(conn, lambda: seeds.check(conn, code.seeds))
         findings += seed_findings(results, env.name)
         step.note(f"{sum(r.ok for r in results)} of {sum(r.total for r in results)} rows equal")
     with progress.step("data checks") as step:
-        findings += _read_only(conn, lambda: check_findings(conn, code.checks))
+        findings += db.read_only(conn, lambda: check_findings(conn, code.checks))
         step.note(f"{len(code.checks)} check(s)")
     return findings
 
@@ -63,13 +63,6 @@ def raise_if_problems(findings: list[Finding]) -> None:
             f"First: {errors[0].object}: {errors[0].message} Fix: {errors[0].fix}",
             findings=findings,
         )
-
-
-def _read_only(conn: psycopg.Connection, work):
-    """Run work in a read-only transaction that is always rolled back."""
-    with conn.transaction(force_rollback=True):
-        conn.execute("SET TRANSACTION READ ONLY")
-        return work()
 
 
 # --- findings from each source ----------------------------------------------------------
@@ -194,7 +187,7 @@ def _shadow_on(target: Target, admin_dsn: str, applied) -> dict:
                 migrations.ensure_history(conn)
                 for migration in applied:
                     migrations.apply(conn, target.env, migration, applied_by="shadow")
-                return _read_only(conn, lambda: catalog.snapshot(conn))
+                return db.read_only(conn, lambda: catalog.snapshot(conn))
         finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(name)))
@@ -226,7 +219,7 @@ def baseline(conn: psycopg.Connection, target: Target, loaded: list[migrations.M
     adopted = [m for m in loaded if m.version <= version]
     with progress.step(f"compare with migrations 0001..{version:04d} in a shadow database") as step:
         expected = shadow_snapshot(target, adopted, progress)
-        actual = _read_only(conn, lambda: catalog.snapshot(conn))
+        actual = db.read_only(conn, lambda: catalog.snapshot(conn))
         differences = catalog.diff(expected, actual)
         step.note(f"{len(differences)} difference(s)")
     if differences:
