@@ -1,4 +1,4 @@
-"""Discover, render, plan, apply and roll back migrations; keep their history.
+"""Discover, render, plan, apply and roll back migrations (engine.history records them).
 
 A migration is a directory sql/migrations/NNNN_slug/ with migrate.sql.j2 and
 rollback.sql.j2. Each applies in its own transaction together with its history row,
@@ -15,9 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from psycopg.rows import dict_row
 
 from shipshape import db
+from shipshape.engine import history
+
+# ensure_history and read_history live in engine.history; ops/runbooks and the Pulumi
+# gate still reach them through this module until their own refactors land.
+from shipshape.engine.history import ensure_history, read_history
 from shipshape.engine.render import Renderer, directives
 from shipshape.errors import ConfigError, Refused, SQLFailed
 from shipshape.settings import Environment
@@ -181,30 +185,7 @@ def _check_destructive(path: Path, rendered: str, found_directives: set[str]) ->
         )
 
 
-# --- history ---------------------------------------------------------------------------
-
-def ensure_history(conn: psycopg.Connection) -> None:
-    """Create shipshape's schema and tables. Call while holding the migration lock."""
-    with conn.transaction():
-        conn.execute(db.query("bootstrap"))
-
-
-def read_history(conn: psycopg.Connection) -> dict[int, dict]:
-    """Applied (and failed) migrations by version; empty when never deployed."""
-    exists = db.table_exists(conn, "shipshape.history")
-    if not exists:
-        _end_read(conn)
-        return {}
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(db.query("history_read")).fetchall()
-    _end_read(conn)
-    return {row["version"]: row for row in rows}
-
-
-def _end_read(conn: psycopg.Connection) -> None:
-    if not conn.autocommit:
-        conn.commit()
-
+# --- status against the history ---------------------------------------------------
 
 def status(migrations: list[Migration], history: dict[int, dict]) -> list[Entry]:
     """Compare the code's migrations with the history table, version by version."""
@@ -284,14 +265,14 @@ def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration],
 
     progress = progress or Progress()
     ensure_history(conn)
-    history = read_history(conn)
-    refuse_unsafe(status(loaded, history), loaded, retry_failed=retry_failed)
-    todo = plan(loaded, history, to)
+    recorded = read_history(conn)
+    refuse_unsafe(status(loaded, recorded), loaded, retry_failed=retry_failed)
+    todo = plan(loaded, recorded, to)
     refuse_destructive(env, todo, rollback=False)
     for migration in todo:
         with progress.step(f"migrate {migration.name}") as step:
             step.note(f"{apply(conn, env, migration, applied_by=db.operator())} ms in SQL")
-    return current_version(history), todo
+    return current_version(recorded), todo
 
 
 def rollback(conn: psycopg.Connection, env: Environment, loaded: list[Migration], to: int, *,
@@ -300,10 +281,10 @@ def rollback(conn: psycopg.Connection, env: Environment, loaded: list[Migration]
     from shipshape.progress import Progress
 
     progress = progress or Progress()
-    history = read_history(conn)
-    entries = status(loaded, history)
+    recorded = read_history(conn)
+    entries = status(loaded, recorded)
     refuse_unsafe(entries, loaded)
-    todo = rollback_plan(loaded, history, to)
+    todo = rollback_plan(loaded, recorded, to)
     refuse_destructive(env, todo, rollback=True)
     for migration in todo:
         with progress.step(f"rollback {migration.name}") as step:
@@ -353,8 +334,7 @@ def _apply_in_transaction(conn, env, migration, applied_by) -> int:
             db.set_local_timeouts(conn, env)
             conn.execute(migration.sql)
             duration = int((time.monotonic() - started) * 1000)
-            conn.execute(db.query("history_insert"), _history_params(
-                migration, applied_by, duration, success=True))
+            history.record(conn, migration, applied_by=applied_by, duration_ms=duration)
     except psycopg.errors.LockNotAvailable:
         raise
     except psycopg.Error as exc:
@@ -373,20 +353,13 @@ def _apply_autocommit(conn, env, migration, applied_by) -> int:
                 raise
             except psycopg.Error as exc:
                 duration = int((time.monotonic() - started) * 1000)
-                conn.execute(db.query("history_insert"), _history_params(
-                    migration, applied_by, duration, success=False))
+                history.record(conn, migration, applied_by=applied_by, duration_ms=duration,
+                               success=False)
                 raise _sql_failed(conn, env, migration, migration.sql, exc, statement=statement,
                                   partial=True) from None
         duration = int((time.monotonic() - started) * 1000)
-        conn.execute(db.query("history_insert"), _history_params(
-            migration, applied_by, duration, success=True))
+        history.record(conn, migration, applied_by=applied_by, duration_ms=duration)
     return duration
-
-
-def _history_params(migration: Migration, applied_by: str, duration_ms: int, *, success: bool) -> dict:
-    return {"version": migration.version, "name": migration.name,
-            "checksum": migration.checksum, "source_checksum": migration.source_checksum,
-            "duration_ms": duration_ms, "applied_by": applied_by, "success": success}
 
 
 def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migration) -> int:
@@ -399,12 +372,12 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
             with conn.transaction():
                 db.set_local_timeouts(conn, env)
                 conn.execute(migration.rollback_sql)
-                conn.execute(db.query("history_delete"), {"version": migration.version})
+                history.delete(conn, migration.version)
         else:
             with db.autocommit(conn, env):
                 for statement in split(migration.rollback_sql):
                     conn.execute(statement)
-                conn.execute(db.query("history_delete"), {"version": migration.version})
+                history.delete(conn, migration.version)
 
     try:
         db.retry_on_lock_timeout(conn, env, work, what=f"Rollback of {migration.name}",

@@ -16,7 +16,7 @@ from psycopg.conninfo import make_conninfo
 
 from shipshape import db
 from shipshape.adapters import embedded
-from shipshape.engine import catalog, migrations, seeds, tree
+from shipshape.engine import catalog, history, migrations, seeds, tree
 from shipshape.engine.findings import Finding
 from shipshape.errors import ProblemsFound
 from shipshape.progress import Progress
@@ -34,12 +34,12 @@ def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
     code = code or tree.load(sql_dir, env)
     loaded = code.migrations
     findings: list[Finding] = []
-    history = migrations.read_history(conn)
+    recorded = history.read_history(conn)
     with progress.step("history") as step:
-        findings += history_findings(migrations.status(loaded, history), env.name)
-        step.note(f"{len(history)} applied")
+        findings += history_findings(migrations.status(loaded, recorded), env.name)
+        step.note(f"{len(recorded)} applied")
     with progress.step("schema against a shadow database") as step:
-        applied = [m for m in loaded if m.version in history and history[m.version]["success"]]
+        applied = [m for m in loaded if m.version in recorded and recorded[m.version]["success"]]
         expected = shadow_snapshot(target, applied, progress)
         actual = db.read_only(conn, lambda: catalog.snapshot(conn))
         drift = catalog.diff(expected, actual)
@@ -184,7 +184,7 @@ def _shadow_on(target: Target, admin_dsn: str, applied) -> dict:
         try:
             shadow = Target(target.env, make_conninfo(admin_dsn, dbname=name), "shadow")
             with db.connect(shadow, purpose="shadow") as conn:
-                migrations.ensure_history(conn)
+                history.ensure_history(conn)
                 for migration in applied:
                     migrations.apply(conn, target.env, migration, applied_by="shadow")
                 return db.read_only(conn, lambda: catalog.snapshot(conn))
@@ -209,11 +209,11 @@ def baseline(conn: psycopg.Connection, target: Target, loaded: list[migrations.M
     progress = progress or Progress()
     if version not in {m.version for m in loaded}:
         raise ConfigError(f"--version {version}: no migration has version {version:04d}.")
-    history = migrations.read_history(conn)
-    if history:
+    recorded = history.read_history(conn)
+    if recorded:
         raise Refused(
             f"This database already has a migration history (up to "
-            f"{migrations.current_version(history) or 0:04d}); baseline only adopts databases "
+            f"{migrations.current_version(recorded) or 0:04d}); baseline only adopts databases "
             f"without one. Use `invoke db.status` and `invoke db.migrate` instead."
         )
     adopted = [m for m in loaded if m.version <= version]
@@ -229,12 +229,8 @@ def baseline(conn: psycopg.Connection, target: Target, loaded: list[migrations.M
             f"(or pick the version the schema really matches):",
             details=[d.describe() for d in differences],
         )
-    migrations.ensure_history(conn)
+    history.ensure_history(conn)
     with conn.transaction():
         for migration in adopted:
-            conn.execute(db.query("history_insert"), {
-                "version": migration.version, "name": migration.name,
-                "checksum": migration.checksum, "source_checksum": migration.source_checksum,
-                "duration_ms": 0, "applied_by": f"baseline by {db.operator()}",
-                "success": True})
+            history.record(conn, migration, applied_by=f"baseline by {db.operator()}")
     return adopted

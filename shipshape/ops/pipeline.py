@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from shipshape import db
 from shipshape.adapters import app_probe
 from shipshape.engine import migrations, seeds, tree, verify
+from shipshape.engine.history import read_history
 from shipshape.errors import ProblemsFound, ShipshapeError
 from shipshape.progress import Progress
 from shipshape.secrets import redact
@@ -165,7 +166,7 @@ def dry_run(target: Target, sql_dir: Path | str) -> str:
     env = target.env
     code = tree.load(sql_dir, env)
     with db.connect(target, purpose="deploy --dry-run") as conn:
-        history = migrations.read_history(conn)
+        history = read_history(conn)
     migrations.refuse_unsafe(migrations.status(code.migrations, history), code.migrations)
     todo = migrations.plan(code.migrations, history)
     migrations.refuse_destructive(env, todo, rollback=False)

@@ -16,12 +16,13 @@ def status(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
     from shipshape import db
     from shipshape.console import emit_json, print_table
     from shipshape.engine import migrations
+    from shipshape.engine.history import read_history
     from shipshape.errors import ProblemsFound
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     loaded = migrations.load(sql_dir, tgt.env)
     with db.connect(tgt, purpose="status") as conn:
-        entries = migrations.status(loaded, migrations.read_history(conn))
+        entries = migrations.status(loaded, read_history(conn))
     if json_:
         emit_json({"target": tgt.describe(), "migrations": entries})
     else:
@@ -46,6 +47,7 @@ def migrate(c, env="local", dsn=None, sql_dir=None, to=None, dry_run=False, retr
     from shipshape import db
     from shipshape.console import print_text
     from shipshape.engine import bundle, migrations
+    from shipshape.engine.history import read_history
     from shipshape.engine.render import Renderer
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
@@ -54,7 +56,7 @@ def migrate(c, env="local", dsn=None, sql_dir=None, to=None, dry_run=False, retr
     to = int(to) if to is not None else None
     with db.connect(tgt, purpose="migrate") as conn:
         if dry_run:
-            history = migrations.read_history(conn)
+            history = read_history(conn)
             migrations.refuse_unsafe(migrations.status(loaded, history), loaded,
                                      retry_failed=retry_failed)
             print_text(bundle.migrate_script(renderer, migrations.plan(loaded, history, to)))
@@ -75,6 +77,7 @@ def rollback(c, to, env="local", dsn=None, sql_dir=None, yes=False, dry_run=Fals
     from shipshape import db
     from shipshape.console import print_text
     from shipshape.engine import bundle, migrations
+    from shipshape.engine.history import read_history
     from shipshape.engine.render import Renderer
     from shipshape.errors import Refused
 
@@ -84,7 +87,7 @@ def rollback(c, to, env="local", dsn=None, sql_dir=None, yes=False, dry_run=Fals
     to = int(to)
     with db.connect(tgt, purpose="rollback") as conn:
         if dry_run:
-            todo = migrations.rollback_plan(loaded, migrations.read_history(conn), to)
+            todo = migrations.rollback_plan(loaded, read_history(conn), to)
             print_text(bundle.rollback_script(renderer, todo))
             return
         if not tgt.env.is_local and not yes:

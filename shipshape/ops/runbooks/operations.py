@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -129,10 +129,9 @@ def _expected(ctx: _Ctx, applied: list | None = None) -> dict:
 
 
 def _projected_row(migration, applied_by: str) -> dict:
-    return {"version": migration.version, "name": migration.name,
-            "checksum": migration.checksum, "source_checksum": migration.source_checksum,
-            "applied_at": datetime.now(UTC), "duration_ms": 0,
-            "applied_by": applied_by, "success": True}
+    from shipshape.engine.history import projected
+
+    return projected(migration, applied_by=applied_by)
 
 
 def _migration_blocks(todo, what: str = "") -> str:
@@ -197,6 +196,7 @@ def _run_seed(ctx: _Ctx, planned: PlannedStep) -> str:
 
 def _plan_baseline(ctx: _Ctx, planned: PlannedStep) -> None:
     from shipshape.engine import catalog, migrations, verify
+    from shipshape.engine.history import record_sql
 
     wanted = planned.step.arg("version")
     history = ctx.history
@@ -219,10 +219,8 @@ def _plan_baseline(ctx: _Ctx, planned: PlannedStep) -> None:
         return
     planned.summary = (f"record {', '.join(m.name for m in adopted)} as applied: the schema "
                        f"equals what migrations 0001..{version:04d} produce")
-    inserts = [_mogrify(ctx.conn, "history_insert", {
-        "version": m.version, "name": m.name, "checksum": m.checksum,
-        "source_checksum": m.source_checksum, "duration_ms": 0,
-        "applied_by": f"baseline by runbook {ctx.book.id}", "success": True}) for m in adopted]
+    inserts = [record_sql(ctx.conn, m, applied_by=f"baseline by runbook {ctx.book.id}")
+               for m in adopted]
     planned.sql = (f"-- proven first: a shadow database built from migrations 0001..{version:04d} "
                    f"has exactly this database's schema\n" + ";\n".join(inserts) + ";")
     planned.data = {"version": version}
@@ -274,8 +272,8 @@ def _run_baseline(ctx: _Ctx, planned: PlannedStep) -> str:
 def _adopt(ctx: _Ctx, version: int) -> list:
     """baseline for a database that has a history: record the unrecorded migrations up to
     version, only after proving the schema equals what 0001..version produce."""
-    from shipshape import db
     from shipshape.engine import catalog, migrations, verify
+    from shipshape.engine.history import record
 
     conn = ctx.conn
     history = migrations.read_history(conn)
@@ -294,11 +292,7 @@ def _adopt(ctx: _Ctx, version: int) -> list:
     todo = [m for m in adopted if m.version not in history]
     with conn.transaction():
         for m in todo:
-            conn.execute(db.query("history_insert"), {
-                "version": m.version, "name": m.name, "checksum": m.checksum,
-                "source_checksum": m.source_checksum, "duration_ms": 0,
-                "applied_by": f"baseline by runbook {ctx.book.id} by {ctx.operator}",
-                "success": True})
+            record(conn, m, applied_by=f"baseline by runbook {ctx.book.id} by {ctx.operator}")
     return todo
 
 
