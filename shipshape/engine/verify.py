@@ -1,28 +1,26 @@
 """Verify: one operation that turns every disagreement between code and database into
 findings. Never trusts that a step ran: it checks the history, compares the live catalog
 with a shadow database built from the same rendered migrations, compares seed rows with
-their declarations, and runs the data checks. It never writes to the target.
+their declarations, and runs the data checks. It never writes to the target: the shadow
+is built elsewhere (engine.shadow), and baseline, which writes history, is engine.baseline.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from shipshape import db
-from shipshape.adapters import embedded
 from shipshape.engine import catalog, history, migrations, seeds, tree
 from shipshape.engine.findings import Finding
+
+# The shadow is engine.shadow's; ops/runbooks still reaches it through this module until
+# its split into steps/ lands.
+from shipshape.engine.shadow import shadow_snapshot
 from shipshape.errors import ProblemsFound
 from shipshape.progress import Progress
 from shipshape.targets import Target
-
-CATALOG_FORMAT = 1  # bump when catalog.snapshot's shape changes, to invalidate caches
 
 
 def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
@@ -133,104 +131,3 @@ def check_findings(conn: psycopg.Connection, checks: list[tree.Check]) -> list[F
             findings.append(Finding("CHECK_FAILED", check.severity, f"check {check.name}",
                                     f"{check.description}: {sample}.", check.fix))
     return findings
-
-
-# --- the shadow database ------------------------------------------------------------------
-
-def shadow_snapshot(target: Target, applied: list[migrations.Migration],
-                    progress: Progress | None = None) -> dict:
-    """The catalog that `applied` produce on an empty database, cached by their checksums.
-
-    Built in a scratch database on the target's own server (same version, same
-    extensions available), or on an embedded server when the target refuses CREATE DATABASE.
-    """
-    progress = progress or Progress()
-    if not applied:
-        return {}  # diff() reads a missing section as empty
-    conn = db.connect(target, purpose="shadow", autocommit=True)
-    try:
-        major = conn.info.server_version // 10000
-    finally:
-        conn.close()
-    key = migrations.sha256(json.dumps(
-        [CATALOG_FORMAT, major, [(m.version, m.checksum) for m in applied]]))
-    cache = embedded.state_dir() / "cache" / f"shadow-{key[:32]}.json"
-    if cache.exists():
-        progress.info(f"shadow snapshot from cache ({cache.name})")
-        return json.loads(cache.read_text())
-    snapshot = _build_shadow(target, applied, progress)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(snapshot, sort_keys=True))
-    tmp.replace(cache)
-    return snapshot
-
-
-def _build_shadow(target: Target, applied, progress: Progress) -> dict:
-    try:
-        return _shadow_on(target, target.dsn, applied)
-    except psycopg.errors.InsufficientPrivilege:
-        progress.info("target refuses CREATE DATABASE: building the shadow on an embedded server")
-    with embedded.scratch_server() as admin_dsn:
-        return _shadow_on(target, admin_dsn, applied)
-
-
-def _shadow_on(target: Target, admin_dsn: str, applied) -> dict:
-    name = f"shipshape_shadow_{uuid.uuid4().hex[:12]}"
-    admin = db.connect(Target(target.env, admin_dsn, target.source), purpose="shadow",
-                             autocommit=True)
-    try:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            shadow = Target(target.env, make_conninfo(admin_dsn, dbname=name), "shadow")
-            with db.connect(shadow, purpose="shadow") as conn:
-                history.ensure_history(conn)
-                for migration in applied:
-                    migrations.apply(conn, target.env, migration, applied_by="shadow")
-                return db.read_only(conn, lambda: catalog.snapshot(conn))
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
-    finally:
-        admin.close()
-
-
-# --- baseline -------------------------------------------------------------------------------
-
-def baseline(conn: psycopg.Connection, target: Target, loaded: list[migrations.Migration],
-             version: int, *, progress: Progress | None = None) -> list[migrations.Migration]:
-    """Adopt a database whose objects were created by hand, as being at `version`.
-
-    Only after proving that its schema equals what migrations 1..version produce;
-    otherwise refuse (exit 3) and list the differences. Call with the migration lock held.
-    """
-    from shipshape.errors import ConfigError, Refused
-
-    progress = progress or Progress()
-    if version not in {m.version for m in loaded}:
-        raise ConfigError(f"--version {version}: no migration has version {version:04d}.")
-    recorded = history.read_history(conn)
-    if recorded:
-        raise Refused(
-            f"This database already has a migration history (up to "
-            f"{migrations.current_version(recorded) or 0:04d}); baseline only adopts databases "
-            f"without one. Use `invoke db.status` and `invoke db.migrate` instead."
-        )
-    adopted = [m for m in loaded if m.version <= version]
-    with progress.step(f"compare with migrations 0001..{version:04d} in a shadow database") as step:
-        expected = shadow_snapshot(target, adopted, progress)
-        actual = db.read_only(conn, lambda: catalog.snapshot(conn))
-        differences = catalog.diff(expected, actual)
-        step.note(f"{len(differences)} difference(s)")
-    if differences:
-        raise Refused(
-            f"Refusing to baseline at {version:04d}: the schema is not what migrations "
-            f"0001..{version:04d} produce ({len(differences)} difference(s)). Fix these first "
-            f"(or pick the version the schema really matches):",
-            details=[d.describe() for d in differences],
-        )
-    history.ensure_history(conn)
-    with conn.transaction():
-        for migration in adopted:
-            history.record(conn, migration, applied_by=f"baseline by {db.operator()}")
-    return adopted

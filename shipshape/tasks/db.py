@@ -159,13 +159,13 @@ def baseline(c, version, env="local", dsn=None, sql_dir=None, set_=None):
     """
     from shipshape import db
     from shipshape.console import print_text
+    from shipshape.engine import baseline as baseline_
     from shipshape.engine import migrations
-    from shipshape.engine import verify as verify_
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     loaded = migrations.load(sql_dir, tgt.env)
     with db.connect(tgt, purpose="baseline") as conn:
         with db.advisory_lock(conn, tgt.env.migration_lock_wait):
-            adopted = verify_.baseline(conn, tgt, loaded, int(version), progress=progress())
+            adopted = baseline_.baseline(conn, tgt, loaded, int(version), progress=progress())
     print_text(f"Baselined {tgt.env.name} at {int(version):04d}: {len(adopted)} migration(s) "
                f"recorded as applied. Run `invoke deploy --env {tgt.env.name}` for the rest.")

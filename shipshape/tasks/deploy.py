@@ -72,11 +72,9 @@ def render(c, env="local", out=None, dsn=None, sql_dir=None, set_=None):
 
 def _expected_snapshot(env_, dsn, loaded):
     """The schema the migrations produce, built on --dsn's server or an embedded one."""
-    from shipshape.adapters import embedded
-    from shipshape.engine import verify
+    from shipshape.engine import shadow
     from shipshape.targets import Target
 
     if dsn:
-        return verify.shadow_snapshot(Target(env_, dsn, "--dsn"), loaded)
-    with embedded.scratch_server() as admin_dsn:
-        return verify.shadow_snapshot(Target(env_, admin_dsn, "embedded scratch server"), loaded)
+        return shadow.shadow_snapshot(Target(env_, dsn, "--dsn"), loaded)
+    return shadow.scratch_snapshot(env_, loaded)

@@ -259,11 +259,11 @@ def _matching_version(ctx: _Ctx, history: dict, current: int, actual: dict) -> i
 
 
 def _run_baseline(ctx: _Ctx, planned: PlannedStep) -> str:
-    from shipshape.engine import migrations, verify
+    from shipshape.engine import baseline, migrations
 
     version = planned.data["version"]
     if not migrations.read_history(ctx.conn):
-        adopted = verify.baseline(ctx.conn, ctx.target, ctx.loaded, version, progress=ctx.progress)
+        adopted = baseline.baseline(ctx.conn, ctx.target, ctx.loaded, version, progress=ctx.progress)
     else:
         adopted = _adopt(ctx, version)
     return f"recorded {len(adopted)} migration(s) up to {version:04d} after proving the schema"
