@@ -153,14 +153,8 @@ def load(directory: Path | str | None = None, *, sql_dir: Path | str | None = No
     if not directory.is_dir():
         raise ConfigError(f"No runbooks directory at {directory}. Point --runbooks-dir at a "
                           f"directory of <id>.yaml files.")
-    paths = sorted(p for p in directory.iterdir()
-                   if p.suffix in (".yaml", ".yml") and p.is_file() and not p.name.startswith("."))
-    runbooks, problems = [], []
-    for path in paths:
-        book, found = _parse(path, CODES, Path(sql_dir) if sql_dir else None)
-        problems += found
-        if book is not None:
-            runbooks.append(book)
+    runbooks, problems = yamlfile.load_folder(
+        directory, lambda path: _parse(path, CODES, Path(sql_dir) if sql_dir else None))
     seen: dict[str, Path] = {}
     for book in runbooks:
         if book.id in seen:
