@@ -55,3 +55,14 @@ def test_shadow_is_the_engines_only_user_of_scratch_servers():
                    if "scratch_server(" in text and "engine" in p.parts)
     assert users == ["engine/shadow.py"]
 
+
+
+def test_one_file_decides_which_schemas_a_snapshot_covers():
+    from shipshape.engine.catalog import SECTIONS, catalog_query
+
+    rule = "NOT IN ('information_schema', 'shipshape')"
+    holders = sorted(p.name for p in (PACKAGE / "queries" / "catalog").glob("*.sql")
+                     if rule in p.read_text())
+    assert holders == ["in_scope.sql"]
+    for section in SECTIONS.values():
+        assert catalog_query(section).count(rule) == 1, section
