@@ -118,7 +118,7 @@ def diagnose(target: Target, sql_dir: Path | str, *, long_transaction: str = DEF
             diagnosis.findings.append(Finding(
                 "VERIFY_BLOCKED", "error", "database",
                 f"verify could not read a table within 3 s: "
-                f"{(exc.diag.message_primary or str(exc)).strip()}; another session holds "
+                f"{db.server_message(exc, detail=False)}; another session holds "
                 f"an exclusive lock.",
                 "see the LOCK_BLOCKING / LONG_TRANSACTION findings; end or wait for that "
                 "session, then run doctor again"))
