@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from shipshape.errors import ConfigError, Refused
 from shipshape.ops.runbooks.book import FIXES_DIR
-from shipshape.secrets import redact
 from shipshape.settings import Environment
 from shipshape.targets import Target
 from shipshape.text import listing, one_line
@@ -651,16 +650,10 @@ def _run_restore(ctx: _Ctx, planned: PlannedStep) -> str:
                                            then="run the runbook again; nothing of this step "
                                                 "was applied.")
         if outside:
-            conn.autocommit = True
-            try:
-                db.set_session_timeouts(conn, ctx.env)
+            with db.autocommit(conn, ctx.env):
                 for statement in outside:
                     current["sql"] = statement
                     conn.execute(statement)
-            finally:
-                conn.execute("RESET lock_timeout")
-                conn.execute("RESET statement_timeout")
-                conn.autocommit = False
     except psycopg.errors.LockNotAvailable:  # a CONCURRENTLY statement, outside the retries
         from shipshape.errors import Busy
 
@@ -672,12 +665,9 @@ def _run_restore(ctx: _Ctx, planned: PlannedStep) -> str:
     except psycopg.Error as exc:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()
-        reason = (exc.diag.message_primary or str(exc)).strip()
-        if exc.diag.message_detail:
-            reason += f" ({exc.diag.message_detail})"
         raise SQLFailed(
             f"Step {planned.step.id} failed at `{one_line(current['sql'])[:200]}`: "
-            f"{redact(reason)}. Its transaction was rolled back: nothing of this step was "
+            f"{db.server_message(exc)}. Its transaction was rolled back: nothing of this step was "
             f"applied. Rows that violate it must be fixed first (see the CHECK_FAILED "
             f"findings and runbook data-integrity).") from None
     return f"{len(statements)} statement(s) applied"
@@ -693,6 +683,7 @@ def _fix_path(ctx: _Ctx, planned: PlannedStep) -> Path:
 def _plan_fix(ctx: _Ctx, planned: PlannedStep) -> None:
     import psycopg
 
+    from shipshape import db
     from shipshape.engine import migrations
     from shipshape.engine.render import directives
     from shipshape.errors import SQLFailed
@@ -725,7 +716,7 @@ def _plan_fix(ctx: _Ctx, planned: PlannedStep) -> None:
             rows = cur.fetchall()
     except psycopg.Error as exc:
         raise SQLFailed(f"The preview of {path} could not run: "
-                        f"{redact((exc.diag.message_primary or str(exc)).strip())}. Nothing was "
+                        f"{db.server_message(exc, detail=False)}. Nothing was "
                         f"changed; the schema is probably incomplete (run `invoke doctor`).") from None
     if not rows:
         planned.skip = "its preview finds no row to change"
@@ -773,9 +764,8 @@ def _run_fix(ctx: _Ctx, planned: PlannedStep) -> str:
     except psycopg.errors.LockNotAvailable:
         raise
     except psycopg.Error as exc:
-        reason = (exc.diag.message_primary or str(exc)).strip()
         raise SQLFailed(f"Step {planned.step.id} ({planned.data['path']}) failed: "
-                        f"{redact(reason)}. It was rolled back: nothing of it was applied.") from None
+                        f"{db.server_message(exc, detail=False)}. It was rolled back: nothing of it was applied.") from None
     return f"{count} row(s) changed, as shown"
 
 
@@ -826,7 +816,7 @@ def _run_terminate(ctx: _Ctx, planned: PlannedStep) -> str:
         except psycopg.Error as exc:
             conn.rollback()
             raise Refused(f"Cannot end pid {s.pid}: "
-                          f"{redact((exc.diag.message_primary or str(exc)).strip())}. The "
+                          f"{db.server_message(exc, detail=False)}. The "
                           f"migration role needs pg_signal_backend (or ask a DBA to end it)."
                           + (f" Already ended: pid {', '.join(map(str, ended))}." if ended else "")
                           ) from None
