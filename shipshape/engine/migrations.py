@@ -12,6 +12,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import psycopg
@@ -69,13 +70,23 @@ class Migration:
         return self.path.parent / ROLLBACK_FILE
 
 
+class State(StrEnum):
+    """A migration's state against the history; `db.status --json` shows the value."""
+
+    APPLIED = "applied"
+    PENDING = "pending"
+    FAILED = "failed"  # its history row says success = false
+    CHECKSUM_MISMATCH = "checksum-mismatch"  # its file changed after it ran
+    UNKNOWN = "unknown"  # in the history, not in this code
+
+
 @dataclass(frozen=True)
 class Entry:
     """One line of `db.status`."""
 
     version: int
     name: str
-    state: str  # applied | pending | failed | checksum-mismatch | unknown
+    state: State
     detail: str = ""
     applied_at: object = None
 
@@ -194,22 +205,22 @@ def status(migrations: list[Migration], history: dict[int, dict]) -> list[Entry]
     for version in sorted(set(by_version) | set(history)):
         migration, row = by_version.get(version), history.get(version)
         if row is None:
-            entries.append(Entry(version, migration.name, "pending"))
+            entries.append(Entry(version, migration.name, State.PENDING))
         elif migration is None:
-            entries.append(Entry(version, row["name"], "unknown",
+            entries.append(Entry(version, row["name"], State.UNKNOWN,
                                  "applied to the database, but not in this code",
                                  row["applied_at"]))
         elif not row["success"]:
-            entries.append(Entry(version, migration.name, "failed",
+            entries.append(Entry(version, migration.name, State.FAILED,
                                  f"failed at {row['applied_at']:%Y-%m-%d %H:%M:%S} by "
                                  f"{row['applied_by']}", row["applied_at"]))
         elif row["checksum"] != migration.checksum or row["name"] != migration.name:
-            entries.append(Entry(version, migration.name, "checksum-mismatch",
+            entries.append(Entry(version, migration.name, State.CHECKSUM_MISMATCH,
                                  f"{migration.path} renders to {migration.checksum[:12]}, "
                                  f"the database ran {row['name']} with {row['checksum'][:12]}",
                                  row["applied_at"]))
         else:
-            entries.append(Entry(version, migration.name, "applied", "", row["applied_at"]))
+            entries.append(Entry(version, migration.name, State.APPLIED, "", row["applied_at"]))
     return entries
 
 
@@ -221,7 +232,7 @@ def current_version(history: dict[int, dict]) -> int | None:
 def refuse_unsafe(entries: list[Entry], migrations: list[Migration], *, retry_failed: bool = False) -> None:
     """Stop before applying anything when the history disagrees with the code (exit 3)."""
     by_version = {m.version: m for m in migrations}
-    unknown = [e for e in entries if e.state == "unknown"]
+    unknown = [e for e in entries if e.state == State.UNKNOWN]
     if unknown:
         known_max = max(by_version, default=0)
         raise Refused(
@@ -230,14 +241,14 @@ def refuse_unsafe(entries: list[Entry], migrations: list[Migration], *, retry_fa
             f"not contain (the code knows up to {known_max:04d}). Deploy the artifact that "
             f"contains those migrations; shipshape will not guess what they did.",
         )
-    mismatched = [e for e in entries if e.state == "checksum-mismatch"]
+    mismatched = [e for e in entries if e.state == State.CHECKSUM_MISMATCH]
     if mismatched:
         raise Refused(
             "Applied migrations were changed after they ran. Restore the files as they were "
             "and add a new migration for the change:",
             details=[e.detail for e in mismatched],
         )
-    failed = [e for e in entries if e.state == "failed"]
+    failed = [e for e in entries if e.state == State.FAILED]
     if failed and not retry_failed:
         raise Refused(
             f"Migration {failed[0].version:04d}_{failed[0].name} failed part-way "

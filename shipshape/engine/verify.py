@@ -66,15 +66,16 @@ def raise_if_problems(findings: list[Finding]) -> None:
 # --- findings from each source ----------------------------------------------------------
 
 def history_findings(entries: list[migrations.Entry], env_name: str) -> list[Finding]:
+    state = migrations.State
     codes = {
-        "pending": ("MIGRATION_PENDING", "is in the code but not applied",
-                    f"invoke deploy --env {env_name}"),
-        "failed": ("MIGRATION_FAILED", "failed part-way",
-                   f"invoke db.migrate --env {env_name} --retry-failed"),
-        "checksum-mismatch": ("MIGRATION_CHECKSUM", "was changed after it was applied",
-                              "restore the applied file; put the change in a new migration"),
-        "unknown": ("MIGRATION_UNKNOWN", "is applied but missing from this code",
-                    "deploy the artifact that contains it (the database is ahead)"),
+        state.PENDING: ("MIGRATION_PENDING", "is in the code but not applied",
+                        f"invoke deploy --env {env_name}"),
+        state.FAILED: ("MIGRATION_FAILED", "failed part-way",
+                       f"invoke db.migrate --env {env_name} --retry-failed"),
+        state.CHECKSUM_MISMATCH: ("MIGRATION_CHECKSUM", "was changed after it was applied",
+                                  "restore the applied file; put the change in a new migration"),
+        state.UNKNOWN: ("MIGRATION_UNKNOWN", "is applied but missing from this code",
+                        "deploy the artifact that contains it (the database is ahead)"),
     }
     findings = []
     for entry in entries:
