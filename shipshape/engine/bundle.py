@@ -43,9 +43,11 @@ def _seed_rows(seed: seeds.Seed) -> dict:
             "file": seed.path.name}
 
 
-def write_bundle(out_dir: Path, env: Environment, sql_dir: Path, expected: dict) -> dict[str, Path]:
-    """render: migrate.sql, rollback.sql, seed.sql and verify.sql for env into out_dir."""
-    code = tree.load(sql_dir, env)
+def write_bundle(out_dir: Path, env: Environment, sql_dir: Path, expected: dict, *,
+                 code: tree.Tree | None = None) -> dict[str, Path]:
+    """render: migrate.sql, rollback.sql, seed.sql and verify.sql for env into out_dir.
+    `code` is sql_dir already loaded for env (tree.load), when the caller has it."""
+    code = code or tree.load(sql_dir, env)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "migrate.sql": migrate_script(code.renderer, code.migrations),

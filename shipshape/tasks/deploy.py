@@ -58,14 +58,14 @@ def render(c, env="local", out=None, dsn=None, sql_dir=None, set_=None):
     from pathlib import Path
 
     from shipshape.console import print_text
-    from shipshape.engine import bundle, migrations
+    from shipshape.engine import bundle, tree
     from shipshape.paths import project_root
 
     env_, sql_dir = environment(env, set_, sql_dir)
     out_dir = Path(out) if out else project_root() / "build" / env_.name
-    loaded = migrations.load(sql_dir, env_)
-    expected = _expected_snapshot(env_, dsn, loaded)
-    written = bundle.write_bundle(out_dir, env_, sql_dir, expected)
+    code = tree.load(sql_dir, env_)
+    expected = _expected_snapshot(env_, dsn, code.migrations)
+    written = bundle.write_bundle(out_dir, env_, sql_dir, expected, code=code)
     for name, path in written.items():
         print_text(f"wrote {path}")
 
