@@ -24,6 +24,9 @@ from shipshape import db
 # The fields of queries/history_insert.sql, each a {placeholder} there.
 FIELDS = ("version", "name", "checksum", "source_checksum", "duration_ms", "applied_by",
           "success")
+# The columns of a row as read_history returns it (queries/history_read.sql).
+COLUMNS = ("version", "name", "checksum", "source_checksum", "applied_at", "duration_ms",
+           "applied_by", "success")
 
 # What the psql script records in the fields the engine measures itself.
 _PSQL_DURATION = "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer"
@@ -76,11 +79,8 @@ def row(migration: Recorded, *, applied_by: str, duration_ms: int = 0,
 def projected(migration: Recorded, *, applied_by: str) -> dict:
     """The row record() writes for an applied migration, as read_history returns it: for
     planning against the history that a step will leave."""
-    values = row(migration, applied_by=applied_by)
-    return {"version": values["version"], "name": values["name"],
-            "checksum": values["checksum"], "source_checksum": values["source_checksum"],
-            "applied_at": datetime.now(UTC), "duration_ms": values["duration_ms"],
-            "applied_by": applied_by, "success": True}
+    values = {**row(migration, applied_by=applied_by), "applied_at": datetime.now(UTC)}
+    return {column: values[column] for column in COLUMNS}
 
 
 def record(conn: psycopg.Connection, migration: Recorded, *, applied_by: str,

@@ -100,6 +100,10 @@ def test_a_plan_shows_the_statement_record_runs(fresh_dsn, make_target):
     assert "INSERT INTO shipshape.history" in shown and "'0003_x'" in shown
     assert ({k: planned[k] for k in (*FIELDS, "applied_by", "duration_ms")}
             == {k: recorded[k] for k in (*FIELDS, "applied_by", "duration_ms")})
+    # what a runbook plans against: the row as read_history returns it, but for its time
+    projected = history.projected(migration, applied_by="baseline by runbook x")
+    assert list(projected) == list(recorded)
+    assert {**projected, "applied_at": None} == {**recorded, "applied_at": None}
 
 
 def test_the_scripts_use_the_history_statements(tmp_path, make_target):

@@ -262,7 +262,8 @@ def _run_baseline(ctx: _Ctx, planned: PlannedStep) -> str:
 
     version = planned.data["version"]
     if not migrations.read_history(ctx.conn):
-        adopted = baseline.baseline(ctx.conn, ctx.target, ctx.loaded, version, progress=ctx.progress)
+        adopted = baseline.baseline(ctx.conn, ctx.target, ctx.loaded, version,
+                                    progress=ctx.progress)
     else:
         adopted = _adopt(ctx, version)
     return f"recorded {len(adopted)} migration(s) up to {version:04d} after proving the schema"
@@ -765,7 +766,8 @@ def _run_fix(ctx: _Ctx, planned: PlannedStep) -> str:
         raise
     except psycopg.Error as exc:
         raise SQLFailed(f"Step {planned.step.id} ({planned.data['path']}) failed: "
-                        f"{db.server_message(exc, detail=False)}. It was rolled back: nothing of it was applied.") from None
+                        f"{db.server_message(exc, detail=False)}. It was rolled back: "
+                        f"nothing of it was applied.") from None
     return f"{count} row(s) changed, as shown"
 
 
