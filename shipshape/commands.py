@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipshape import db
-from shipshape.engine import bundle, identity, migrations, seeds, tree
+from shipshape.engine import baseline as baseline_
+from shipshape.engine import bundle, history, identity, migrations, seeds, shadow, tree
 from shipshape.engine import verify as verify_
 from shipshape.engine.findings import Finding
 from shipshape.engine.render import Renderer
@@ -49,7 +50,7 @@ def status(target: Target, sql_dir: Path) -> StatusResult:
     """Every migration of the code and of the database, with its state. Read-only."""
     loaded = migrations.load(sql_dir, target.env)
     with db.connect(target, purpose="status") as conn:
-        entries = migrations.status(loaded, migrations.read_history(conn))
+        entries = migrations.status(loaded, history.read_history(conn))
     return StatusResult(target.describe(), target.env.name, entries)
 
 
@@ -66,9 +67,9 @@ class MigrateResult:
 def _pending(conn, loaded: list[migrations.Migration], *, retry_failed: bool = False,
              to: int | None = None) -> list[migrations.Migration]:
     """What migrate would apply, after the same refusals it makes (edited, ahead, dirty)."""
-    history = migrations.read_history(conn)
-    migrations.refuse_unsafe(migrations.status(loaded, history), loaded, retry_failed=retry_failed)
-    return migrations.plan(loaded, history, to)
+    recorded = history.read_history(conn)
+    migrations.refuse_unsafe(migrations.status(loaded, recorded), loaded, retry_failed=retry_failed)
+    return migrations.plan(loaded, recorded, to)
 
 
 def migrate(target: Target, sql_dir: Path, *, to: int | None = None, retry_failed: bool = False,
@@ -105,7 +106,7 @@ def rollback(target: Target, sql_dir: Path, to: int, *, yes: bool = False,
     with db.connect(target, purpose="rollback") as conn:
         identity.check(conn, target.env, what="db.rollback")
         if dry_run:
-            todo = migrations.rollback_plan(loaded, migrations.read_history(conn), to)
+            todo = migrations.rollback_plan(loaded, history.read_history(conn), to)
             return RollbackResult(target.env.name, todo, to, bundle.rollback_script(renderer, todo))
         if not target.env.is_local and not yes:
             raise Refused(f"Rolling back {target.env.name} to {to:04d} changes its schema; "
@@ -158,7 +159,7 @@ def baseline(target: Target, sql_dir: Path, version: int, *,
     with db.connect(target, purpose="baseline") as conn:
         with db.advisory_lock(conn, target.env.migration_lock_wait):
             identity.ensure(conn, target.env, what="db.baseline")
-            return verify_.baseline(conn, target, loaded, version, progress=progress)
+            return baseline_.baseline(conn, target, loaded, version, progress=progress)
 
 
 # --- deploy, render ---------------------------------------------------------------------------
@@ -197,18 +198,10 @@ def render(env: Environment, sql_dir: Path, out_dir: Path, *, dsn: str | None = 
 
     verify.sql needs the schema the migrations produce: a shadow built on --dsn's server,
     else on a throw-away embedded one."""
-    loaded = migrations.load(sql_dir, env)
-    return bundle.write_bundle(out_dir, env, sql_dir, _expected_snapshot(env, loaded, dsn))
-
-
-def _expected_snapshot(env: Environment, loaded: list[migrations.Migration],
-                       dsn: str | None) -> dict:
-    from shipshape.adapters import embedded
-
-    if dsn:
-        return verify_.shadow_snapshot(Target(env, dsn, "--dsn"), loaded)
-    with embedded.scratch_server() as admin_dsn:
-        return verify_.shadow_snapshot(Target(env, admin_dsn, "embedded scratch server"), loaded)
+    code = tree.load(sql_dir, env)
+    expected = (shadow.shadow_snapshot(Target(env, dsn, "--dsn"), code.migrations) if dsn
+                else shadow.scratch_snapshot(env, code.migrations))
+    return bundle.write_bundle(out_dir, env, sql_dir, expected, code=code)
 
 
 # --- doctor, runbook.run ----------------------------------------------------------------------

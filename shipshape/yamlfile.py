@@ -3,12 +3,16 @@
 PyYAML's safe_load keeps the last of two equal keys without a word and forgets where a
 mapping stood. ``Loader`` refuses a duplicate key and builds every mapping as a
 ``Mapping``, a dict that knows its line, so a validation problem can name it. ``load``
-reads a file with it and returns the document and the problems found reading it.
+reads a file with it and returns the document and the problems found reading it;
+``load_folder`` parses every YAML file of a folder (the seeds, the runbooks) and collects
+what parsed and every problem found.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from yaml.constructor import ConstructorError
@@ -76,3 +80,27 @@ def load(path: Path) -> tuple[object, list[str]]:
         return None, [f"{where}: not valid YAML: {reason}{column}"]
     except yaml.YAMLError as exc:
         return None, [f"{path}: not valid YAML: {exc}"]
+
+
+SUFFIXES = (".yaml", ".yml")
+T = TypeVar("T")
+
+
+def files(directory: Path) -> list[Path]:
+    """The YAML files directly in directory (*.yaml, *.yml), by name; hidden ones left out."""
+    return sorted(p for p in directory.iterdir()
+                  if p.suffix in SUFFIXES and not p.name.startswith(".") and p.is_file())
+
+
+def load_folder(directory: Path,
+                parse: Callable[[Path], tuple[T | None, list[str]]]) -> tuple[list[T], list[str]]:
+    """parse(path) of every YAML file in directory, in name order: the values that parsed
+    (parse returns None for a file it cannot use) and all the problems of all the files."""
+    parsed: list[T] = []
+    problems: list[str] = []
+    for path in files(directory):
+        value, found = parse(path)
+        problems += found
+        if value is not None:
+            parsed.append(value)
+    return parsed, problems

@@ -1,4 +1,5 @@
-"""The database layer: connections, the deploy lock, timeouts and retry, server messages.
+"""The database layer: connections, the deploy lock, timeouts and retry, read-only and
+autocommit work, server messages.
 
 Hands on the names the layers above use; each lives in the module named for its concept.
 """
@@ -19,12 +20,13 @@ from shipshape.db.locks import (
     table_lock_holders,
 )
 from shipshape.db.messages import server_message
-from shipshape.db.queries import query
+from shipshape.db.queries import query, statement
 from shipshape.db.timeouts import retry_on_lock_timeout, set_local_timeouts, set_session_timeouts
+from shipshape.db.transactions import autocommit, read_only
 
 __all__ = [
-    "MIGRATION_LOCK", "advisory_lock", "connect", "describe_holders", "end_read", "identifier",
-    "lock_holders", "operator", "query", "retry_on_lock_timeout", "server_message",
-    "server_version", "set_local_timeouts", "set_session_timeouts", "table_exists",
-    "table_lock_holders",
+    "MIGRATION_LOCK", "advisory_lock", "autocommit", "connect", "describe_holders",
+    "end_read", "identifier", "lock_holders", "operator", "query", "read_only",
+    "retry_on_lock_timeout", "server_message", "server_version", "set_local_timeouts", "set_session_timeouts",
+    "statement", "table_exists", "table_lock_holders",
 ]

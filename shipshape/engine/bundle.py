@@ -1,14 +1,14 @@
 """The reviewable SQL an environment would run: psql scripts for migrate, rollback,
 seed and verify, and the plan that --dry-run prints. Rendering happens here, applying
-happens in migrations/seeds: the scripts record history exactly as the engine does.
+happens in migrations/seeds: the scripts record history with engine.history's own
+statements, exactly as the engine does.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from shipshape import db
-from shipshape.engine import migrations, seeds, tree
+from shipshape.engine import history, migrations, seeds, tree
 from shipshape.engine.render import Renderer
 from shipshape.settings import Environment
 
@@ -16,13 +16,15 @@ from shipshape.settings import Environment
 def migrate_script(renderer: Renderer, todo: list[migrations.Migration], *,
                    bootstrap: bool = True) -> str:
     return renderer.render("migrate_script.sql.j2", migrations=todo,
-                           bootstrap=db.query("bootstrap").strip() if bootstrap else "")
+                           bootstrap=history.schema_sql() if bootstrap else "",
+                           record=history.record_script)
 
 
 def rollback_script(renderer: Renderer, applied: list[migrations.Migration]) -> str:
     """Rollbacks of `applied`, newest first."""
     ordered = sorted(applied, key=lambda m: m.version, reverse=True)
-    return renderer.render("rollback_script.sql.j2", migrations=ordered)
+    return renderer.render("rollback_script.sql.j2", migrations=ordered,
+                           unrecord=history.delete_script)
 
 
 def seed_script(declared: list[seeds.Seed], env: Environment | None = None) -> str:
@@ -41,9 +43,11 @@ def _seed_rows(seed: seeds.Seed) -> dict:
             "file": seed.path.name}
 
 
-def write_bundle(out_dir: Path, env: Environment, sql_dir: Path, expected: dict) -> dict[str, Path]:
-    """render: migrate.sql, rollback.sql, seed.sql and verify.sql for env into out_dir."""
-    code = tree.load(sql_dir, env)
+def write_bundle(out_dir: Path, env: Environment, sql_dir: Path, expected: dict, *,
+                 code: tree.Tree | None = None) -> dict[str, Path]:
+    """render: migrate.sql, rollback.sql, seed.sql and verify.sql for env into out_dir.
+    `code` is sql_dir already loaded for env (tree.load), when the caller has it."""
+    code = code or tree.load(sql_dir, env)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "migrate.sql": migrate_script(code.renderer, code.migrations),

@@ -17,20 +17,22 @@ the same server version: no OIDs, no owners, no extension versions, no column or
 sequence values. It is sorted and JSON-serializable, so it can be cached as JSON and
 compared after ``json.loads(json.dumps(snapshot))``.
 
-The queries live in shipshape/sql/catalog/*.sql (one per kind, never one per table), in
-the style of djrobstep/schemainspect. They run in one read-only transaction, or in a
-savepoint that is rolled back when the caller already has a transaction open.
+The queries live in shipshape/queries/catalog/*.sql (one per kind, never one per table),
+in the style of djrobstep/schemainspect; in_scope.sql, put into each, alone decides which
+schemas they cover. They run in one read-only transaction, or in a savepoint that is
+rolled back when the caller already has a transaction open.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import psycopg
 from psycopg.rows import dict_row
 
-from shipshape.db import query
+from shipshape.db import query, statement
 
 # Difference kinds in report order, and the snapshot section that holds each kind.
 KINDS = ("table", "column", "index", "constraint", "sequence", "view", "extension", "enum",
@@ -66,8 +68,18 @@ def snapshot(conn: psycopg.Connection, schemas: Sequence[str] | None = None) -> 
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cur.execute("SELECT set_config('search_path', %s, true)", [SEARCH_PATH])
         for section in SECTIONS.values():
-            rows[section] = cur.execute(query(f"catalog/{section}"), params).fetchall()
+            rows[section] = cur.execute(catalog_query(section), params).fetchall()
     return _assemble(rows)
+
+
+@cache
+def catalog_query(section: str) -> str:
+    """queries/catalog/<section>.sql, its {in_scope} replaced by the one condition that
+    decides which schemas are in scope (queries/catalog/in_scope.sql)."""
+    text = query(f"catalog/{section}")
+    if text.count("{in_scope}") != 1:
+        raise AssertionError(f"queries/catalog/{section}.sql must filter by {{in_scope}} once")
+    return text.replace("{in_scope}", statement("catalog/in_scope"))
 
 
 def _assemble(rows: dict[str, list[dict]]) -> dict:

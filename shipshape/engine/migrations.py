@@ -1,4 +1,4 @@
-"""Discover, render, plan, apply and roll back migrations; keep their history.
+"""Discover, render, plan, apply and roll back migrations (engine.history records them).
 
 A migration is a directory sql/migrations/NNNN_slug/ with migrate.sql.j2 and
 rollback.sql.j2. Each applies in its own transaction together with its history row,
@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import psycopg
-from psycopg.rows import dict_row
 
 from shipshape import db
+from shipshape.engine import history
 from shipshape.engine.render import Renderer, directives
 from shipshape.errors import ConfigError, Refused, SQLFailed
 from shipshape.settings import Environment
@@ -66,13 +66,23 @@ class Migration:
         return self.path.parent / ROLLBACK_FILE
 
 
+class State(StrEnum):
+    """A migration's state against the history; `db.status --json` shows the value."""
+
+    APPLIED = "applied"
+    PENDING = "pending"
+    FAILED = "failed"  # its history row says success = false
+    CHECKSUM_MISMATCH = "checksum-mismatch"  # its file changed after it ran
+    UNKNOWN = "unknown"  # in the history, not in this code
+
+
 @dataclass(frozen=True)
 class Entry:
     """One line of `db.status`."""
 
     version: int
     name: str
-    state: str  # applied | pending | failed | checksum-mismatch | unknown
+    state: State
     detail: str = ""
     applied_at: object = None
 
@@ -182,30 +192,7 @@ def _check_destructive(path: Path, rendered: str, found_directives: set[str]) ->
         )
 
 
-# --- history ---------------------------------------------------------------------------
-
-def ensure_history(conn: psycopg.Connection) -> None:
-    """Create shipshape's schema and tables. Call while holding the migration lock."""
-    with conn.transaction():
-        conn.execute(db.query("bootstrap"))
-
-
-def read_history(conn: psycopg.Connection) -> dict[int, dict]:
-    """Applied (and failed) migrations by version; empty when never deployed."""
-    exists = db.table_exists(conn, "shipshape.history")
-    if not exists:
-        _end_read(conn)
-        return {}
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(db.query("history_read")).fetchall()
-    _end_read(conn)
-    return {row["version"]: row for row in rows}
-
-
-def _end_read(conn: psycopg.Connection) -> None:
-    if not conn.autocommit:
-        conn.commit()
-
+# --- status against the history ---------------------------------------------------
 
 def status(migrations: list[Migration], history: dict[int, dict]) -> list[Entry]:
     """Compare the code's migrations with the history table, version by version."""
@@ -214,22 +201,22 @@ def status(migrations: list[Migration], history: dict[int, dict]) -> list[Entry]
     for version in sorted(set(by_version) | set(history)):
         migration, row = by_version.get(version), history.get(version)
         if row is None:
-            entries.append(Entry(version, migration.name, "pending"))
+            entries.append(Entry(version, migration.name, State.PENDING))
         elif migration is None:
-            entries.append(Entry(version, row["name"], "unknown",
+            entries.append(Entry(version, row["name"], State.UNKNOWN,
                                  "applied to the database, but not in this code",
                                  row["applied_at"]))
         elif not row["success"]:
-            entries.append(Entry(version, migration.name, "failed",
+            entries.append(Entry(version, migration.name, State.FAILED,
                                  f"failed at {row['applied_at']:%Y-%m-%d %H:%M:%S} by "
                                  f"{row['applied_by']}", row["applied_at"]))
         elif row["checksum"] != migration.checksum or row["name"] != migration.name:
-            entries.append(Entry(version, migration.name, "checksum-mismatch",
+            entries.append(Entry(version, migration.name, State.CHECKSUM_MISMATCH,
                                  f"{migration.path} renders to {migration.checksum[:12]}, "
                                  f"the database ran {row['name']} with {row['checksum'][:12]}",
                                  row["applied_at"]))
         else:
-            entries.append(Entry(version, migration.name, "applied", "", row["applied_at"]))
+            entries.append(Entry(version, migration.name, State.APPLIED, "", row["applied_at"]))
     return entries
 
 
@@ -241,7 +228,7 @@ def current_version(history: dict[int, dict]) -> int | None:
 def refuse_unsafe(entries: list[Entry], migrations: list[Migration], *, retry_failed: bool = False) -> None:
     """Stop before applying anything when the history disagrees with the code (exit 3)."""
     by_version = {m.version: m for m in migrations}
-    unknown = [e for e in entries if e.state == "unknown"]
+    unknown = [e for e in entries if e.state == State.UNKNOWN]
     if unknown:
         known_max = max(by_version, default=0)
         raise Refused(
@@ -250,14 +237,14 @@ def refuse_unsafe(entries: list[Entry], migrations: list[Migration], *, retry_fa
             f"not contain (the code knows up to {known_max:04d}). Deploy the artifact that "
             f"contains those migrations; shipshape will not guess what they did.",
         )
-    mismatched = [e for e in entries if e.state == "checksum-mismatch"]
+    mismatched = [e for e in entries if e.state == State.CHECKSUM_MISMATCH]
     if mismatched:
         raise Refused(
             "Applied migrations were changed after they ran. Restore the files as they were "
             "and add a new migration for the change:",
             details=[e.detail for e in mismatched],
         )
-    failed = [e for e in entries if e.state == "failed"]
+    failed = [e for e in entries if e.state == State.FAILED]
     if failed and not retry_failed:
         raise Refused(
             f"Migration {failed[0].version:04d}_{failed[0].name} failed part-way "
@@ -284,15 +271,15 @@ def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration],
     from shipshape.progress import Progress
 
     progress = progress or Progress()
-    ensure_history(conn)
-    history = read_history(conn)
-    refuse_unsafe(status(loaded, history), loaded, retry_failed=retry_failed)
-    todo = plan(loaded, history, to)
+    history.ensure_history(conn)
+    recorded = history.read_history(conn)
+    refuse_unsafe(status(loaded, recorded), loaded, retry_failed=retry_failed)
+    todo = plan(loaded, recorded, to)
     refuse_destructive(env, todo, rollback=False)
     for migration in todo:
         with progress.step(f"migrate {migration.name}") as step:
             step.note(f"{apply(conn, env, migration, applied_by=db.operator())} ms in SQL")
-    return current_version(history), todo
+    return current_version(recorded), todo
 
 
 def rollback(conn: psycopg.Connection, env: Environment, loaded: list[Migration], to: int, *,
@@ -301,10 +288,10 @@ def rollback(conn: psycopg.Connection, env: Environment, loaded: list[Migration]
     from shipshape.progress import Progress
 
     progress = progress or Progress()
-    history = read_history(conn)
-    entries = status(loaded, history)
+    recorded = history.read_history(conn)
+    entries = status(loaded, recorded)
     refuse_unsafe(entries, loaded)
-    todo = rollback_plan(loaded, history, to)
+    todo = rollback_plan(loaded, recorded, to)
     refuse_destructive(env, todo, rollback=True)
     for migration in todo:
         with progress.step(f"rollback {migration.name}") as step:
@@ -354,8 +341,7 @@ def _apply_in_transaction(conn, env, migration, applied_by) -> int:
             db.set_local_timeouts(conn, env)
             conn.execute(migration.sql)
             duration = int((time.monotonic() - started) * 1000)
-            conn.execute(db.query("history_insert"), _history_params(
-                migration, applied_by, duration, success=True))
+            history.record(conn, migration, applied_by=applied_by, duration_ms=duration)
     except psycopg.errors.LockNotAvailable:
         raise
     except psycopg.Error as exc:
@@ -366,7 +352,7 @@ def _apply_in_transaction(conn, env, migration, applied_by) -> int:
 def _apply_autocommit(conn, env, migration, applied_by) -> int:
     """Statement by statement, as CREATE INDEX CONCURRENTLY requires."""
     started = time.monotonic()
-    with _autocommit(conn, env):
+    with db.autocommit(conn, env):
         for statement in split(migration.sql):
             try:
                 conn.execute(statement)
@@ -374,20 +360,13 @@ def _apply_autocommit(conn, env, migration, applied_by) -> int:
                 raise
             except psycopg.Error as exc:
                 duration = int((time.monotonic() - started) * 1000)
-                conn.execute(db.query("history_insert"), _history_params(
-                    migration, applied_by, duration, success=False))
+                history.record(conn, migration, applied_by=applied_by, duration_ms=duration,
+                               success=False)
                 raise _sql_failed(conn, env, migration, migration.sql, exc, statement=statement,
                                   partial=True) from None
         duration = int((time.monotonic() - started) * 1000)
-        conn.execute(db.query("history_insert"), _history_params(
-            migration, applied_by, duration, success=True))
+        history.record(conn, migration, applied_by=applied_by, duration_ms=duration)
     return duration
-
-
-def _history_params(migration: Migration, applied_by: str, duration_ms: int, *, success: bool) -> dict:
-    return {"version": migration.version, "name": migration.name,
-            "checksum": migration.checksum, "source_checksum": migration.source_checksum,
-            "duration_ms": duration_ms, "applied_by": applied_by, "success": success}
 
 
 def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migration) -> int:
@@ -400,12 +379,12 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
             with conn.transaction():
                 db.set_local_timeouts(conn, env)
                 conn.execute(migration.rollback_sql)
-                conn.execute(db.query("history_delete"), {"version": migration.version})
+                history.delete(conn, migration.version)
         else:
-            with _autocommit(conn, env):
+            with db.autocommit(conn, env):
                 for statement in split(migration.rollback_sql):
                     conn.execute(statement)
-                conn.execute(db.query("history_delete"), {"version": migration.version})
+                history.delete(conn, migration.version)
 
     try:
         db.retry_on_lock_timeout(conn, env, work, what=f"Rollback of {migration.name}",
@@ -415,21 +394,6 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
                           path=migration.rollback_path,
                           partial=not migration.rollback_transactional) from None
     return int((time.monotonic() - started) * 1000)
-
-
-@contextmanager
-def _autocommit(conn: psycopg.Connection, env: Environment):
-    """Autocommit with the env's timeouts for the session, restored afterwards."""
-    was_autocommit = conn.autocommit
-    conn.autocommit = True
-    try:
-        db.set_session_timeouts(conn, env)
-        yield
-    finally:
-        if not conn.closed:
-            conn.execute("RESET lock_timeout")
-            conn.execute("RESET statement_timeout")
-            conn.autocommit = was_autocommit
 
 
 # --- errors ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 
 from shipshape import db
 from shipshape.adapters import app_probe
-from shipshape.engine import identity, verify
+from shipshape.engine import identity, tree, verify
 from shipshape.engine.findings import Finding
 from shipshape.errors import ConfigError, ProblemsFound, Refused
 from shipshape.progress import Progress
@@ -78,9 +78,11 @@ class Diagnosis:
 
 
 def diagnose(target: Target, sql_dir: Path | str, *, long_transaction: str = DEFAULT_LONG_TRANSACTION,
-             progress: Progress | None = None, app_check=None) -> Diagnosis:
+             progress: Progress | None = None, app_check=None,
+             code: tree.Tree | None = None) -> Diagnosis:
     """Run every check against target; read-only. Never raises for an unhealthy database:
-    an unreachable one is the finding DB_UNREACHABLE."""
+    an unreachable one is the finding DB_UNREACHABLE. `code` is sql_dir already loaded for
+    target's env (tree.load), for a caller that has it; else verify loads it."""
     progress = progress or Progress()
     threshold = _threshold(long_transaction)
     diagnosis = Diagnosis(target=target.describe(), findings=[])
@@ -120,14 +122,14 @@ def diagnose(target: Target, sql_dir: Path | str, *, long_transaction: str = DEF
                 f"{len(sessions)} open transaction(s), {len(found)} finding(s)")
         conn.autocommit = False
         try:
-            diagnosis.findings += verify.verify(conn, target, sql_dir, progress=progress)
+            diagnosis.findings += verify.verify(conn, target, sql_dir, progress=progress, code=code)
         except psycopg.errors.LockNotAvailable as exc:
             if not conn.closed:
                 conn.rollback()
             diagnosis.findings.append(Finding(
                 "VERIFY_BLOCKED", "error", "database",
                 f"verify could not read a table within 3 s: "
-                f"{(exc.diag.message_primary or str(exc)).strip()}; another session holds "
+                f"{db.server_message(exc, detail=False)}; another session holds "
                 f"an exclusive lock.",
                 "see the LOCK_BLOCKING / LONG_TRANSACTION findings; end or wait for that "
                 "session, then run doctor again"))

@@ -11,6 +11,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import StrEnum
 from pathlib import Path
 
 import psycopg
@@ -25,10 +26,19 @@ from shipshape.secrets import redact
 from shipshape.targets import Target
 
 
+class GateStatus(StrEnum):
+    """Where a gate is; the deployments row and `deploy --json` show the value."""
+
+    PENDING = "pending"
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
 @dataclass
 class Gate:
     name: str
-    status: str = "pending"  # ok | failed | skipped | pending
+    status: GateStatus = GateStatus.PENDING
     duration_ms: int = 0
     detail: str = ""
 
@@ -78,15 +88,15 @@ class _Run:
             try:
                 yield handle
             except BaseException as exc:
-                gate.status = "failed"
+                gate.status = GateStatus.FAILED
                 gate.detail = gate.detail or redact(str(exc).split("\n")[0][:200])
                 raise
             finally:
                 gate.duration_ms = int((time.monotonic() - started) * 1000)
-        gate.status = "ok"
+        gate.status = GateStatus.OK
 
     def skip(self, name: str, why: str) -> None:
-        self.gates[name].status = "skipped"
+        self.gates[name].status = GateStatus.SKIPPED
         self.gates[name].detail = why
 
 
@@ -165,7 +175,7 @@ def _record(run: _Run, conn, target: Target, started_at, started) -> None:
     if conn is None or conn.closed or conn.broken:
         run.skip("record", "database not reachable")
         return
-    failed = next((g.name for g in result.gates if g.status == "failed"), None)
+    failed = next((g.name for g in result.gates if g.status == GateStatus.FAILED), None)
     try:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()

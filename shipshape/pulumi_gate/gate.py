@@ -85,7 +85,7 @@ def run(target: Target, sql_dir: Path | str, *, app_password: str | None = None,
     on a new database). The deploy's own `app` gate is skipped: the app starts after this.
     """
     from shipshape import commands, db
-    from shipshape.engine import migrations
+    from shipshape.engine import history
 
     if app_password:
         register_secret(app_password)
@@ -94,8 +94,8 @@ def run(target: Target, sql_dir: Path | str, *, app_password: str | None = None,
     before = _applied_versions(target)
     result = commands.deploy(target, sql_dir, progress=progress)
     with db.connect(target, purpose="gate") as conn:
-        history = migrations.read_history(conn)
-    applied = [row["name"] for version, row in sorted(history.items())
+        recorded = history.read_history(conn)
+    applied = [row["name"] for version, row in sorted(recorded.items())
                if row["success"] and version not in before]
     gate = GateResult(
         env=env.name,
@@ -112,10 +112,10 @@ def run(target: Target, sql_dir: Path | str, *, app_password: str | None = None,
 
 def _applied_versions(target: Target) -> set[int]:
     from shipshape import db
-    from shipshape.engine import migrations
+    from shipshape.engine import history
 
     with db.connect(target, purpose="gate") as conn:
-        return {v for v, row in migrations.read_history(conn).items() if row["success"]}
+        return {v for v, row in history.read_history(conn).items() if row["success"]}
 
 
 def enable_app_login(target: Target, role: str, password: str) -> None:

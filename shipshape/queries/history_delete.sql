@@ -1,1 +1,2 @@
-DELETE FROM shipshape.history WHERE version = %(version)s
+-- A rolled-back migration's row leaves shipshape.history (shipshape/engine/history.py).
+DELETE FROM shipshape.history WHERE version = {version}

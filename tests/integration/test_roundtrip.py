@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from shipshape import db
-from shipshape.engine import catalog, migrations
+from shipshape.engine import catalog, history, migrations
 from tests.conftest import ROOT, create_database, drop_database, dsn_for
 
 
@@ -28,7 +28,7 @@ def test_each_migration_round_trips(any_server_dsn, make_target, env):
     target = make_target(any_server_dsn, env, allow_destructive="true")
     loaded = migrations.load(ROOT / "sql", target.env)
     with db.connect(target) as conn:
-        migrations.ensure_history(conn)
+        history.ensure_history(conn)
         before = snap(conn)
         for migration in loaded:
             migrations.apply(conn, target.env, migration, applied_by="test")
@@ -38,8 +38,8 @@ def test_each_migration_round_trips(any_server_dsn, make_target, env):
             migrations.apply(conn, target.env, migration, applied_by="test")
             assert catalog.diff(after, snap(conn)) == [], f"{migration.name} differs when re-applied"
             before = after
-        history = migrations.read_history(conn)
-    assert sorted(history) == [m.version for m in loaded]
+        recorded = history.read_history(conn)
+    assert sorted(recorded) == [m.version for m in loaded]
 
 
 def test_full_rollback_to_zero_leaves_an_empty_schema(fresh_dsn, make_target):
@@ -51,4 +51,4 @@ def test_full_rollback_to_zero_leaves_an_empty_schema(fresh_dsn, make_target):
         done = migrations.rollback(conn, target.env, loaded, 0)
         assert [m.version for m in done] == sorted((m.version for m in loaded), reverse=True)
         assert catalog.diff(empty, snap(conn)) == []
-        assert migrations.read_history(conn) == {}
+        assert history.read_history(conn) == {}

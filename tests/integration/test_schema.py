@@ -22,7 +22,7 @@ import yaml
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from shipshape.engine import migrations
+from shipshape.engine import history, migrations
 from shipshape.engine.render import Renderer, directives
 from shipshape.settings import KNOWN_ENVS, Environment, load_environment
 
@@ -191,7 +191,7 @@ def environment(name: str) -> Environment:
 
 def migrate_all(conn: psycopg.Connection, env: Environment) -> list[migrations.Migration]:
     loaded = migrations.load(SQL_DIR, env)
-    migrations.ensure_history(conn)
+    history.ensure_history(conn)
     for migration in loaded:
         migrations.apply(conn, env, migration, applied_by="test_schema")
     return loaded
@@ -300,9 +300,9 @@ def test_migrations_apply_and_roll_back(request, server, env_name):
     env = environment(env_name)
     with scratch_database(server_dsn(request, server)) as dsn, psycopg.connect(dsn) as conn:
         loaded = migrate_all(conn, env)
-        history = migrations.read_history(conn)
-        assert sorted(history) == [m.version for m in loaded]
-        assert all(row["success"] for row in history.values())
+        recorded = history.read_history(conn)
+        assert sorted(recorded) == [m.version for m in loaded]
+        assert all(row["success"] for row in recorded.values())
 
         assert_schema(conn)
         assert_app_role(conn, env.app_role)
@@ -313,7 +313,7 @@ def test_migrations_apply_and_roll_back(request, server, env_name):
         assert public_tables(conn) == []
         after_rollback = snapshot(conn, env.app_role)
         assert after_rollback["relations"] == after_rollback["constraints"] == []
-        assert migrations.read_history(conn) == {}
+        assert history.read_history(conn) == {}
         # Rollbacks revoke, but never drop the cluster-wide role.
         assert after_rollback["role"] == [(env.app_role, False, False, False, False)]
 
@@ -463,7 +463,7 @@ def test_every_rollback_exactly_inverts_its_migration(admin_dsn, env_name):
     env = environment(env_name)
     loaded = migrations.load(SQL_DIR, env)
     with scratch_database(admin_dsn) as dsn, psycopg.connect(dsn) as conn:
-        migrations.ensure_history(conn)
+        history.ensure_history(conn)
         for migration in loaded:
             before = snapshot(conn, env.app_role)
             migrations.apply(conn, env, migration, applied_by="test_schema")

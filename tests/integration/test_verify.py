@@ -8,7 +8,7 @@ import pytest
 from psycopg import sql
 
 from shipshape import db
-from shipshape.engine import migrations, verify
+from shipshape.engine import baseline, migrations, verify
 from shipshape.errors import ConfigError, Refused
 from shipshape.ops import pipeline
 from shipshape.progress import Progress
@@ -143,7 +143,7 @@ def test_baseline_adopts_a_matching_hand_made_database(fresh_dsn, make_target, c
     hand_made(fresh_dsn, ROOT / "sql", target.env, 5)
     loaded = migrations.load(ROOT / "sql", target.env)
     with db.connect(target) as conn:
-        adopted = verify.baseline(conn, target, loaded, 5)
+        adopted = baseline.baseline(conn, target, loaded, 5)
     assert [m.version for m in adopted] == [1, 2, 3, 4, 5]
     result = pipeline.deploy(target, ROOT / "sql")  # deploy continues from 0006
     assert result.from_version == 5 and result.findings == []
@@ -155,7 +155,7 @@ def test_baseline_refuses_when_the_schema_differs_and_lists_why(fresh_dsn, make_
     loaded = migrations.load(ROOT / "sql", target.env)
     with db.connect(target) as conn:
         with pytest.raises(Refused) as caught:
-            verify.baseline(conn, target, loaded, 5)
+            baseline.baseline(conn, target, loaded, 5)
     text = str(caught.value)
     assert caught.value.exit_code == 3
     assert "18 difference(s)" in text and "avatars.personaName" in text and "avatars.lastUsedAt" in text
@@ -163,4 +163,4 @@ def test_baseline_refuses_when_the_schema_differs_and_lists_why(fresh_dsn, make_
         assert conn.execute("SELECT to_regclass('shipshape.history')").fetchone()[0] is None
     with db.connect(target) as conn:
         with pytest.raises(ConfigError, match="no migration has version 0099"):
-            verify.baseline(conn, target, loaded, 99)
+            baseline.baseline(conn, target, loaded, 99)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from shipshape.engine import seeds
+from shipshape.engine.seeds import declarations
 from shipshape.errors import ConfigError
 from shipshape.settings import Environment
 
@@ -129,7 +130,7 @@ def test_overrides_replace_listed_values_for_their_env_only(sql_dir):
     [dev] = seeds.load(sql_dir, Environment(name="dev"))
     assert dev.rows[0]["creditCost"] == 1 and dev.rows[1]["enabled"] is True
     [local] = seeds.load(sql_dir, LOCAL)
-    assert local.rows == tuple(seeds._parse(sql_dir / "seeds" / "ai_models.yaml")[0].rows)
+    assert local.rows == declarations.parse(sql_dir / "seeds" / "ai_models.yaml")[0].seed.rows
 
 
 # --- env and set filtering -------------------------------------------------------------------

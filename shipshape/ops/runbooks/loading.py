@@ -43,23 +43,14 @@ def load(directory: Path | str | None = None, *,
     if not directory.is_dir():
         raise ConfigError(f"No runbooks directory at {directory}. Point --runbooks-dir at a "
                           f"directory of <id>.yaml files.")
-    runbooks, problems = [], []
-    for path in _files(directory):
-        book, found = _parse(path, CODES, Path(sql_dir) if sql_dir else None)
-        problems += found
-        if book is not None:
-            runbooks.append(book)
+    runbooks, problems = yamlfile.load_folder(
+        directory, lambda path: _parse(path, CODES, Path(sql_dir) if sql_dir else None))
     problems += _shared_ids(runbooks)
     if not runbooks and not problems:
         problems.append(f"{directory}: no runbook files (*.yaml)")
     if problems:
         raise _invalid(problems)
     return sorted(runbooks, key=lambda b: (b.priority, b.id))
-
-
-def _files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir()
-                  if p.suffix in (".yaml", ".yml") and p.is_file() and not p.name.startswith("."))
 
 
 def _shared_ids(runbooks: list[Runbook]) -> list[str]:

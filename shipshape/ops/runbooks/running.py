@@ -58,7 +58,7 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
     confirm: callable(question) -> bool, or None when there is no terminal to ask on
     (then only --yes confirms). show: callable(text), to print the plan before confirming.
     """
-    from shipshape.engine import migrations
+    from shipshape.engine import history, migrations
     from shipshape.engine.render import Renderer
 
     request = _request(target, Path(sql_dir), name, runbooks=runbooks, runbooks_dir=runbooks_dir,
@@ -78,7 +78,7 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
             raise _escalate(request, result)
         ctx = Context(book=book, target=target, sql_dir=request.sql_dir, conn=conn,
                       renderer=renderer, loaded=loaded, diagnosis=diagnosis,
-                      history=dict(migrations.read_history(conn)), progress=request.progress,
+                      history=dict(history.read_history(conn)), progress=request.progress,
                       operator=result.operator, rerun=request.command_for(book))
         unfinished, done = open_run(conn, book.id, env.name)
         _plan(request, ctx, result, done)
@@ -339,13 +339,13 @@ def _planned_again(ctx: Context, planned: PlannedStep) -> PlannedStep:
     """The step planned again against the database as it is now: what runs must be what
     was shown (earlier steps may have changed what this one sees). A kind that guards
     itself keeps its plan."""
-    from shipshape.engine import migrations
+    from shipshape.engine import history
     from shipshape.progress import Progress
 
     kind = STEP_KINDS[planned.step.do]
     if kind.guards_itself:
         return planned
-    ctx.history = dict(migrations.read_history(ctx.conn))
+    ctx.history = dict(history.read_history(ctx.conn))
     fresh = PlannedStep(planned.step, planned.position)
     kind.plan(dataclasses.replace(ctx, progress=Progress()), fresh)
     return fresh

@@ -25,8 +25,6 @@ LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
 WHERE a.attnum > 0
   AND NOT a.attisdropped
   AND c.relkind IN ('r', 'p', 'f')
-  AND CASE WHEN %(schemas)s::text[] IS NULL
-           THEN n.nspname !~ '^pg_' AND n.nspname NOT IN ('information_schema', 'shipshape')
-           ELSE n.nspname = ANY (%(schemas)s::text[]) END
+  AND {in_scope}
   AND NOT EXISTS (SELECT 1 FROM pg_depend d
                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')

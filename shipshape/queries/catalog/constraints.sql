@@ -15,8 +15,6 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE k.contype NOT IN ('n', 't')
   AND NOT EXISTS (SELECT 1 FROM pg_constraint pk
                   WHERE pk.oid = k.conparentid AND pk.conrelid = k.conrelid)
-  AND CASE WHEN %(schemas)s::text[] IS NULL
-           THEN n.nspname !~ '^pg_' AND n.nspname NOT IN ('information_schema', 'shipshape')
-           ELSE n.nspname = ANY (%(schemas)s::text[]) END
+  AND {in_scope}
   AND NOT EXISTS (SELECT 1 FROM pg_depend d
                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')

@@ -6,8 +6,6 @@ SELECT CASE WHEN n.nspname = 'public' THEN t.typname ELSE n.nspname || '.' || t.
 FROM pg_type t
 JOIN pg_namespace n ON n.oid = t.typnamespace
 WHERE t.typtype = 'e'
-  AND CASE WHEN %(schemas)s::text[] IS NULL
-           THEN n.nspname !~ '^pg_' AND n.nspname NOT IN ('information_schema', 'shipshape')
-           ELSE n.nspname = ANY (%(schemas)s::text[]) END
+  AND {in_scope}
   AND NOT EXISTS (SELECT 1 FROM pg_depend d
                   WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')

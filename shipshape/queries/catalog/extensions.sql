@@ -4,6 +4,4 @@ SELECT e.extname AS name,
        n.nspname AS schema
 FROM pg_extension e
 JOIN pg_namespace n ON n.oid = e.extnamespace
-WHERE CASE WHEN %(schemas)s::text[] IS NULL
-           THEN n.nspname !~ '^pg_' AND n.nspname NOT IN ('information_schema', 'shipshape')
-           ELSE n.nspname = ANY (%(schemas)s::text[]) END
+WHERE {in_scope}

@@ -13,8 +13,6 @@ CROSS JOIN LATERAL aclexplode(c.relacl) x
 WHERE c.relacl IS NOT NULL
   AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
   AND x.grantee <> c.relowner
-  AND CASE WHEN %(schemas)s::text[] IS NULL
-           THEN n.nspname !~ '^pg_' AND n.nspname NOT IN ('information_schema', 'shipshape')
-           ELSE n.nspname = ANY (%(schemas)s::text[]) END
+  AND {in_scope}
   AND NOT EXISTS (SELECT 1 FROM pg_depend d
                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')

@@ -22,8 +22,6 @@ LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
 LEFT JOIN pg_class oc ON oc.oid = d.refobjid
 LEFT JOIN pg_namespace onn ON onn.oid = oc.relnamespace
 LEFT JOIN pg_attribute oa ON oa.attrelid = d.refobjid AND oa.attnum = d.refobjsubid
-WHERE CASE WHEN %(schemas)s::text[] IS NULL
-           THEN n.nspname !~ '^pg_' AND n.nspname NOT IN ('information_schema', 'shipshape')
-           ELSE n.nspname = ANY (%(schemas)s::text[]) END
+WHERE {in_scope}
   AND NOT EXISTS (SELECT 1 FROM pg_depend e
                   WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')

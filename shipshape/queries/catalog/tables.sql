@@ -1,7 +1,7 @@
 -- Tables (ordinary, partitioned, foreign) in scope, one row each.
--- Parameter: schemas (text[]; NULL means every schema except pg_*, information_schema
--- and shipshape). Names are schema-qualified only outside public. Objects that belong to
--- an extension are left out: the extension itself is compared instead.
+-- Parameter: schemas (text[]), through the in-scope condition (in_scope.sql). Names are
+-- schema-qualified only outside public. Objects that belong to an extension are left
+-- out: the extension itself is compared instead.
 SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END AS name,
        CASE c.relkind WHEN 'p' THEN 'partitioned table' WHEN 'f' THEN 'foreign table'
                       ELSE 'table' END AS kind,
@@ -22,8 +22,6 @@ SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'f')
-  AND CASE WHEN %(schemas)s::text[] IS NULL
-           THEN n.nspname !~ '^pg_' AND n.nspname NOT IN ('information_schema', 'shipshape')
-           ELSE n.nspname = ANY (%(schemas)s::text[]) END
+  AND {in_scope}
   AND NOT EXISTS (SELECT 1 FROM pg_depend d
                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from shipshape.errors import ConfigError, Refused
 from shipshape.ops.runbooks.steps.base import Arg, Context, PlannedStep, StepKind
-from shipshape.ops.runbooks.steps.sqltext import mogrify
 from shipshape.ops.runbooks.steps.state import (
     applied_migrations,
     expected_schema,
@@ -107,20 +106,21 @@ def _no_prefix_matches(version: int, differences: list[Difference]) -> Refused:
 
 
 def _history_inserts(ctx: Context, adopted: list[Migration], version: int) -> str:
-    inserts = [mogrify(ctx.conn, "history_insert", {
-        "version": m.version, "name": m.name, "checksum": m.checksum,
-        "source_checksum": m.source_checksum, "duration_ms": 0,
-        "applied_by": f"baseline by runbook {ctx.book.id}", "success": True}) for m in adopted]
+    from shipshape.engine import history
+
+    inserts = [history.record_sql(ctx.conn, m, applied_by=f"baseline by runbook {ctx.book.id}")
+               for m in adopted]
     return (f"-- proven first: a shadow database built from migrations 0001..{version:04d} "
             f"has exactly this database's schema\n" + ";\n".join(inserts) + ";")
 
 
 def run(ctx: Context, planned: PlannedStep[BaselinePlan]) -> str:
-    from shipshape.engine import migrations, verify
+    from shipshape.engine import baseline, history
 
     version = planned.plan.version
-    if not migrations.read_history(ctx.conn):
-        adopted = verify.baseline(ctx.conn, ctx.target, ctx.loaded, version, progress=ctx.progress)
+    if not history.read_history(ctx.conn):
+        adopted = baseline.baseline(ctx.conn, ctx.target, ctx.loaded, version,
+                                    progress=ctx.progress)
     else:
         adopted = _adopt(ctx, version)
     return f"recorded {len(adopted)} migration(s) up to {version:04d} after proving the schema"
@@ -129,20 +129,16 @@ def run(ctx: Context, planned: PlannedStep[BaselinePlan]) -> str:
 def _adopt(ctx: Context, version: int) -> list[Migration]:
     """baseline for a database that has a history: record the unrecorded migrations up to
     version, only after proving the schema equals what 0001..version produce."""
-    from shipshape import db
-    from shipshape.engine import migrations
+    from shipshape.engine import history as history_
 
     conn = ctx.conn
-    history = migrations.read_history(conn)
+    history = history_.read_history(conn)
     _prove(ctx, version, history)
     todo = [m for m in ctx.loaded if m.version <= version and m.version not in history]
     with conn.transaction():
         for m in todo:
-            conn.execute(db.query("history_insert"), {
-                "version": m.version, "name": m.name, "checksum": m.checksum,
-                "source_checksum": m.source_checksum, "duration_ms": 0,
-                "applied_by": f"baseline by runbook {ctx.book.id} by {ctx.operator}",
-                "success": True})
+            history_.record(conn, m,
+                            applied_by=f"baseline by runbook {ctx.book.id} by {ctx.operator}")
     return todo
 
 

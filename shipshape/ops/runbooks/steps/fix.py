@@ -15,7 +15,6 @@ from pathlib import Path
 from shipshape.errors import ConfigError, Refused
 from shipshape.ops.runbooks.book import Step
 from shipshape.ops.runbooks.steps.base import Arg, Context, PlannedStep, StepKind
-from shipshape.secrets import redact
 
 FIXES_DIR = "fixes"
 NAME = Arg("name", "name", required=True)
@@ -102,6 +101,7 @@ def _preview_rows(ctx: Context, path: Path, preview_sql: str) -> tuple[list[str]
     """The preview's columns and rows, read in a transaction that is rolled back."""
     import psycopg
 
+    from shipshape import db
     from shipshape.errors import SQLFailed
 
     try:
@@ -109,7 +109,7 @@ def _preview_rows(ctx: Context, path: Path, preview_sql: str) -> tuple[list[str]
             cur = ctx.conn.execute(preview_sql)
             return [c.name for c in cur.description or []], cur.fetchall()
     except psycopg.Error as exc:
-        reason = redact((exc.diag.message_primary or str(exc)).strip())
+        reason = db.server_message(exc, detail=False)
         raise SQLFailed(f"The preview of {path} could not run: {reason}. Nothing was changed; "
                         f"the schema is probably incomplete (run `invoke doctor`).") from None
 
@@ -154,8 +154,8 @@ def run(ctx: Context, planned: PlannedStep[FixPlan]) -> str:
     except psycopg.errors.LockNotAvailable:
         raise
     except psycopg.Error as exc:
-        reason = (exc.diag.message_primary or str(exc)).strip()
-        raise SQLFailed(f"Step {planned.step.id} ({fix.path}) failed: {redact(reason)}. It "
+        reason = db.server_message(exc, detail=False)
+        raise SQLFailed(f"Step {planned.step.id} ({fix.path}) failed: {reason}. It "
                         f"was rolled back: nothing of it was applied.") from None
     return f"{count} row(s) changed, as shown"
 

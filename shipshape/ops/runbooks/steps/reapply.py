@@ -55,10 +55,10 @@ class _Creator:
 
 def plan(ctx: Context, planned: PlannedStep[ReapplyPlan]) -> None:
     """Re-run a recorded migration only when every table and column it creates is missing."""
-    from shipshape.engine import migrations
+    from shipshape.engine import history
 
     ctx.recreated.clear()  # mutated, not replaced: the run plans on copies of ctx
-    applied = applied_migrations(ctx, migrations.read_history(ctx.conn))
+    applied = applied_migrations(ctx, history.read_history(ctx.conn))
     expected = expected_schema(ctx, applied)
     absent = _absent(expected, live_schema(ctx))
     if not absent:

@@ -21,7 +21,6 @@ from shipshape.ops.runbooks.steps.rebuild import (
     stays_missing,
 )
 from shipshape.ops.runbooks.steps.state import expected_schema, projected_schema
-from shipshape.secrets import redact
 from shipshape.text import one_line
 
 if TYPE_CHECKING:
@@ -127,17 +126,10 @@ def _outside_transaction(ctx: Context, sqls: list[str], running: _Running) -> No
     """sqls one by one in autocommit (CREATE INDEX CONCURRENTLY), with the env's timeouts."""
     from shipshape import db
 
-    conn = ctx.conn
-    conn.autocommit = True
-    try:
-        db.set_session_timeouts(conn, ctx.env)
+    with db.autocommit(ctx.conn, ctx.env):
         for sql in sqls:
             running.sql = sql
-            conn.execute(sql)
-    finally:
-        conn.execute("RESET lock_timeout")
-        conn.execute("RESET statement_timeout")
-        conn.autocommit = False
+            ctx.conn.execute(sql)
 
 
 def _busy(ctx: Context, planned: PlannedStep, sql: str) -> ShipshapeError:
@@ -154,17 +146,15 @@ def _busy(ctx: Context, planned: PlannedStep, sql: str) -> ShipshapeError:
 def _failed(ctx: Context, planned: PlannedStep, sql: str, exc: psycopg.Error) -> ShipshapeError:
     import psycopg
 
+    from shipshape import db
     from shipshape.errors import SQLFailed
 
     conn = ctx.conn
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.rollback()
-    reason = (exc.diag.message_primary or str(exc)).strip()
-    if exc.diag.message_detail:
-        reason += f" ({exc.diag.message_detail})"
     return SQLFailed(
         f"Step {planned.step.id} failed at `{one_line(sql)[:200]}`: "
-        f"{redact(reason)}. Its transaction was rolled back: nothing of this step was "
+        f"{db.server_message(exc)}. Its transaction was rolled back: nothing of this step was "
         f"applied. Rows that violate it must be fixed first (see the CHECK_FAILED "
         f"findings and runbook data-integrity).")
 

@@ -4,7 +4,6 @@ database's snapshot)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from shipshape.ops.runbooks.steps.base import Context
@@ -38,16 +37,15 @@ def projected_schema(ctx: Context) -> dict:
 
 def expected_schema(ctx: Context, applied: list[Migration] | None = None) -> dict:
     """The schema the recorded migrations (or applied) create: a shadow database's snapshot."""
-    from shipshape.engine import migrations, verify
+    from shipshape.engine import history, shadow
 
     if applied is None:
-        applied = applied_migrations(ctx, migrations.read_history(ctx.conn))
-    return verify.shadow_snapshot(ctx.target, applied, ctx.progress)
+        applied = applied_migrations(ctx, history.read_history(ctx.conn))
+    return shadow.shadow_snapshot(ctx.target, applied, ctx.progress)
 
 
 def projected_history_row(migration: Migration, applied_by: str) -> dict:
     """The history row a step that applies or adopts migration will have written."""
-    return {"version": migration.version, "name": migration.name,
-            "checksum": migration.checksum, "source_checksum": migration.source_checksum,
-            "applied_at": datetime.now(UTC), "duration_ms": 0,
-            "applied_by": applied_by, "success": True}
+    from shipshape.engine import history
+
+    return history.projected(migration, applied_by=applied_by)

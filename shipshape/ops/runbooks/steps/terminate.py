@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from shipshape.errors import Refused
 from shipshape.ops.runbooks.steps.base import Context, PlannedStep, StepKind
 from shipshape.ops.runbooks.steps.sqltext import mogrify
-from shipshape.secrets import redact
 
 if TYPE_CHECKING:
     import psycopg
@@ -90,7 +89,7 @@ def _terminate(conn: psycopg.Connection, s: Session, ended: list[int]) -> bool:
     except psycopg.Error as exc:
         conn.rollback()
         raise Refused(f"Cannot end pid {s.pid}: "
-                      f"{redact((exc.diag.message_primary or str(exc)).strip())}. The "
+                      f"{db.server_message(exc, detail=False)}. The "
                       f"migration role needs pg_signal_backend (or ask a DBA to end it)."
                       + (f" Already ended: pid {', '.join(map(str, ended))}." if ended else "")
                       ) from None
