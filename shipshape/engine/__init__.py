@@ -1,0 +1,2 @@
+"""The engine: render, load, apply, record, compare. Knows SQL trees and databases,
+not tasks, runbooks or Pulumi."""

@@ -1,0 +1,1 @@
+"""Operations over the engine: the deploy pipeline, doctor, triage and the runbooks."""
