@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import psycopg
+import pytest
 
 from tests.conftest import run_invoke
+
+
+@pytest.fixture
+def home():
+    """Where the local stack keeps its state: NOT under pytest's tmp_path. The embedded
+    server runs as another user when tests run as root, so the wheel opens every parent
+    folder to it (o+rx); pytest resets its own temp root to 0700 whenever a pytest session
+    starts, and a server under it then cannot reach its data: initdb "Permission denied"
+    and pg_ctl stop failing in `invoke down` were that, when two pytest sessions shared
+    the machine."""
+    directory = Path(tempfile.mkdtemp(prefix="shipshape-stack-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def free_port() -> str:
@@ -15,19 +33,19 @@ def free_port() -> str:
         return str(sock.getsockname()[1])
 
 
-def test_up_twice_then_down(tmp_path):
+def test_up_twice_then_down(home):
     import stat
     import urllib.request
 
-    state = {"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")}
+    state = {"SHIPSHAPE_STATE_DIR": str(home / "state")}
     port = free_port()
     try:
         first = run_invoke("up", "--port", port, env=state)
         assert first.returncode == 0, first.stderr
         assert "deploy local" in first.stdout and "what runs where" in first.stdout
         assert "(ready)" in first.stdout and f"127.0.0.1:{port}" in first.stdout
-        assert (tmp_path / "state" / "local" / "pgdata" / "PG_VERSION").exists()
-        token = tmp_path / "state" / "demo-token"
+        assert (home / "state" / "local" / "pgdata" / "PG_VERSION").exists()
+        token = home / "state" / "demo-token"
         assert stat.S_IMODE(token.stat().st_mode) == 0o600
         assert token.read_text().strip() not in first.stdout + first.stderr
         request = urllib.request.Request(f"http://127.0.0.1:{port}/api/apps/avatar-creator/models",
@@ -49,27 +67,27 @@ def test_up_twice_then_down(tmp_path):
     assert again.returncode == 0 and "not running" in again.stdout
 
 
-def test_local_data_survives_down_and_up(tmp_path):
-    state = {"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")}
+def test_local_data_survives_down_and_up(home):
+    state = {"SHIPSHAPE_STATE_DIR": str(home / "state")}
     try:
         assert run_invoke("up", "--port", free_port(), env=state).returncode == 0
-        dsn = _local_dsn(tmp_path)
+        dsn = _local_dsn(home)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("INSERT INTO users (email) VALUES ('kept@example.test')")
         assert run_invoke("down", env=state).returncode == 0
         assert run_invoke("up", "--port", free_port(), env=state).returncode == 0
-        with psycopg.connect(_local_dsn(tmp_path)) as conn:
+        with psycopg.connect(_local_dsn(home)) as conn:
             assert conn.execute("SELECT count(*) FROM users WHERE email = 'kept@example.test'").fetchone()[0] == 1
     finally:
         run_invoke("down", env=state)
 
 
-def _local_dsn(tmp_path) -> str:
+def _local_dsn(home) -> str:
     import os
 
     from shipshape.adapters import embedded
 
-    os.environ["SHIPSHAPE_STATE_DIR"] = str(tmp_path / "state")
+    os.environ["SHIPSHAPE_STATE_DIR"] = str(home / "state")
     try:
         status = embedded.local_status()
         assert status["running"]
