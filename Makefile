@@ -36,8 +36,24 @@ down: $(BIN)/invoke
 test: $(BIN)/invoke
 	$(BIN)/pytest
 
-bench: $(BIN)/invoke
-	$(BIN)/python -m bench
+# Benchmarks (never part of `make test`): the `bench` extra (alembic, yoyo, migra) and dbmate
+# from npm. `make bench BENCH_ARGS=--quick` is a smoke run of under a minute.
+BENCH_NODE := bench/node
+
+$(VENV)/.bench-extra: $(BIN)/invoke pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
+$(BENCH_NODE)/node_modules/.bin/dbmate:
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --prefix $(BENCH_NODE) --no-audit --no-fund dbmate \
+	    || echo "bench: npm install dbmate failed; the benchmark skips dbmate"; \
+	else \
+	  echo "bench: npm not found; the benchmark skips dbmate (npm install --prefix $(BENCH_NODE) dbmate)"; \
+	fi
+
+bench: $(VENV)/.bench-extra $(BENCH_NODE)/node_modules/.bin/dbmate
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .shipshape $(TOOLS)/node_modules

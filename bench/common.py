@@ -103,6 +103,12 @@ class Databases:
         return failed
 
 
+
+def venv_bin(name: str) -> Path:
+    """An executable of the interpreter running the benchmark (the project's venv)."""
+    return Path(sys.executable).parent / name
+
+
 def timed(work, *args, **kwargs) -> tuple[float, object]:
     started = time.perf_counter()
     result = work(*args, **kwargs)
