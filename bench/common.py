@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
-RESULTS = BENCH_DIR / "RESULTS.md"
+RESULTS = BENCH_DIR / "results.md"
 # The PostgreSQL the benchmarks run against (an admin DSN: it creates databases).
 ADMIN_DSN = os.environ.get("SHIPSHAPE_BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB_PREFIX = "ss_bench_"
@@ -22,15 +22,26 @@ DB_PREFIX = "ss_bench_"
 
 @dataclass
 class Row:
-    """One line of the results table."""
+    """One line of a section's table. Times are medians of the run's repetitions."""
 
-    benchmark: str
-    measured: str
-    baseline: str = "—"
-    ratio: str = "—"
+    what: str
+    median: str = "—"
+    low: str = "—"  # fastest run
+    high: str = "—"  # slowest run
+    ratio: str = "—"  # against the section's baseline, measured in the same run
     target: str = "—"
-    within: str = "—"  # yes | no | — (informational)
-    notes: str = ""
+    met: str = "—"  # yes | no | — (informational)
+
+
+@dataclass
+class Section:
+    """One benchmark's results: a table, and the notes that say how to read it."""
+
+    title: str
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+    failed: bool = False  # something could not run (its row says why)
+    measured: str = "median"  # the header of the measured column
 
 
 @dataclass
@@ -40,17 +51,9 @@ class Context:
     admin_dsn: str
     workdir: Path
     databases: Databases
+    options: Options = field(default_factory=lambda: Options())
+    child_env: dict = field(default_factory=dict)  # bench.common.child_env(...) of the run
     cache: dict = field(default_factory=dict)
-
-    def env(self):
-        from shipshape.settings import load_environment
-
-        return load_environment("dev", config_dir=ROOT)
-
-    def target(self, dsn: str):
-        from shipshape.targets import Target
-
-        return Target(self.env(), dsn, "bench")
 
 
 class Databases:
@@ -72,9 +75,13 @@ class Databases:
         return self.dsn(name)
 
     def dsn(self, name: str) -> str:
-        from psycopg.conninfo import make_conninfo
+        """A URL (every peer takes one), the admin URL's with the path replaced."""
+        from urllib.parse import urlsplit, urlunsplit
 
-        return make_conninfo(self.admin_dsn, dbname=name)
+        parts = urlsplit(self.admin_dsn)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("SHIPSHAPE_BENCH_DSN must be a postgresql:// URL")
+        return urlunsplit(parts._replace(path="/" + name))
 
     def drop(self, dsn: str) -> None:
         from psycopg.conninfo import conninfo_to_dict
@@ -103,10 +110,147 @@ class Databases:
         return failed
 
 
+@dataclass(frozen=True)
+class Options:
+    """What `python -m bench` was asked for."""
+
+    sizes: tuple[int, ...] = (100, 300, 1000)
+    reps: int = 5
+    warmup: bool = True  # one untimed round of every contender before the timed ones
+    tty: bool = True  # children write to a pseudo-terminal, as on a user's screen
+    quick: bool = False
+
 
 def venv_bin(name: str) -> Path:
     """An executable of the interpreter running the benchmark (the project's venv)."""
     return Path(sys.executable).parent / name
+
+
+def child_env(state_dir: Path, tty: bool) -> dict[str, str]:
+    """The children's environment: shipshape's state (shadow cache, embedded server) in
+    the run's own directory, never the checkout's .shipshape/; a terminal type when the
+    children write to a pseudo-terminal, so rich draws what a user's terminal shows."""
+    env = dict(os.environ)
+    env["SHIPSHAPE_STATE_DIR"] = str(state_dir)
+    env.pop("DATABASE_URL", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # .pyc files written and reused, as for a user
+    if tty:
+        env.setdefault("TERM", "xterm-256color")
+        if env["TERM"] in ("dumb", "unknown", ""):
+            env["TERM"] = "xterm-256color"
+        env.pop("NO_COLOR", None)
+        env.setdefault("COLUMNS", "120")
+    return env
+
+
+class ProcessFailed(RuntimeError):
+    pass
+
+
+def run_process(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None,
+                tty: bool = True, timeout: float = 900) -> tuple[float, str]:
+    """Run one command as a user would; returns (wall seconds, its output).
+
+    The clock covers fork to exit: interpreter start-up, imports, connecting, the work and
+    drawing the output. With tty, stdout and stderr are a pseudo-terminal (120x40) that a
+    thread drains as a terminal would; otherwise pipes. A non-zero exit raises with the
+    output's tail: a benchmark of a failing command is meaningless.
+    """
+    import threading
+
+    if tty:
+        import fcntl
+        import pty
+        import struct
+        import termios
+
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        chunks: list[bytes] = []
+
+        def drain():
+            while True:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every writer closed the slave
+                    return
+                if not data:
+                    return
+                chunks.append(data)
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        started = time.perf_counter()
+        try:
+            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=slave, stderr=slave, close_fds=True)
+        finally:
+            os.close(slave)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        elapsed = time.perf_counter() - started
+        reader.join(timeout=10)
+        os.close(master)
+        output = b"".join(chunks).decode("utf-8", "replace")
+    else:
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+        elapsed = time.perf_counter() - started
+        code, output = proc.returncode, proc.stdout.decode("utf-8", "replace")
+    if code != 0:
+        raise ProcessFailed(f"`{' '.join(map(str, cmd[:3]))} ...` exited {code}: "
+                            f"{output.strip()[-1500:]}")
+    return elapsed, output
+
+
+@dataclass
+class Sample:
+    """The timed runs of one contender."""
+
+    times: list[float] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    def cells(self) -> tuple[str, str, str]:
+        if self.error or not self.times:
+            return "failed", "—", "—"
+        return seconds(self.median), seconds(min(self.times)), seconds(max(self.times))
+
+
+def interleaved(contenders: list[str], reps: int, warmup: bool, run_one) -> dict[str, Sample]:
+    """run_one(name) -> seconds, for every contender, `reps` rounds, each round in a
+    rotated order (AB, BA, ... ; ABC, BCA, CAB, ...) so that machine noise is shared.
+    A contender that fails once is dropped from later rounds, its error kept."""
+    samples = {name: Sample() for name in contenders}
+    rounds = ([("warm-up", 0)] if warmup else []) + [("timed", r) for r in range(reps)]
+    for kind, r in rounds:
+        order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
+        for name in order:
+            sample = samples[name]
+            if sample.error:
+                continue
+            try:
+                elapsed = run_one(name)
+            except Exception as exc:  # report it in the row, keep measuring the others
+                sample.error = f"{type(exc).__name__}: {exc}"
+                print(f"bench:   {name} failed: {sample.error[:800]}", file=sys.stderr)
+                continue
+            if kind == "timed":
+                sample.times.append(elapsed)
+            print(f"bench:   {kind} {name}: {seconds(elapsed)}", file=sys.stderr, flush=True)
+    return samples
+
+
+def ratio(value: float, baseline: float) -> str:
+    return f"{value / baseline:.2f}x"
 
 
 def timed(work, *args, **kwargs) -> tuple[float, object]:
@@ -135,6 +279,14 @@ def run_checked(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
+def load_average() -> str:
+    """Other work on the machine, which no interleaving fully cancels: said in the report."""
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def machine_info(admin_dsn: str) -> dict[str, str]:
     import psycopg
 
@@ -154,6 +306,7 @@ def machine_info(admin_dsn: str) -> dict[str, str]:
         pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
+        "load average (1, 5, 15 min) at the start": load_average(),
         "cores": f"{usable} usable ({os.cpu_count()} online), {cpu}",
         "PostgreSQL": f"{server} (server), {psql}",
         "Python": f"{platform.python_version()} on {platform.system()} {platform.release()}",

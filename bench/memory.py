@@ -1,18 +1,20 @@
-"""4. Peak RSS: the engine applying the 300 migrations vs psql applying migrate.sql.
+"""6. Peak client memory applying N migrations: `invoke db.migrate` vs psql (migrate.sql).
 
 Each runs as a child of bench/rss.py, which reports resource.getrusage(RUSAGE_CHILDREN)
-for that one child. The engine child is `python -m bench.migrations engine-apply` (render,
-connect, lock, migrate, as timed in benchmark 1); the psql child applies the script
-rendered beforehand. Client memory only: the server backends are not counted.
-Informational: no target.
+for that one child, into a fresh database. The CLI child is the venv's `invoke db.migrate`
+(interpreter, imports, rendering, the work); the psql child applies the migrate.sql that
+`invoke render` wrote. Client memory only: the server backends are not counted.
+Informational: no target. N is 300 (the smallest size of a --quick run).
 """
 
 from __future__ import annotations
 
 import sys
 
-from bench.common import BENCH_DIR, ROOT, Context, Row, run_checked
-from bench.migrations import psql_command, render_script, tree
+from bench.apply import PSQL, SHIPSHAPE, Workload
+from bench.common import BENCH_DIR, ROOT, Context, Row, Section, run_checked
+
+N = 300
 
 
 def peak_rss_kib(command: list[str], **kwargs) -> int:
@@ -28,30 +30,22 @@ def mib(kib: int) -> str:
     return f"{kib / 1024:.1f} MiB"
 
 
-def run(ctx: Context) -> list[Row]:
-    sql_dir = tree(ctx)
+def run(ctx: Context) -> list[Section]:
+    n = min(ctx.options.sizes) if ctx.options.quick else N
+    w = Workload.build(ctx, n)
     floor = peak_rss_kib(["true"])
-    engine_dsn = ctx.databases.create()
-    try:
-        engine = peak_rss_kib([sys.executable, "-m", "bench.migrations", "engine-apply",
-                               str(sql_dir), engine_dsn], cwd=ROOT)
-    finally:
-        ctx.databases.drop(engine_dsn)
-    script = render_script(sql_dir, ctx.env(), ctx.workdir / "memory-migrate.sql")
-    psql_dsn = ctx.databases.create()
-    try:
-        psql = peak_rss_kib(psql_command(script, psql_dsn))
-    finally:
-        ctx.databases.drop(psql_dsn)
-    return [Row(
-        benchmark="4. peak RSS applying the 300 migrations, engine vs psql",
-        measured=f"engine {mib(engine)}",
-        baseline=f"psql {mib(psql)}",
-        ratio=f"{engine / psql:.1f}x",
-        target="informational",
-        within="—",
-        notes=(f"ru_maxrss of each child process (RUSAGE_CHILDREN of a bare wrapper), client "
-               f"side only; the wrapper's floor (`true`) is {mib(floor)}; the engine figure "
-               f"includes the interpreter, psycopg, Jinja and rendering; the psql script "
-               f"is {script.stat().st_size / 1024:.0f} KiB"),
-    )]
+    peaks = {}
+    for name in (SHIPSHAPE, PSQL):
+        dsn = ctx.databases.create()
+        try:
+            peaks[name] = peak_rss_kib(w.apply_command(name, dsn), cwd=ROOT, env=ctx.child_env)
+            w.check(name, dsn)
+        finally:
+            ctx.databases.drop(dsn)
+    rows = [Row(SHIPSHAPE, mib(peaks[SHIPSHAPE]), ratio=f"{peaks[SHIPSHAPE] / peaks[PSQL]:.1f}x"),
+            Row(PSQL, mib(peaks[PSQL]), ratio="1.0x")]
+    notes = [f"ru_maxrss of each child (one run each; RUSAGE_CHILDREN of a bare wrapper whose "
+             f"own floor, `true`, is {mib(floor)}); client side only; migrate.sql is "
+             f"{w.rendered.stat().st_size / 1024:.0f} KiB."]
+    return [Section(f"Peak client memory, apply {n} migrations", rows, notes,
+                    measured="peak RSS")]

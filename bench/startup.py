@@ -1,7 +1,7 @@
 """3. `invoke --list` startup, and what loading the tasks imports.
 
-Wall time of `.venv/bin/invoke --list` (a subprocess from the repository root, median of
-RUNS after one untimed warm-up) against `python -c pass`. Then
+Wall time of `.venv/bin/invoke --list` (a subprocess from the repository root, interleaved
+with `python -c pass`, after an untimed warm-up round). Then
 `python -X importtime -c "import tasks"`: none of the heavy modules may appear, since
 task bodies import them only when they run.
 """
@@ -9,19 +9,14 @@ task bodies import them only when they run.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from bench.common import ROOT, Context, Row, median, run_checked, seconds, timed
+from bench.common import (ROOT, Context, Row, Section, interleaved, ratio, run_checked,
+                          run_process, seconds, venv_bin)
 
-RUNS = 5
 TARGET = 0.3  # seconds, absolute
 HEAVY = ("pulumi", "rich.table", "psycopg", "jinja2")
-
-
-def _median_wall(command: list[str]) -> tuple[float, list[float]]:
-    run_checked(command, cwd=ROOT)  # warm-up: .pyc files and page cache
-    times = [timed(run_checked, command, cwd=ROOT)[0] for _ in range(RUNS)]
-    return median(times), times
+LIST = "`invoke --list`"
+FLOOR = "python -c pass"
 
 
 def imported_modules(statement: str = "import tasks") -> tuple[set[str], int]:
@@ -40,33 +35,35 @@ def imported_modules(statement: str = "import tasks") -> tuple[set[str], int]:
     return modules, total
 
 
-def run(ctx: Context) -> list[Row]:
-    invoke = str(Path(sys.executable).parent / "invoke")
-    listed, listed_times = _median_wall([invoke, "--list"])
-    bare, _ = _median_wall([sys.executable, "-c", "pass"])
+def run(ctx: Context) -> list[Section]:
+    invoke = str(venv_bin("invoke"))
+    commands = {LIST: [invoke, "--list"], FLOOR: [sys.executable, "-c", "pass"]}
+
+    def run_one(name: str) -> float:
+        return run_process(commands[name], cwd=ROOT, env=ctx.child_env, tty=ctx.options.tty)[0]
+
+    samples = interleaved([LIST, FLOOR], ctx.options.reps, ctx.options.warmup, run_one)
     modules, tasks_us = imported_modules()
     present = {heavy: any(m == heavy or m.startswith(heavy + ".") for m in modules)
                for heavy in HEAVY}
-    return [
-        Row(
-            benchmark="3. `invoke --list` startup",
-            measured=f"invoke --list {seconds(listed)}",
-            baseline=f"python -c pass {seconds(bare)}",
-            ratio=f"{listed / bare:.1f}x",
-            target=f"< {TARGET:g} s (absolute)",
-            within="yes" if listed < TARGET else "no",
-            notes=f"median of {RUNS} subprocess runs after a warm-up "
-                  f"({', '.join(seconds(t) for t in listed_times)})",
-        ),
-        Row(
-            benchmark="3. heavy modules imported by `import tasks`",
-            measured=", ".join(f"{heavy}: {'yes' if hit else 'no'}"
-                               for heavy, hit in present.items()),
-            baseline="—",
-            ratio="—",
-            target="none imported",
-            within="no" if any(present.values()) else "yes",
-            notes=f"`python -X importtime -c \"import tasks\"`: {len(modules)} modules, "
-                  f"tasks cumulative {tasks_us / 1000:.0f} ms",
-        ),
-    ]
+    rows = []
+    for name in (LIST, FLOOR):
+        s = samples[name]
+        med, low, high = s.cells()
+        row = Row(name, med, low, high)
+        if s.error:
+            row.median = f"failed: {s.error[:200]}"
+        elif samples[FLOOR].times:
+            row.ratio = ratio(s.median, samples[FLOOR].median)
+        if name == LIST and not s.error:
+            row.target = f"< {seconds(TARGET)}"
+            row.met = "yes" if s.median < TARGET else "no"
+        rows.append(row)
+    rows.append(Row("heavy modules imported by `import tasks`",
+                    ", ".join(f"{h}: {'yes' if hit else 'no'}" for h, hit in present.items()),
+                    target="none", met="no" if any(present.values()) else "yes"))
+    notes = [f"{ctx.options.reps} timed run(s) of each, interleaved; `python -X importtime -c "
+             f"\"import tasks\"`: {len(modules)} modules, tasks cumulative "
+             f"{tasks_us / 1000:.0f} ms."]
+    return [Section("Start-up", rows, notes,
+                    failed=any(s.error for s in samples.values()))]

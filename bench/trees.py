@@ -56,46 +56,6 @@ def write_shipshape_tree(root: Path, migrations: list[Migration]) -> Path:
     return root
 
 
-def migration_tree(root: Path, count: int = 300) -> Path:
-    """`count` migrations cycling through three kinds, each with its exact inverse:
-
-    1. CREATE TABLE with a few columns and an index       (rollback: DROP TABLE)
-    2. ALTER TABLE ADD COLUMN on that table               (rollback: DROP COLUMN)
-    3. CREATE INDEX through the create_index macro        (rollback: drop_index)
-    """
-    for version in range(1, count + 1):
-        k, kind = divmod(version - 1, 3)
-        table = f"bench_t{k:03d}"
-        if kind == 0:
-            write_migration(
-                root, f"{version:04d}_create_{table}",
-                f"CREATE TABLE {table} (\n"
-                f"    id bigserial PRIMARY KEY,\n"
-                f"    name text NOT NULL,\n"
-                f"    amount numeric(12, 2),\n"
-                f"    created_at timestamptz NOT NULL DEFAULT now()\n"
-                f");\n"
-                f"CREATE INDEX {table}_name_idx ON {table} (name);\n",
-                f"-- shipshape:destructive\nDROP TABLE {table};\n",
-            )
-        elif kind == 1:
-            write_migration(
-                root, f"{version:04d}_{table}_add_status",
-                f"ALTER TABLE {table} ADD COLUMN status integer NOT NULL DEFAULT 0;\n",
-                f"-- shipshape:destructive\nALTER TABLE {table} DROP COLUMN status;\n",
-            )
-        else:
-            write_migration(
-                root, f"{version:04d}_{table}_created_index",
-                "{{ transaction_directive() }}\n"
-                f"{{{{ create_index('{table}_created_idx', '{table}', "
-                f"['created_at', 'status']) }}}}\n",
-                "{{ transaction_directive() }}\n"
-                f"{{{{ drop_index('{table}_created_idx') }}}}\n",
-            )
-    return root
-
-
 def schema_tree(root: Path, migrations: int = 50, tables_per: int = 10) -> Path:
     """migrations x tables_per tables, each with a primary key, a unique column, a foreign
     key to the table created before it (ON DELETE CASCADE), and an index on that key."""
