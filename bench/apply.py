@@ -13,9 +13,10 @@ user types it, into a fresh database of its own (created and dropped outside the
   no history, no per-migration transaction: the floor;
 - alembic (a transaction per migration, and all in one), yoyo, dbmate: bench/peers.py.
 
-Rounds are interleaved (each round in a rotated order) so that machine noise hits every
-contender; an untimed warm-up round first (page cache, .pyc files). After every run an
-untimed check counts the tables and the tool's own history rows.
+Rounds are interleaved (the order reversed by turns: ABC, CBA, ...) so that machine noise
+hits every contender, and db.migrate and its psql baseline run back to back in each round;
+an untimed warm-up round first (page cache, .pyc files). After every run an untimed check
+counts the tables and the tool's own history rows.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import peers
-from bench.common import (ROOT, Context, Row, Sample, Section, interleaved, ratio, run_process,
-                          venv_bin)
+from bench.common import (ROOT, Context, Row, Sample, Section, interleaved, paired, ratio,
+                          run_process, venv_bin)
 from bench.trees import fk_migrations, write_shipshape_tree
 
 # The issue's targets for `invoke db.migrate` against psql running migrate.sql.
@@ -186,10 +187,13 @@ def section(ctx: Context, n: int, w: Workload, samples: dict[str, Sample]) -> Se
             if not s.error and base_ok:
                 row.met = "yes" if s.median / base.median <= target else "no"
         rows.append(row)
+    per_round = paired(samples[SHIPSHAPE], base) if base is not None else ""
     notes = [
+        *([f"db.migrate ÷ psql migrate.sql round by round (run back to back in each round): "
+           f"median {per_round}."] if per_round else []),
         f"{ctx.options.reps} timed run(s) of each contender"
         + (" after an untimed warm-up round" if ctx.options.warmup else "")
-        + ", interleaved (each round in a rotated order), each into a fresh database "
+        + ", interleaved (the order reversed by turns: ABC…, …CBA), each into a fresh database "
           "created and dropped outside the clock; median, fastest, slowest.",
         "The clock covers the whole process, as typed: interpreter start-up, imports, "
         "rendering, connecting, the SQL, the output"

@@ -226,13 +226,15 @@ class Sample:
 
 
 def interleaved(contenders: list[str], reps: int, warmup: bool, run_one) -> dict[str, Sample]:
-    """run_one(name) -> seconds, for every contender, `reps` rounds, each round in a
-    rotated order (AB, BA, ... ; ABC, BCA, CAB, ...) so that machine noise is shared.
+    """run_one(name) -> seconds, for every contender, `reps` rounds, in the given order and
+    reversed by turns (ABC, CBA, ABC, ...) so that machine noise is shared: each contender
+    sits as often early as late, and neighbours stay neighbours (the first two, shipshape
+    and its baseline, run back to back in every round, each first in turn: ABAB).
     A contender that fails once is dropped from later rounds, its error kept."""
     samples = {name: Sample() for name in contenders}
     rounds = ([("warm-up", 0)] if warmup else []) + [("timed", r) for r in range(reps)]
     for kind, r in rounds:
-        order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
+        order = contenders if r % 2 == 0 else contenders[::-1]
         for name in order:
             sample = samples[name]
             if sample.error:
@@ -247,6 +249,16 @@ def interleaved(contenders: list[str], reps: int, warmup: bool, run_one) -> dict
                 sample.times.append(elapsed)
             print(f"bench:   {kind} {name}: {seconds(elapsed)}", file=sys.stderr, flush=True)
     return samples
+
+
+def paired(sample: Sample, baseline: Sample) -> str:
+    """sample ÷ baseline round by round (the two ran back to back in each round), as
+    "median (min–max)": steadier than the ratio of medians when the machine's load drifts."""
+    if sample.error or baseline.error or not sample.times \
+            or len(sample.times) != len(baseline.times):
+        return ""
+    per = [a / b for a, b in zip(sample.times, baseline.times)]
+    return f"{statistics.median(per):.2f}x ({min(per):.2f}x–{max(per):.2f}x)"
 
 
 def ratio(value: float, baseline: float) -> str:
