@@ -45,6 +45,20 @@ def table(section: Section) -> str:
     return "\n".join(lines)
 
 
+def summary(sections: list[Section]) -> str:
+    """Every row that has a target, in one table: what the issue asks, and where it stands."""
+    lines = ["| benchmark | shipshape | fastest–slowest | ratio | target | met |",
+             "|---|---|---|---|---|---|"]
+    for section in sections:
+        for r in section.rows:
+            if r.target != "—":
+                spread = f"{r.low}–{r.high}" if r.low != "—" else "—"
+                lines.append("| " + " | ".join(_cell(c) for c in (
+                    f"{section.title}: {r.what}", r.median, spread, r.ratio, r.target,
+                    r.met)) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def report(sections: list[Section], machine: dict[str, str], started: datetime,
            elapsed: float, argv: list[str], options: Options) -> str:
     command = "python -m bench" + "".join(f" {a}" for a in argv)
@@ -61,8 +75,11 @@ def report(sections: list[Section], machine: dict[str, str], started: datetime,
     if options.quick:
         out += ["", "**A --quick smoke run: one run each, no warm-up, small N. Not figures "
                     "to quote.**"]
+    targets = summary(sections)
+    if targets:
+        out += ["", "## The targets", "", targets]
     for section in sections:
-        out += ["", f"## {section.title}", "", table(section), ""]
+        out += ["", f"## {section.title}", "", section.markdown or table(section), ""]
         out += [f"- {note}" for note in section.notes]
     return "\n".join(out) + "\n"
 

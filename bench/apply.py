@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench import peers
 from bench.common import (ROOT, Context, Row, Sample, Section, interleaved, paired, ratio,
-                          run_process, venv_bin)
+                          run_process, seconds, venv_bin)
 from bench.trees import fk_migrations, write_shipshape_tree
 
 # The issue's targets for `invoke db.migrate` against psql running migrate.sql.
@@ -182,15 +182,16 @@ def section(ctx: Context, n: int, w: Workload, samples: dict[str, Sample]) -> Se
             row.median = f"failed: {s.error[:200]}"
         elif base_ok:
             row.ratio = ratio(s.median, base.median)
+        if name == SHIPSHAPE and row.ratio != "—" and paired(s, base):
+            row.ratio += f"; per round {paired(s, base)}"
         if name == SHIPSHAPE and target is not None:
             row.target = f"≤ {target:g}x psql"
             if not s.error and base_ok:
                 row.met = "yes" if s.median / base.median <= target else "no"
         rows.append(row)
-    per_round = paired(samples[SHIPSHAPE], base) if base is not None else ""
     notes = [
-        *([f"db.migrate ÷ psql migrate.sql round by round (run back to back in each round): "
-           f"median {per_round}."] if per_round else []),
+        "db.migrate's ratio is that of the medians; then, per round, db.migrate ÷ psql "
+        "round by round (the two run back to back in each round): median (min–max).",
         f"{ctx.options.reps} timed run(s) of each contender"
         + (" after an untimed warm-up round" if ctx.options.warmup else "")
         + ", interleaved (the order reversed by turns: ABC…, …CBA), each into a fresh database "
@@ -207,15 +208,41 @@ def section(ctx: Context, n: int, w: Workload, samples: dict[str, Sample]) -> Se
                    failed=failed)
 
 
+def side_by_side(results: dict[int, tuple[Workload, dict[str, Sample]]]) -> Section:
+    """Every contender at every N in one table: median, and its ratio to psql migrate.sql."""
+    sizes = sorted(results)
+    lines = ["| contender | " + " | ".join(f"N = {n}" for n in sizes) + " |",
+             "|---|" + "---|" * len(sizes)]
+    for name in [SHIPSHAPE, PSQL, PLAIN, ALEMBIC, ALEMBIC_ONE, YOYO, DBMATE]:
+        cells = []
+        for n in sizes:
+            w, samples = results[n]
+            s, base = samples.get(name), samples.get(PSQL)
+            if name in w.skipped:
+                cells.append("skipped")
+            elif s is None or s.error or not s.times:
+                cells.append("failed")
+            elif base is None or base.error or not base.times:
+                cells.append(seconds(s.median))
+            else:
+                cells.append(f"{seconds(s.median)} ({ratio(s.median, base.median)})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return Section("Apply: every contender side by side", [], [
+        "Medians; in parentheses the ratio to psql running migrate.sql in the same run. "
+        "The sections below give each N's fastest and slowest runs."],
+        markdown="\n".join(lines))
+
+
 def run(ctx: Context) -> list[Section]:
-    sections = []
+    sections, results = [], {}
     largest = max(ctx.options.sizes)
     for n in ctx.options.sizes:
         w, samples, kept = measure(ctx, n)
+        results[n] = (w, samples)
         sections.append(section(ctx, n, w, samples))
         if n == largest:  # the no-op benchmark starts from these
             ctx.cache["applied"] = (n, kept)
         else:
             for dsn in kept.values():
                 ctx.databases.drop(dsn)
-    return sections
+    return [side_by_side(results), *sections]

@@ -42,6 +42,7 @@ class Section:
     notes: list[str] = field(default_factory=list)
     failed: bool = False  # something could not run (its row says why)
     measured: str = "median"  # the header of the measured column
+    markdown: str = ""  # a table of its own shape, instead of the rows'
 
 
 @dataclass
