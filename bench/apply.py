@@ -10,7 +10,8 @@ user types it, into a fresh database of its own (created and dropped outside the
   this tree beforehand (outside the clock), which applies and records shipshape.history
   exactly as db.migrate does: the baseline every ratio is against;
 - `psql -X -v ON_ERROR_STOP=1 -q -f plain.sql`: the bare SQL concatenated, one session,
-  no history, no per-migration transaction: the floor;
+  no history, no transaction: no tool at all (each statement commits on its own, so it is
+  not a floor: at small N it is slower than migrate.sql's one commit per migration);
 - alembic (a transaction per migration, and all in one), yoyo, dbmate: bench/peers.py.
 
 Rounds are interleaved (the order reversed by turns: ABC, CBA, ...) so that machine noise
