@@ -292,6 +292,19 @@ def run_checked(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
+def code_version() -> str:
+    """The commit measured (and whether the tree had changes): runs compare only when known."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
+                                "shipshape", "tasks.py", "sql"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return (head or "unknown") + (" (with uncommitted changes to shipshape/)" if dirty else "")
+
+
 def load_average() -> str:
     """Other work on the machine, which no interleaving fully cancels: said in the report."""
     try:
@@ -319,6 +332,7 @@ def machine_info(admin_dsn: str) -> dict[str, str]:
         pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
+        "code measured": code_version(),
         "load average (1, 5, 15 min) at the start": load_average(),
         "cores": f"{usable} usable ({os.cpu_count()} online), {cpu}",
         "PostgreSQL": f"{server} (server), {psql}",
