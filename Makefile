@@ -37,7 +37,7 @@ test: $(BIN)/invoke
 	$(BIN)/pytest
 
 # Benchmarks (never part of `make test`): the `bench` extra (alembic, yoyo, migra) and dbmate
-# from npm. `make bench BENCH_ARGS=--quick` is a smoke run of under a minute.
+# from npm. `make bench BENCH_ARGS=--quick` is a smoke run of a minute or so.
 BENCH_NODE := bench/node
 
 $(VENV)/.bench-extra: $(BIN)/invoke pyproject.toml

@@ -4,7 +4,7 @@ NAME: apply, noop, deploy, verify, startup, memory (default: all, in that order)
 Every contender runs as a child process, as a user types it (bench/common.run_process).
 
     python -m bench                 the full run: N = 100, 300, 1000, 5 timed runs each
-    python -m bench --quick         a smoke run: N = 20, 1 run each, no warm-up (< 1 min)
+    python -m bench --quick         a smoke run: N = 20, 1 run each, no warm-up (about 1 min)
     python -m bench --sizes 300 --reps 3 apply noop
 
 Prints a Markdown report and overwrites bench/results.md with it (--out elsewhere), with
@@ -22,11 +22,22 @@ import sys
 import tempfile
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import (ADMIN_DSN, RESULTS, ROOT, Context, Databases, Options, Row, Section,
-                          child_env, load_average, machine_info)
+from bench.common import (
+    ADMIN_DSN,
+    RESULTS,
+    ROOT,
+    Context,
+    Databases,
+    Options,
+    Row,
+    Section,
+    child_env,
+    load_average,
+    machine_info,
+)
 
 BENCHMARKS = ("apply", "noop", "deploy", "verify", "startup", "memory")
 COLUMNS = ("what", "{measured}", "fastest", "slowest", "ratio", "target", "met")
@@ -120,7 +131,7 @@ def main(argv: list[str]) -> int:
     args, options = parse(argv)
     names = tuple(args.names) or BENCHMARKS
     signal.signal(signal.SIGTERM, _sigterm)
-    started, clock = datetime.now(timezone.utc), time.monotonic()
+    started, clock = datetime.now(UTC), time.monotonic()
     machine = machine_info(ADMIN_DSN)
     sections: list[Section] = []
     failed = False

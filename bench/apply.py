@@ -27,8 +27,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import peers
-from bench.common import (ROOT, Context, Row, Sample, Section, interleaved, paired, ratio,
-                          run_process, seconds, venv_bin)
+from bench.common import (
+    ROOT,
+    Context,
+    Row,
+    Sample,
+    Section,
+    interleaved,
+    paired,
+    ratio,
+    run_process,
+    seconds,
+    venv_bin,
+)
 from bench.trees import fk_migrations, write_shipshape_tree
 
 # The targets for `invoke db.migrate` against psql running migrate.sql.

@@ -10,8 +10,18 @@ from __future__ import annotations
 
 import sys
 
-from bench.common import (ROOT, Context, Row, Section, interleaved, ratio, run_checked,
-                          run_process, seconds, venv_bin)
+from bench.common import (
+    ROOT,
+    Context,
+    Row,
+    Section,
+    interleaved,
+    ratio,
+    run_checked,
+    run_process,
+    seconds,
+    venv_bin,
+)
 
 TARGET = 0.3  # seconds, absolute
 HEAVY = ("pulumi", "rich.table", "psycopg", "jinja2")

@@ -21,8 +21,17 @@ import sys
 
 from bench import peers
 from bench.apply import invoke_cmd
-from bench.common import (ROOT, Context, Row, Section, child_env, interleaved, ratio,
-                          run_process, seconds)
+from bench.common import (
+    ROOT,
+    Context,
+    Row,
+    Section,
+    child_env,
+    interleaved,
+    ratio,
+    run_process,
+    seconds,
+)
 from bench.trees import schema_tree
 
 TARGET_WARM = 1.0  # seconds, absolute
