@@ -47,7 +47,7 @@ def deploy(c, fleet=None, sql_dir=None, set_=None, parallel=None, shard=None,
     """Deploy one SQL tree to every database of a fleet, in waves; resumable.
 
     The canary wave first, then the rest, --parallel at a time; stops starting databases
-    at the first failure (or after max_failures). Each database runs the whole deploy
+    at the first failure (or after max_failures), at Ctrl-C or SIGTERM (exit 130). Each database runs the whole deploy
     (its own lock, env stamp, verify). Run the same command again to continue a stopped
     run: a database already deployed by it is never deployed twice. Writes one report
     per run to reports/. Exit 0 when every database is deployed, else the first failed
@@ -59,6 +59,8 @@ def deploy(c, fleet=None, sql_dir=None, set_=None, parallel=None, shard=None,
 
     prepared = _prepare(fleet, sql_dir, set_, shard)
     parallel, max_failures = _count("parallel", parallel), _count("max_failures", max_failures)
+    if not dry_run:
+        _stop_on_sigterm()
     result = commands.fleet_deploy(prepared, parallel=parallel, max_failures=max_failures,
                                    dry_run=dry_run, reports_dir=reports_dir,
                                    watcher=None if json_ else ConsoleFleetWatcher())
@@ -73,6 +75,17 @@ def deploy(c, fleet=None, sql_dir=None, set_=None, parallel=None, shard=None,
     except ShipshapeError as error:
         error.reported = json_
         raise
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a CI cancel, a pod's end) stops a run as Ctrl-C does: no database is
+    started, the ones under way finish, the report is written, exit 130."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def render_dry_run(plan) -> str:

@@ -201,6 +201,56 @@ def test_a_killed_run_resumes_and_deploys_no_database_twice(pool, workdir):
     assert [a["outcome"] for a in journal["attempts"]] == ["running", "complete"]
 
 
+def test_sigterm_lets_the_databases_under_way_finish_and_starts_no_other(pool, workdir):
+    members = pool[:16]
+    reset(members)
+    dsns = dict(members)
+    fleet_file = write_fleet(workdir, members, canary="{count: 0}")
+    free, held = [n for n, _ in members[:8]], [n for n, _ in members[8:]]
+    environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    environ.update(env_for(workdir))
+    with ExitStack() as locks:
+        for name in held:
+            conn = locks.enter_context(psycopg.connect(dsns[name], autocommit=True))
+            locks.enter_context(db.advisory_lock(conn, "1s"))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "--search-root", str(ROOT), "fleet.deploy",
+             "--fleet", fleet_file, "--parallel", "2", "--json"],
+            cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + POLL_LIMIT
+        # the free ones done, then two of the held ones under way (waiting for our locks)
+        while sum(bool(deployments(dsns[n])) for n in free) < len(free) or len(
+                waiting_for_lock(dsns, held)) < 2:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the fleet run made no progress"
+            time.sleep(0.2)
+        under_way = waiting_for_lock(dsns, held)
+        process.send_signal(signal.SIGTERM)
+    # our locks are gone: the two under way finish, nothing else starts
+    out, err = process.communicate(timeout=900)
+    assert process.returncode == 130, err
+    deployed = sorted(n for n in held if deployments(dsns[n]))
+    assert deployed == sorted(under_way)
+    report = json.loads(next((workdir / "reports").glob("*.json")).read_text())
+    assert report["outcome"] == "interrupted"
+    assert {d["name"] for d in report["databases"] if d["status"] == "not-run"} == (
+        set(held) - set(under_way))
+    again = fleet("deploy", fleet_file, workdir, "--parallel", "4")
+    assert again.returncode == 0, again.stderr
+    assert all([r[1] for r in deployments(dsn)] == ["ok"] for dsn in dsns.values())
+
+
+def waiting_for_lock(dsns, names) -> list[str]:
+    """The databases among names with a fleet deploy session in them (it waits for the
+    deploy lock the test holds)."""
+    with psycopg.connect(dsns[names[0]]) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_stat_activity WHERE application_name LIKE 'shipshape deploy%'"
+        ).fetchall()
+    wanted = {psycopg.conninfo.conninfo_to_dict(dsns[n])["dbname"]: n for n in names}
+    return [wanted[d] for (d,) in rows if d in wanted]
+
+
 def test_four_shard_processes_deploy_every_database_exactly_once(pool, workdir):
     reset(pool)
     dsns = dict(pool)
