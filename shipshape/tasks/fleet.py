@@ -132,8 +132,11 @@ def status(c, fleet=None, sql_dir=None, set_=None, parallel=None, shard=None, js
                      "this run", "detail"], rows)
         for journal in result.journals:
             last = (journal.get("attempts") or [{}])[-1]
-            print_text(f"journal {journal.get('shard') or 'all'}: attempt {last.get('attempt')} "
-                       f"{last.get('outcome')} ({last.get('summary', '')})")
+            where = (f", pid {last.get('pid')} on {last.get('host')}"
+                     if last.get("outcome") in ("running", "stopped") else "")
+            print_text(f"run {journal.get('run_id')}, shard {journal.get('shard') or 'all'}: "
+                       f"attempt {last.get('attempt')} {last.get('outcome')}{where} "
+                       f"({last.get('summary', '')})")
     try:
         result.check()
     except ShipshapeError as error:

@@ -184,6 +184,9 @@ def test_a_killed_run_resumes_and_deploys_no_database_twice(pool, workdir):
             log.close()
     assert process.returncode == -signal.SIGKILL
     assert all(deployments(dsns[n]) == [] for n in held)  # killed mid-run, for certain
+    status = fleet("status", fleet_file, workdir)
+    assert status.returncode == 2
+    assert f"attempt 1 stopped, pid {process.pid}" in status.stdout
 
     again = fleet("deploy", fleet_file, workdir, "--parallel", "4", "--json")
     assert again.returncode == 0, again.stderr

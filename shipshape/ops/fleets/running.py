@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 import traceback
@@ -398,7 +399,8 @@ class _Journal:
         self.attempts = previous.get("attempts", []) if previous else []
         run.attempt = len(self.attempts) + 1
         self.attempts.append({"attempt": run.attempt, "started_at": run.started_at,
-                              "operator": run.operator, "outcome": "running"})
+                              "operator": run.operator, "host": socket.gethostname(),
+                              "pid": os.getpid(), "outcome": "running"})
         self.save()
 
     def save(self) -> None:
@@ -432,7 +434,24 @@ def read_journal(path: Path) -> dict | None:
 
 
 def journals(prepared: Prepared) -> list[dict]:
-    """Every journal of this run (all shards), for fleet.status."""
+    """Every journal of this run (all shards), for fleet.status; an attempt still
+    `running` whose process is gone from this host is `stopped` (killed, or crashed)."""
     pattern = f"{prepared.fleet.name}-{prepared.env.name}-{prepared.checksum[:12]}*.json"
     found = [read_journal(p) for p in sorted((state_dir() / "fleets").glob(pattern))]
+    for journal in filter(None, found):
+        for attempt in journal.get("attempts", []):
+            if (attempt.get("outcome") == "running"
+                    and attempt.get("host") == socket.gethostname()
+                    and not _alive(attempt.get("pid"))):
+                attempt["outcome"] = "stopped"
     return [j for j in found if j]
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
