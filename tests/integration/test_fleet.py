@@ -362,6 +362,26 @@ def test_an_unreachable_database_fails_alone_within_max_failures(pool, workdir):
     assert "max_failures 1" in document["halted"]
 
 
+def test_a_database_of_another_env_is_refused_and_left_unchanged(pool, workdir):
+    members = pool[:4]
+    reset(members)
+    dsns = dict(members)
+    staging = write_fleet(workdir, [members[2]], name="staging.yaml")
+    (workdir / "staging.yaml").write_text(
+        (workdir / "staging.yaml").read_text().replace("env: dev", "env: staging"))
+    assert fleet("deploy", staging, workdir).returncode == 0  # db02 is staging's now
+    fleet_file = write_fleet(workdir, members, canary="{count: 0}")
+    result = fleet("deploy", fleet_file, workdir, "--max-failures", "2", "--json")
+    assert result.returncode == 3, result.stderr
+    by_name = {d["name"]: d for d in json.loads(result.stdout)["databases"]}
+    assert by_name["db02"]["status"] == "failed" and by_name["db02"]["exit_code"] == 3
+    assert "stamped `staging`" in by_name["db02"]["error"]
+    assert {by_name[n]["status"] for n in ("db00", "db01", "db03")} == {"deployed"}
+    # its own deploy refused at the lock gate, as `invoke deploy --env dev` would be
+    assert [(r[1], r[4].split("/")[1]) for r in deployments(dsns["db02"])] == [
+        ("ok", "staging"), ("failed at lock", "dev")]
+
+
 def test_an_unset_dsn_env_deploys_nothing(pool, workdir):
     members = pool[:3]
     reset(members)
