@@ -1,9 +1,10 @@
 """`invoke fleet.*` against 60 real databases, as an operator runs it.
 
 The databases are created once for the module (ss_fleet_*), reset before each test and
-dropped at the end. Nothing here waits a fixed time: a test that must catch a run in the
-middle holds some databases' own deploy locks, so the run cannot finish them, and polls
-the databases' history until the others are done.
+dropped at the end. Nothing here waits a fixed time or measures one: a test that must
+catch a run in the middle holds some databases' own deploy locks, so the run cannot
+finish them, and polls the databases' history until the others are done (a hung test is
+pytest-timeout's to end).
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from tests.conftest import ROOT, drop_database, dsn_for, run_invoke
 from tests.treeutil import small_tree
 
 FLEET_SIZE = 60
-# Only a safety net against a hung test, never a measure of speed.
-POLL_LIMIT = 600
 
 
 @pytest.fixture(scope="module")
@@ -170,10 +169,9 @@ def test_a_killed_run_resumes_and_deploys_no_database_twice(pool, workdir):
                                    stderr=subprocess.STDOUT)
         try:
             free = [name for name, _ in pool[:40]]
-            deadline = time.monotonic() + POLL_LIMIT
+            # no deadline of our own: pytest-timeout ends a hung test
             while sum(bool(deployments(dsns[n])) for n in free) < len(free):
                 assert process.poll() is None, (workdir / "first.log").read_text()
-                assert time.monotonic() < deadline, "the fleet run made no progress"
                 time.sleep(0.2)
             process.send_signal(signal.SIGKILL)
             process.wait()
@@ -220,17 +218,15 @@ def test_sigterm_lets_the_databases_under_way_finish_and_starts_no_other(pool, w
             [sys.executable, "-m", "invoke", "--search-root", str(ROOT), "fleet.deploy",
              "--fleet", fleet_file, "--parallel", "2", "--json"],
             cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + POLL_LIMIT
         # the free ones done, then two of the held ones under way (waiting for our locks)
         while sum(bool(deployments(dsns[n])) for n in free) < len(free) or len(
                 waiting_for_lock(dsns, held)) < 2:
             assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the fleet run made no progress"
             time.sleep(0.2)
         under_way = waiting_for_lock(dsns, held)
         process.send_signal(signal.SIGTERM)
     # our locks are gone: the two under way finish, nothing else starts
-    out, err = process.communicate(timeout=900)
+    _, err = process.communicate()
     assert process.returncode == 130, err
     deployed = sorted(n for n in held if deployments(dsns[n]))
     assert deployed == sorted(under_way)
@@ -265,7 +261,7 @@ def test_four_shard_processes_deploy_every_database_exactly_once(pool, workdir):
          "--fleet", fleet_file, "--shard", f"{i}/4", "--parallel", "2", "--json"],
         cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(4)]
-    outputs = [p.communicate(timeout=900) for p in processes]
+    outputs = [p.communicate() for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0, 0], [e for _, e in outputs]
     documents = [json.loads(out) for out, _ in outputs]
     names = [d["name"] for doc in documents for d in doc["databases"]]
@@ -292,7 +288,7 @@ def test_two_processes_on_the_same_fleet_share_the_work_through_the_locks(pool, 
          "--fleet", fleet_file, "--parallel", "3", "--json"],
         cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)]
-    outputs = [p.communicate(timeout=900) for p in processes]
+    outputs = [p.communicate() for p in processes]
     assert [p.returncode for p in processes] == [0, 0], [e for _, e in outputs]
     for name, dsn in members:
         assert [r[1] for r in deployments(dsn)] == ["ok"], name
