@@ -328,13 +328,16 @@ def _run_waves(prepared: Prepared, run: FleetRun, watcher: Watcher, journal: _Jo
                     for future in done:
                         member = in_flight.pop(future)
                         outcome = run.outcomes[member.name]
+                        if future.exception() is not None:  # a bug outside the deploy
+                            outcome.status, outcome.exit_code = "failed", 1
+                            outcome.error = redact(repr(future.exception()))
                         journal.save()
                         if outcome.status != "failed":
                             continue
                         failures += 1
                         if wave.canary and not run.halted:
-                            run.halted = (f"canary {member.name} failed; no database after "
-                                          f"the canary wave was started")
+                            run.halted = (f"canary {member.name} failed; no further "
+                                          f"database was started")
                         elif failures >= run.max_failures and not run.halted:
                             run.halted = (f"{failures} database(s) failed (max_failures "
                                           f"{run.max_failures}); no further database was "
