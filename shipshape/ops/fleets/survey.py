@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from shipshape import db
-from shipshape.engine import identity, migrations
+from shipshape.engine import history, identity, migrations
 from shipshape.errors import ProblemsFound, ShipshapeError
 from shipshape.ops import pipeline
 from shipshape.ops.fleets.running import ERRORS, Prepared, journals
@@ -95,9 +95,9 @@ def dry_run(prepared: Prepared, *, parallel: int | None = None) -> DryRun:
                     found.status = "already"
                     found.detail = f"already deployed by this run (deployment {earlier[0]})"
                     return found
-                history = migrations.read_history(conn)
-            migrations.refuse_unsafe(migrations.status(loaded, history), loaded)
-            todo = migrations.plan(loaded, history)
+                recorded = history.read_history(conn)
+            migrations.refuse_unsafe(migrations.status(loaded, recorded), loaded)
+            todo = migrations.plan(loaded, recorded)
             migrations.refuse_destructive(env, todo, rollback=False)
             found.pending = [m.name for m in todo]
             found.detail = (f"{len(todo)} migration(s): {', '.join(found.pending)}"
@@ -187,7 +187,7 @@ def status(prepared: Prepared, *, parallel: int | None = None) -> Status:
             with _connect(prepared, member.name, "fleet.status") as conn:
                 stamp = identity.read(conn)
                 found.env = stamp.name if stamp else None
-                history = migrations.read_history(conn)
+                recorded = history.read_history(conn)
                 if db.table_exists(conn, "shipshape.deployments"):
                     row = conn.execute(db.query("deployment_last")).fetchone()
                     if row:
@@ -199,8 +199,8 @@ def status(prepared: Prepared, *, parallel: int | None = None) -> Status:
         except ShipshapeError as exc:
             found.state, found.detail = "unreachable", redact(str(exc))
             return found
-        entries = migrations.status(loaded, history)
-        found.version = migrations.current_version(history)
+        entries = migrations.status(loaded, recorded)
+        found.version = migrations.current_version(recorded)
         found.pending = sum(e.state == "pending" for e in entries)
         found.problems = [f"{e.version:04d} {e.state}" for e in entries
                           if e.state not in ("applied", "pending")]
