@@ -125,6 +125,9 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
     started_at = datetime.now(timezone.utc)
     started = time.monotonic()
     conn = None
+    # A run's deploy keeps the deploy lock until its deployments row is written: that row
+    # is what another process of the same run checks under the lock.
+    kept = ExitStack()
     try:
         with run.gate("preflight", "preflight: render, connect, check") as gate:
             code = code or tree.load(sql_dir, env)
@@ -142,10 +145,13 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
                 gate.note(f"migration lock held; the database is {env.name}")
             if not result.already:
                 _migrate_seed_verify(run, conn, target, code)
+            if run_id:
+                kept = held.pop_all()
         if result.already:
             for name in ("migrate", "seed", "verify", "app", "record"):
                 run.skip(name, f"already deployed by run {run_id} "
                                f"(shipshape.deployments id {result.already})")
+            _release(kept)
             _close(conn)
             return result
         if env.app_url:
@@ -161,12 +167,15 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             result.findings = exc.findings
         exc.result = result  # so the caller can still show the gates
         _record(run, conn, target, started_at, started)
+        _release(kept)
         _close(conn)
         raise
     except BaseException:
+        _release(kept)
         _close(conn)
         raise
     _record(run, conn, target, started_at, started)
+    _release(kept)
     _close(conn)
     return result
 
@@ -235,6 +244,14 @@ def _record(run: _Run, conn, target: Target, started_at, started) -> None:
             gate.note("recorded in shipshape.deployments")
     except psycopg.Error:
         run.skip("record", "could not write the deployments row")
+
+
+def _release(kept: ExitStack) -> None:
+    """Let go of a lock kept until the record; a broken connection has already let go."""
+    try:
+        kept.close()
+    except psycopg.Error:
+        pass
 
 
 def _close(conn) -> None:

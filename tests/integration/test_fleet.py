@@ -298,6 +298,34 @@ def test_two_processes_on_the_same_fleet_share_the_work_through_the_locks(pool, 
         assert sorted([statuses[0][name], statuses[1][name]]) == ["already", "deployed"], name
 
 
+def test_a_run_keeps_the_lock_until_its_record_so_no_second_deploy_slips_in(
+        fresh_dsn, make_target, workdir, cache_dir):
+    """The record is what another process of the same run checks under the lock, so the
+    lock is held until it is written: here a second deploy of the run tries while the
+    first is between verify and record (in its app check) and cannot get in."""
+    from shipshape.errors import Busy
+    from shipshape.ops import pipeline
+
+    tree = workdir / "sql"
+    first = make_target(fresh_dsn, "dev", app_url="http://app.invalid")
+    second = make_target(fresh_dsn, "dev", migration_lock_wait="0s")
+    seen = {}
+
+    def app_check(url):
+        try:
+            seen["second"] = pipeline.deploy(second, tree, run_id="t/dev/abc")
+        except Busy as exc:
+            seen["second"] = exc
+
+    done = pipeline.deploy(first, tree, run_id="t/dev/abc", app_check=app_check)
+    assert isinstance(seen["second"], Busy)
+    rows = deployments(fresh_dsn)
+    assert [(r[1], r[4]) for r in rows if r[1] == "ok"] == [("ok", "t/dev/abc")]
+    assert done.deployment_id == next(r[0] for r in rows if r[1] == "ok")
+    again = pipeline.deploy(second, tree, run_id="t/dev/abc")
+    assert again.already == done.deployment_id
+
+
 def test_fleet_doctor_aggregates_a_planted_finding(pool, workdir, tmp_path):
     members = pool[:8]
     reset(members)
