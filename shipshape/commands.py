@@ -21,7 +21,7 @@ from shipshape.engine.findings import Finding
 from shipshape.engine.render import Renderer
 from shipshape.errors import ProblemsFound, Refused
 from shipshape.ops import doctor as doctor_
-from shipshape.ops import pipeline, runbooks, triage
+from shipshape.ops import fleets, pipeline, runbooks, triage
 from shipshape.progress import Progress
 from shipshape.settings import Environment
 from shipshape.targets import Target
@@ -268,3 +268,37 @@ def stamp(target: Target, *, previous: str, yes: bool = False, reason: str = "")
                               f"which safety rules apply to it. Rerun with --yes.")
             identity.stamp(conn, target.env.name, by=db.operator(), reason=reason)
     return now
+
+
+# --- fleet.deploy, fleet.status, fleet.doctor --------------------------------------------------
+
+def fleet_prepare(fleet_file: Path | str, *, sql_dir: Path | str | None = None,
+                  overrides: dict | None = None, shard: str | None = None) -> fleets.Prepared:
+    """The fleet file read, the tree rendered once and every DSN of the shard resolved;
+    any problem is exit 5 before a database is touched."""
+    return fleets.prepare(fleet_file, sql_dir=sql_dir, overrides=overrides, shard=shard)
+
+
+def fleet_deploy(prepared: fleets.Prepared, *, parallel: int | None = None,
+                 max_failures: int | None = None, dry_run: bool = False,
+                 reports_dir: Path | str | None = None,
+                 watcher: fleets.Watcher | None = None) -> fleets.FleetRun | fleets.DryRun:
+    """Deploy every database of the fleet (this shard of it) through pipeline.deploy, in
+    waves; resumes its run. A dry run reads each database's plan and changes nothing,
+    writing no report. `result.check()` raises the first failure's error."""
+    if dry_run:
+        return fleets.dry_run(prepared, parallel=parallel)
+    return fleets.deploy(prepared, parallel=parallel, max_failures=max_failures,
+                         watcher=watcher, reports_dir=reports_dir)
+
+
+def fleet_status(prepared: fleets.Prepared, *, parallel: int | None = None) -> fleets.Status:
+    """Each database's stamp, version, pending migrations and last deploy. Read-only."""
+    return fleets.status(prepared, parallel=parallel)
+
+
+def fleet_doctor(prepared: fleets.Prepared, *, parallel: int | None = None, runbooks_dir=None,
+                 long_transaction: str | None = None) -> fleets.FleetDiagnosis:
+    """Doctor on each database, findings aggregated by code and object. Read-only."""
+    return fleets.diagnose(prepared, parallel=parallel, runbooks_dir=runbooks_dir,
+                           long_transaction=long_transaction)

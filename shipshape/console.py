@@ -135,3 +135,124 @@ def print_findings(findings, stream=None) -> None:
         lines.append(f"    {f.message}")
         lines.append(f"    fix: {f.fix}")
     print_text("\n".join(lines), stream)
+
+
+_FLEET_MARKS = {"deployed": "✓", "already": "✓", "failed": "✗", "not-run": "-",
+                "running": "…", "pending": "·"}
+
+
+class ConsoleFleetWatcher:
+    """A fleet run as it goes, on stderr: a line per wave and per database finished (✓
+    deployed or already, ✗ failed). On a terminal, below them, one live table (rich) with
+    the counts and the databases under way, each with its gate and time; elsewhere (CI,
+    pipes) only the plain lines.
+
+    Called from the run's worker threads; everything it keeps is behind one lock.
+    """
+
+    def __init__(self, stream=None):
+        import threading
+
+        self.stream = stream or sys.stderr
+        self.console = _console(self.stream)
+        self.terminal = self.console.is_terminal
+        self.lock = threading.Lock()
+        self.live = None
+        self.run = None
+        self.current_wave = ""
+
+    # --- the Watcher interface (shipshape.ops.fleets.Watcher) ---------------------------
+
+    def start(self, run) -> None:
+        self.run = run
+        waves = ", ".join(f"{name} {len(names)}" for name, names in run.waves)
+        self._print(f"· fleet {run.fleet} ({run.env}{', shard ' + run.shard if run.shard else ''}"
+                    f"): run {run.run_id}, attempt {run.attempt}; {len(run.outcomes)} "
+                    f"database(s) in waves: {waves}; parallel {run.parallel}, "
+                    f"max_failures {run.max_failures}")
+        if self.terminal:
+            from rich.live import Live
+
+            self.live = Live(console=self.console, get_renderable=self._table,
+                             refresh_per_second=4, transient=True, redirect_stdout=False,
+                             redirect_stderr=False)
+            self.live.start()
+
+    def wave(self, run, name: str) -> None:
+        with self.lock:
+            self.current_wave = name
+        names = dict(run.waves)[name]
+        self._print(f"· wave {name}: {len(names)} database(s)")
+
+    def update(self, run, outcome) -> None:
+        if outcome.status not in ("deployed", "already", "failed"):
+            return
+        self._print(self._line(outcome))
+
+    def finish(self, run) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        if run.halted:
+            self._print(f"! stopped: {run.halted}")
+        self._print(f"· {run.summary()}")
+
+    # --- drawing --------------------------------------------------------------------------
+
+    def _line(self, o) -> str:
+        mark = _FLEET_MARKS.get(o.status, "?")
+        versions = (f"  {o.from_version or 0:04d} -> {o.to_version or 0:04d}"
+                    if o.to_version is not None else "")
+        took = f"  {o.duration_ms / 1000:.1f} s"
+        if o.status == "failed":
+            first = (o.error.splitlines() or [""])[0]
+            return f"{mark} {o.name}  failed at {o.gate or 'start'} (exit {o.exit_code}){took}  {first[:200]}"
+        return f"{mark} {o.name}  {o.status}{versions}{took}  {o.detail}"
+
+    def _print(self, text: str) -> None:
+        with self.lock:
+            if self.terminal:  # above the live table, which rich redraws below
+                self.console.print(_esc(redact(text)))
+            else:
+                self.stream.write(redact(text) + "\n")
+                self.stream.flush()
+
+    def _table(self):
+        import time as time_
+
+        from rich.table import Table
+
+        run = self.run
+        with self.lock:
+            outcomes = list(run.outcomes.values())
+            wave = self.current_wave
+        counts = {s: sum(o.status == s for o in outcomes)
+                  for s in ("deployed", "already", "failed", "running", "pending")}
+        title = (f"fleet {run.fleet} ({run.env}), wave {wave}: "
+                 + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        table = Table(title=_esc(title), title_justify="left")
+        for column in ("database", "wave", "gate", "time"):
+            table.add_column(column)
+        now = time_.monotonic()
+        for o in [o for o in outcomes if o.status == "running"][: max(self.console.height - 6, 3)]:
+            took = now - o.started if o.started else 0.0
+            table.add_row(_esc(o.name), _esc(o.wave), f"[cyan]…[/cyan] {_esc(o.gate)}",
+                          f"{took:.1f} s")
+        return table
+
+
+def print_fleet_summary(run, stream=None) -> None:
+    """The run's summary table: a row per database, then where the report is."""
+    rows = []
+    for o in run.outcomes.values():
+        versions = (f"{o.from_version or 0:04d} -> {o.to_version or 0:04d}"
+                    if o.to_version is not None else "")
+        what = (o.detail if o.status != "failed"
+                else f"exit {o.exit_code} at {o.gate or 'start'}: {(o.error.splitlines() or [''])[0]}")
+        rows.append([o.name, o.wave, o.status, versions, o.deployment_id or "",
+                     f"{o.duration_ms / 1000:.1f} s" if o.status != "not-run" else "", what[:200]])
+    print_table(f"fleet {run.fleet} ({run.env}): {run.outcome}, {run.summary()}",
+                ["database", "wave", "result", "versions", "deployment", "time", "detail"],
+                rows, stream)
+    if run.report_md:
+        print_text(f"report: {run.report_md} (and {run.report_json.name})", stream)

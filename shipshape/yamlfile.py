@@ -19,9 +19,14 @@ from yaml.constructor import ConstructorError
 
 
 class Mapping(dict):
-    """A YAML mapping that remembers the line (1-based) it starts on."""
+    """A YAML mapping that remembers the line (1-based) it starts on, and each key's."""
 
     line: int | None = None
+    key_lines: dict | None = None
+
+    def line_of(self, key) -> int | None:
+        """The line of `key` in the file (the mapping's own line when it is absent)."""
+        return (self.key_lines or {}).get(key, self.line)
 
 
 class Loader(yaml.SafeLoader):
@@ -53,9 +58,11 @@ def _construct_mapping(loader: Loader, node: yaml.MappingNode) -> Mapping:
     loader.flatten_mapping(node)
     mapping = Mapping()
     mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {}
     for key_node, value_node in node.value:
-        mapping[loader.construct_object(key_node, deep=True)] = loader.construct_object(
-            value_node, deep=True)
+        key = loader.construct_object(key_node, deep=True)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = key_node.start_mark.line + 1
     return mapping
 
 

@@ -8,5 +8,5 @@ from importlib import import_module
 
 
 def platform(name: str):
-    """The platform module: network(), database(), gate(), app() and outputs()."""
+    """The platform module: network(), database(), gate(), fleet(), app() and outputs()."""
     return import_module(f"infra.components.{name}")

@@ -11,6 +11,7 @@ migrations' checksums and the server's major version, so a warm verify builds no
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from pathlib import Path
 
@@ -26,6 +27,10 @@ from shipshape.settings import Environment
 from shipshape.targets import Target
 
 CATALOG_FORMAT = 1  # bump when catalog.snapshot's shape changes, to invalidate caches
+# One build per cache key at a time in this process: a fleet's threads verifying many
+# databases of one tree wait for the first build instead of each building its own.
+_BUILDS: dict[str, threading.Lock] = {}
+_BUILDS_GUARD = threading.Lock()
 
 
 def shadow_snapshot(target: Target, applied: list[migrations.Migration],
@@ -39,15 +44,18 @@ def shadow_snapshot(target: Target, applied: list[migrations.Migration],
     if not applied:
         return {}  # diff() reads a missing section as empty
     cache = _cache_path(target, applied)
-    if cache.exists():
-        progress.info(f"shadow snapshot from cache ({cache.name})")
-        return json.loads(cache.read_text())
-    snapshot = _build(target, applied, progress)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(snapshot, sort_keys=True))
-    tmp.replace(cache)
-    return snapshot
+    with _BUILDS_GUARD:
+        building = _BUILDS.setdefault(str(cache), threading.Lock())
+    with building:
+        if cache.exists():
+            progress.info(f"shadow snapshot from cache ({cache.name})")
+            return json.loads(cache.read_text())
+        snapshot = _build(target, applied, progress)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps(snapshot, sort_keys=True))
+        tmp.replace(cache)
+        return snapshot
 
 
 def scratch_snapshot(env: Environment, applied: list[migrations.Migration],

@@ -5,6 +5,7 @@ run, render, the Pulumi gate), so a deploy reads and renders each file once.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,3 +61,23 @@ def load(sql_dir: Path | str, env: Environment) -> Tree:
     renderer = Renderer(sql_dir, env)
     return Tree(sql_dir, env, renderer, migrations.load(sql_dir, env, renderer),
                 seeds.load(sql_dir, env), load_checks(sql_dir, renderer))
+
+
+def checksums(code: Tree) -> dict[str, dict[str, str]]:
+    """sha256 of every rendered migration, seed file (its rows for the env) and data check.
+
+    Independent of where the tree is on disk: the same tree checked out elsewhere (a CI
+    runner, a laptop) has the same checksums. What a deploy's outcome depends on, so the
+    Pulumi gate re-runs when they change and a fleet run is named by them."""
+    return {
+        "migrations": {m.name: m.checksum for m in code.migrations},
+        "seeds": {s.name: migrations.sha256(json.dumps(
+            {"table": s.table, "key": list(s.key), "set": s.set, "rows": list(s.rows)},
+            sort_keys=True, default=str)) for s in code.seeds},
+        "checks": {c.name: migrations.sha256(c.sql) for c in code.checks},
+    }
+
+
+def checksum(code: Tree) -> str:
+    """One sha256 over checksums(code): the tree as rendered for its env."""
+    return migrations.sha256(json.dumps(checksums(code), sort_keys=True))

@@ -3,6 +3,11 @@
 Each gate must pass before the next runs; the first failing gate stops the deploy with
 its own exit code, and the attempt is recorded in shipshape.deployments when the
 database can still be written.
+
+A deploy may carry a run id (a fleet run names itself so): its deployments row records
+it, and a deploy whose database already records a successful deploy of that run does
+nothing else, decided under the deploy lock, so that two processes running the same
+fleet never deploy one database twice.
 """
 
 from __future__ import annotations
@@ -53,6 +58,11 @@ class DeployResult:
     findings: list = field(default_factory=list)
     exit_code: int = 0
     error: str = ""
+    run_id: str | None = None
+    deployment_id: int | None = None  # the shipshape.deployments row of this deploy
+    # The deployments row of an earlier successful deploy of the same run: nothing was
+    # done this time (the gates after `lock` are skipped).
+    already: int | None = None
 
 
 class _GateNote:
@@ -101,18 +111,26 @@ class _Run:
 
 
 def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = None,
-           app_check=None) -> DeployResult:
-    """Run every gate in order. Raises the failing gate's error after recording it."""
+           app_check=None, code: tree.Tree | None = None,
+           run_id: str | None = None) -> DeployResult:
+    """Run every gate in order. Raises the failing gate's error after recording it.
+
+    `code`: sql_dir already loaded for target's env (a fleet loads it once for all its
+    databases). `run_id`: the run this deploy belongs to; when the database already
+    records a successful deploy of it, nothing is done and `result.already` names it."""
     progress = progress or Progress()
     env = target.env
-    result = DeployResult(env=env.name, target=target.describe())
+    result = DeployResult(env=env.name, target=target.describe(), run_id=run_id)
     run = _Run(result, progress)
     started_at = datetime.now(timezone.utc)
     started = time.monotonic()
     conn = None
+    # A run's deploy keeps the deploy lock until its deployments row is written: that row
+    # is what another process of the same run checks under the lock.
+    kept = ExitStack()
     try:
         with run.gate("preflight", "preflight: render, connect, check") as gate:
-            code = tree.load(sql_dir, env)
+            code = code or tree.load(sql_dir, env)
             conn = db.connect(target, purpose="deploy")
             version = db.server_version(conn)
             conn.commit()
@@ -122,8 +140,20 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             with run.gate("lock", "lock: wait for other deploys") as gate:
                 held.enter_context(db.advisory_lock(conn, env.migration_lock_wait))
                 identity.ensure(conn, env, what="deploy")
+                if run_id and (earlier := deployed_by(conn, run_id)):
+                    result.already, result.from_version, result.to_version = earlier
                 gate.note(f"migration lock held; the database is {env.name}")
-            _migrate_seed_verify(run, conn, target, code)
+            if not result.already:
+                _migrate_seed_verify(run, conn, target, code)
+            if run_id:
+                kept = held.pop_all()
+        if result.already:
+            for name in ("migrate", "seed", "verify", "app", "record"):
+                run.skip(name, f"already deployed by run {run_id} "
+                               f"(shipshape.deployments id {result.already})")
+            _release(kept)
+            _close(conn)
+            return result
         if env.app_url:
             with run.gate("app", f"app: {env.app_url}/health/ready") as gate:
                 (app_check or app_probe.require_ready)(env.app_url)
@@ -137,12 +167,15 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             result.findings = exc.findings
         exc.result = result  # so the caller can still show the gates
         _record(run, conn, target, started_at, started)
+        _release(kept)
         _close(conn)
         raise
     except BaseException:
+        _release(kept)
         _close(conn)
         raise
     _record(run, conn, target, started_at, started)
+    _release(kept)
     _close(conn)
     return result
 
@@ -169,6 +202,16 @@ def _migrate_seed_verify(run: _Run, conn, target: Target, code: tree.Tree) -> No
         gate.note("clean" + (f", {len(warnings)} warning(s)" if warnings else ""))
 
 
+def deployed_by(conn, run_id: str) -> tuple[int, int | None, int | None] | None:
+    """This database's successful deploy of run_id, if any: (deployments id, from_version,
+    to_version). Ends the read's transaction."""
+    row = None
+    if db.table_exists(conn, "shipshape.deployments"):
+        row = conn.execute(db.query("deployment_of_run"), {"run": run_id}).fetchone()
+    db.end_read(conn)
+    return tuple(row) if row else None
+
+
 def _record(run: _Run, conn, target: Target, started_at, started) -> None:
     """Write the deployments row; best effort when the database itself is the problem."""
     result = run.result
@@ -184,20 +227,31 @@ def _record(run: _Run, conn, target: Target, started_at, started) -> None:
             conn.rollback()
             run.skip("record", "nothing recorded before the history existed")
             return
+        detail = {"gates": {g.name: g.status for g in result.gates},
+                  "error": redact(result.error)[:2000]}
+        if result.run_id:
+            detail["run"] = result.run_id
         with run.gate("record") as gate:
-            conn.execute(db.query("deployment_insert"), {
+            result.deployment_id = conn.execute(db.query("deployment_insert"), {
                 "env": target.env.name, "operator": db.operator(), "started_at": started_at,
                 "from_version": result.from_version, "to_version": result.to_version,
                 "result": "ok" if failed is None else f"failed at {failed}",
                 "exit_code": result.exit_code,
                 "duration_ms": int((time.monotonic() - started) * 1000),
-                "detail": Jsonb({"gates": {g.name: g.status for g in result.gates},
-                                 "error": redact(result.error)[:2000]}),
-            })
+                "detail": Jsonb(detail),
+            }).fetchone()[0]
             conn.commit()
             gate.note("recorded in shipshape.deployments")
     except psycopg.Error:
         run.skip("record", "could not write the deployments row")
+
+
+def _release(kept: ExitStack) -> None:
+    """Let go of a lock kept until the record; a broken connection has already let go."""
+    try:
+        kept.close()
+    except psycopg.Error:
+        pass
 
 
 def _close(conn) -> None:

@@ -20,7 +20,6 @@ This module is plain library code, testable against PostgreSQL without Pulumi:
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,10 +42,6 @@ OUTPUTS = WATCHED + ("app_password_check", "schema_version", "applied", "gates",
 _PBKDF2_ITERATIONS = 200_000
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.replace("\r\n", "\n").encode()).hexdigest()
-
-
 def checksums(env: Environment, sql_dir: Path | str) -> dict[str, dict[str, str]]:
     """sha256 of every rendered migration, seed file (its rows for env) and data check.
 
@@ -55,14 +50,7 @@ def checksums(env: Environment, sql_dir: Path | str) -> dict[str, dict[str, str]
     """
     from shipshape.engine import tree
 
-    code = tree.load(sql_dir, env)
-    return {
-        "migrations": {m.name: m.checksum for m in code.migrations},
-        "seeds": {s.name: _digest(json.dumps(
-            {"table": s.table, "key": list(s.key), "set": s.set, "rows": list(s.rows)},
-            sort_keys=True, default=str)) for s in code.seeds},
-        "checks": {c.name: _digest(c.sql) for c in code.checks},
-    }
+    return tree.checksums(tree.load(sql_dir, env))
 
 
 @dataclass

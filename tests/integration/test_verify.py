@@ -8,7 +8,7 @@ import pytest
 from psycopg import sql
 
 from shipshape import db
-from shipshape.engine import baseline, migrations, verify
+from shipshape.engine import baseline, migrations, shadow, verify
 from shipshape.errors import ConfigError, Refused
 from shipshape.ops import pipeline
 from shipshape.progress import Progress
@@ -85,6 +85,28 @@ def test_warm_verify_reuses_the_cached_shadow(fresh_dsn, make_target, tree, cach
                     "-- shipshape:destructive\nALTER TABLE items DROP COLUMN note;")
     pipeline.deploy(target, tree)  # new checksums: a new shadow, a second cache entry
     assert len(list((cache_dir / "cache").glob("shadow-*.json"))) == 2
+
+
+def test_threads_verifying_one_tree_build_its_shadow_once(fresh_dsn, make_target, tree,
+                                                          cache_dir, monkeypatch):
+    """A fleet verifies many databases of one tree at once: one shadow build, not one per
+    thread (each is a CREATE and a DROP DATABASE)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = make_target(fresh_dsn, "dev")
+    loaded = migrations.load(tree, target.env)
+    builds = []
+    real = shadow._build
+
+    def counted(*args, **kwargs):
+        builds.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(shadow, "_build", counted)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        snapshots = list(pool.map(lambda _: shadow.shadow_snapshot(target, loaded), range(6)))
+    assert len(builds) == 1
+    assert all(s == snapshots[0] for s in snapshots) and snapshots[0]["tables"]
 
 
 def test_shadow_builds_a_tree_with_an_extension_the_embedded_server_lacks(fresh_dsn, make_target, tmp_path, cache_dir):

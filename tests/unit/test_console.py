@@ -56,3 +56,65 @@ def test_lines_are_redacted():
         step.note("postgresql://u:hunter2-secret@db/x")
     progress.info("password=hunter2-secret")
     assert "hunter2-secret" not in stream.getvalue()
+
+
+def _fleet_run():
+    from shipshape.ops.fleets.running import FleetRun, Outcome
+
+    outcomes = {name: Outcome(name, wave, f"postgresql://u:***@h/{name} (env dev)")
+                for name, wave in (("a", "canary"), ("b", "rest"), ("c", "rest"))}
+    return FleetRun(fleet="t", fleet_file="t.yaml", env="dev", sql_dir="sql", run_id="t/dev/abc",
+                    tree_checksum="abc" * 20, shard=None, parallel=2, max_failures=1,
+                    waves=[("canary", ["a"]), ("rest", ["b", "c"])], outcomes=outcomes)
+
+
+def _drive(watcher, run):
+    watcher.start(run)
+    watcher.wave(run, "canary")
+    a, b, c = run.outcomes.values()
+    a.status, a.from_version, a.to_version, a.duration_ms = "deployed", None, 2, 1200
+    watcher.update(run, a)
+    watcher.wave(run, "rest")
+    b.status, b.gate, b.exit_code = "failed", "migrate", 6
+    b.error = "0001_items failed: password=hunter2-fleet in the message"
+    watcher.update(run, b)
+    c.status, run.halted = "not-run", "1 database(s) failed (max_failures 1)"
+    watcher.finish(run)
+
+
+def test_a_fleet_run_off_a_terminal_is_plain_lines():
+    from shipshape.console import ConsoleFleetWatcher
+
+    stream = io.StringIO()
+    run = _fleet_run()
+    _drive(ConsoleFleetWatcher(stream), run)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("· fleet t (dev): run t/dev/abc, attempt 1; 3 database(s)")
+    assert lines[1] == "· wave canary: 1 database(s)"
+    assert lines[2].startswith("✓ a  deployed  0000 -> 0002  1.2 s")
+    assert lines[4].startswith("✗ b  failed at migrate (exit 6)")
+    assert lines[5] == "! stopped: 1 database(s) failed (max_failures 1)"
+    assert "hunter2-fleet" not in stream.getvalue() and "\x1b[" not in stream.getvalue()
+
+
+def test_a_fleet_run_on_a_terminal_draws_a_live_table_of_the_databases_under_way():
+    from rich.console import Console
+
+    from shipshape.console import ConsoleFleetWatcher
+
+    stream = io.StringIO()
+    watcher = ConsoleFleetWatcher(stream)
+    watcher.console = Console(file=stream, force_terminal=True, width=120, height=30)
+    watcher.terminal = True
+    run = _fleet_run()
+    watcher.start(run)
+    a = run.outcomes["a"]
+    a.status, a.gate, a.started = "running", "migrate", 0.0
+    watcher.live.refresh()
+    drawn = stream.getvalue()
+    assert "fleet t (dev)" in drawn and "1 running" in drawn and "migrate" in drawn
+    a.status = "deployed"
+    watcher.update(run, a)
+    watcher.finish(run)
+    assert watcher.live is None
+    assert "✓ a  deployed" in stream.getvalue()

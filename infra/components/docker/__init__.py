@@ -4,7 +4,7 @@ dynamic provider that runs shipshape's deploy from the machine running Pulumi.
 
 The five functions are the platform's half of the one graph infra/__main__.py wires
 (network -> database -> migration gate -> app, then the outputs); kubernetes/ has the same
-five.
+five, and a fleet() that renders something (here it is always None).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from infra.config import StackConfig
 from shipshape import outputs as names
 
 __all__ = ["App", "AppArgs", "Database", "DatabaseArgs", "MigrationGate", "MigrationGateArgs",
-           "Network", "NetworkArgs", "network", "database", "gate", "app", "outputs"]
+           "Network", "NetworkArgs", "network", "database", "gate", "fleet", "app", "outputs"]
 
 
 def network(cfg: StackConfig) -> Network:
@@ -51,6 +51,11 @@ def gate(cfg: StackConfig, network: Network, database: Database) -> MigrationGat
         database=database.container,
         database_id=database.identity,
     ))
+
+
+def fleet(cfg: StackConfig, network: Network, gate: MigrationGate) -> None:
+    """A fleet Job is the kubernetes platform's (its keys are refused here): none."""
+    return None
 
 
 def app(cfg: StackConfig, network: Network, database: Database, gate: MigrationGate) -> App:

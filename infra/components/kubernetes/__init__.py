@@ -3,7 +3,8 @@ database as a CloudNativePG Cluster or an external managed PostgreSQL, the migra
 a Job running shipshape's deploy from a tools image, and the app as a Deployment behind a
 Service, with a PodDisruptionBudget and an optional HorizontalPodAutoscaler.
 
-The same five functions as docker/: network -> database -> gate -> app, then the outputs.
+The same functions as docker/: network -> database -> gate -> app, then the outputs; and
+fleet(), a database fleet as an Indexed Job when shipshape:fleet_file is set (fleet.py).
 Every resource goes through the provider the namespace component makes (the stack's
 k8s_context), passed down as the components' provider.
 """
@@ -14,13 +15,15 @@ import pulumi
 
 from infra.components.kubernetes.app import App, AppArgs
 from infra.components.kubernetes.database import Database, DatabaseArgs
+from infra.components.kubernetes.fleet import FleetJob, FleetJobArgs
 from infra.components.kubernetes.gate import MigrationGate, MigrationGateArgs
 from infra.components.kubernetes.namespace import Network, NetworkArgs
 from infra.config import StackConfig
 from shipshape import outputs as names
 
-__all__ = ["App", "AppArgs", "Database", "DatabaseArgs", "MigrationGate", "MigrationGateArgs",
-           "Network", "NetworkArgs", "network", "database", "gate", "app", "outputs"]
+__all__ = ["App", "AppArgs", "Database", "DatabaseArgs", "FleetJob", "FleetJobArgs",
+           "MigrationGate", "MigrationGateArgs", "Network", "NetworkArgs", "network", "database",
+           "gate", "fleet", "app", "outputs"]
 
 
 def _on(network: Network) -> pulumi.ResourceOptions:
@@ -39,6 +42,14 @@ def gate(cfg: StackConfig, network: Network, database: Database) -> MigrationGat
     return MigrationGate("migration-gate", MigrationGateArgs(
         cfg=cfg, namespace=network.name, admin_dsn=database.admin_dsn,
         database=database.resource, database_id=database.identity), _on(network))
+
+
+def fleet(cfg: StackConfig, network: Network, gate: MigrationGate) -> FleetJob | None:
+    """Optional (shipshape:fleet_file): the fleet as an Indexed Job, after the gate."""
+    if cfg.fleet_file is None:
+        return None
+    return FleetJob("fleet", FleetJobArgs(cfg=cfg, namespace=network.name, image=gate.image,
+                                          gate=gate.resource), _on(network))
 
 
 def app(cfg: StackConfig, network: Network, database: Database, gate: MigrationGate) -> App:

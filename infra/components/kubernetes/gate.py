@@ -83,6 +83,7 @@ class MigrationGateArgs:
 
 class MigrationGate(pulumi.ComponentResource):
     resource: k8s.batch.v1.Job
+    image: pulumi.Output[str]          # what its containers run (a fleet Job runs it too)
     image_digest: pulumi.Output[str]
 
     def __init__(self, name: str, args: MigrationGateArgs, opts: pulumi.ResourceOptions | None = None):
@@ -91,7 +92,7 @@ class MigrationGate(pulumi.ComponentResource):
         built = images.image(f"{name}-image", images.gate_source(cfg),
                              dockerfile=cfg.project_dir / "infra" / "gate.Dockerfile",
                              repository="shipshape-gate", tag=cfg.stack, parent=self)
-        self.image_digest = built.digest
+        self.image, self.image_digest = built.ref, built.digest
         credentials = secret(f"{name}-credentials", cfg, args.namespace,
                              {"DATABASE_URL": args.admin_dsn, "APP_DB_PASSWORD": cfg.app_db_password},
                              component="migration-gate", parent=self)

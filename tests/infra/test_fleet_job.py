@@ -1,0 +1,175 @@
+"""The optional fleet Indexed Job (infra/components/kubernetes/fleet.py) under Pulumi's
+mocks: one pod per shard, the completion index as --shard, the DSNs from a Secret, after
+the gate, the policy pack, and every manifest valid against the Kubernetes schema."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+
+import kubernetes_validate
+import pytest
+
+from policy import policies
+from shipshape.ops.fleets import plan, spec
+from tests.infra.harness import plaintext_leaks, run_stack
+from tests.infra.test_kubernetes import (
+    JOB,
+    K8S_VERSIONS,
+    SECRET,
+    manifest,
+    offline,  # noqa: F401 - a fixture
+    pod,
+    variant_config,
+)
+
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+TENANT_DSNS = {"TENANT_A_URL": "postgresql://deploy:tenant-a-Pa55-41f0@pg-a.internal/tenant_a",
+               "TENANT_B_URL": "postgresql://deploy:tenant-b-Pa55-93c2@pg-b.internal/tenant_b"}
+
+
+@pytest.fixture(scope="module")
+def fleet_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fleet") / "tenants.yaml"
+    path.write_text(textwrap.dedent("""
+        fleet: tenants
+        env: prod
+        canary: {count: 1}
+        databases:
+          - {name: tenant-a, dsn_env: TENANT_A_URL, labels: {region: eu}}
+          - {name: tenant-b, dsn_env: TENANT_B_URL}
+          - {name: tenant-c, dsn: "postgresql://deploy@pg-c.internal/tenant_c"}
+          - {name: tenant-d, dsn: "postgresql://deploy@pg-d.internal/tenant_d"}
+          - {name: tenant-e, dsn: "postgresql://deploy@pg-e.internal/tenant_e"}
+    """).lstrip())
+    return path
+
+
+def fleet_config(fleet_file, *, set_=None, secrets=None, drop=()):
+    stack, config, secret_keys, _ = variant_config("prod-k8s")
+    config.update({"shipshape:fleet_file": str(fleet_file), "shipshape:fleet_shards": "4",
+                   "shipshape:fleet_parallel": "8",
+                   "shipshape:fleet_dsns": json.dumps(TENANT_DSNS), **(set_ or {})})
+    secret_keys = [*secret_keys, "shipshape:fleet_dsns"]
+    for key in drop:
+        config.pop(key, None)
+    return stack, config, secret_keys
+
+
+@pytest.fixture(scope="module")
+def recorded(fleet_file):
+    stack, config, secret_keys = fleet_config(fleet_file)
+    return run_stack(stack, config, secret_keys)
+
+
+def fleet_job(recorded):
+    return recorded.one(JOB, "fleet")
+
+
+def test_one_pod_per_shard_each_running_its_shard(recorded, fleet_file):
+    job = fleet_job(recorded)
+    spec_ = job.inputs["spec"]
+    assert spec_["completionMode"] == "Indexed"
+    assert spec_["completions"] == spec_["parallelism"] == 4
+    (container,) = pod(job)["containers"]
+    assert container["command"] == [
+        "invoke", "fleet.deploy", "--fleet", "/srv/fleet/fleet.yaml", "--sql-dir", "/srv/sql",
+        "--shard", "$(SHARD_INDEX)/4", "--parallel", "8"]
+    (index,) = [e for e in container["env"] if e["name"] == "SHARD_INDEX"]
+    assert index["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']")
+    # What Kubernetes makes of it for each index: shards that cover the fleet exactly once
+    fleet = spec.load(fleet_file)
+    taken = []
+    for i in range(4):
+        shard = re.sub(r"\$\(SHARD_INDEX\)", str(i), container["command"][7])
+        taken += [m.name for m in plan.select(fleet, plan.parse_shard(shard))]
+    assert sorted(taken) == sorted(m.name for m in fleet.members)
+
+
+def test_the_fleet_file_is_mounted_and_the_dsns_come_from_a_secret(recorded, fleet_file):
+    job = fleet_job(recorded)
+    files = recorded.one(CONFIGMAP, "fleet-file")
+    assert files.inputs["data"] == {"fleet.yaml": fleet_file.read_text()}
+    assert files.inputs["immutable"] is True
+    dsns = recorded.one(SECRET, "fleet-dsns")
+    assert dsns.inputs["stringData"] == TENANT_DSNS and dsns.inputs["immutable"] is True
+    (container,) = pod(job)["containers"]
+    assert container["envFrom"] == [{"secretRef": {"name": dsns.outputs["metadata"]["name"]}}]
+    volumes = {v["name"]: v for v in pod(job)["volumes"]}
+    assert volumes["fleet"]["configMap"]["name"] == files.outputs["metadata"]["name"]
+    for resource in recorded.resources:
+        assert plaintext_leaks(resource.wire, ["Pa55-41f0", "Pa55-93c2"]) == [], resource.name
+
+
+def test_the_fleet_waits_for_the_gate_and_pulumi_waits_for_the_fleet(recorded):
+    job = fleet_job(recorded)
+    gate = recorded.one(JOB, "migration-gate")
+    assert gate.urn in job.dependencies
+    assert policies.SKIP_AWAIT not in job.inputs["metadata"].get("annotations", {})
+    assert int(job.custom_timeouts["create"].rstrip("m")) * 60 > job.inputs["spec"][
+        "activeDeadlineSeconds"]
+    assert job.replace_on_changes == ["spec"] and "name" not in job.inputs["metadata"]
+    (container,) = pod(job)["containers"]
+    assert container["image"] == pod(gate)["initContainers"][0]["image"]
+    (rule,) = job.inputs["spec"]["podFailurePolicy"]["rules"]
+    assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [2, 3, 5, 6]
+
+
+def test_it_passes_the_policy_pack_and_the_schema(recorded, offline):  # noqa: F811
+    from tests.infra.test_policy import validate
+
+    fleet_resources = [r for r in recorded.resources if r.type.startswith("kubernetes:")
+                       and r.name in ("fleet", "fleet-file", "fleet-dsns")]
+    assert {r.type for r in fleet_resources} == {JOB, CONFIGMAP, SECRET}
+    for resource in fleet_resources:
+        for policy in policies.POLICIES:
+            assert validate(policy, resource.inputs, resource_type=resource.type,
+                            secret_outputs=resource.additional_secret_outputs) == [], \
+                (policy.name, resource.name)
+        for version in K8S_VERSIONS:
+            kubernetes_validate.validate(manifest(resource), version, strict=True)
+
+
+def test_without_a_fleet_file_there_is_no_fleet_job():
+    stack, config, secret_keys, _ = variant_config("prod-k8s")
+    recorded = run_stack(stack, config, secret_keys)
+    assert [r.name for r in recorded.of_type(JOB)] == ["migration-gate"]
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"set_": {"shipshape:fleet_shards": "0"}}, "fleet_shards is '0'"),
+    ({"drop": ("shipshape:fleet_dsns",)}, "fleet_dsns is required"),
+    ({"set_": {"shipshape:fleet_file": "/nonexistent/fleet.yaml"}}, "no such file"),
+])
+def test_a_wrong_fleet_configuration_names_the_key(fleet_file, change, says):
+    from infra.config import StackConfigError
+
+    stack, config, secret_keys = fleet_config(fleet_file, **change)
+    with pytest.raises(StackConfigError, match=says):
+        run_stack(stack, config, secret_keys)
+
+
+def test_a_fleet_dsn_missing_from_the_secret_fails_the_preview(fleet_file):
+    from infra.config import StackConfigError
+
+    stack, config, secret_keys = fleet_config(fleet_file)
+    config["shipshape:fleet_dsns"] = json.dumps({"TENANT_A_URL": TENANT_DSNS["TENANT_A_URL"]})
+    with pytest.raises(StackConfigError, match="no DSN for TENANT_B_URL") as caught:
+        run_stack(stack, config, secret_keys)
+    assert "Pa55" not in str(caught.value)
+    config["shipshape:fleet_dsns"] = "postgresql://deploy:Pa55-x@h/db"
+    with pytest.raises(StackConfigError, match="not a JSON object") as caught:
+        run_stack(stack, config, secret_keys)
+    assert "Pa55" not in str(caught.value)
+
+
+def test_a_malformed_fleet_file_fails_the_preview_with_its_line(tmp_path):
+    from infra.config import StackConfigError
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("env: prod\ndatabases:\n  - {name: a, dsn_env: A_URL\n")
+    stack, config, secret_keys = fleet_config(broken)
+    with pytest.raises(StackConfigError, match=rf"{broken}:\d+: not valid YAML"):
+        run_stack(stack, config, secret_keys)
