@@ -162,6 +162,15 @@ def baseline(target: Target, sql_dir: Path, version: int, *,
             return baseline_.baseline(conn, target, loaded, version, progress=progress)
 
 
+# --- db.import ------------------------------------------------------------------------------
+
+def import_tree(tool: str, path: Path, out: Path, *, dry_run: bool = False):
+    """Convert another tool's migrations into out/migrations; --dry-run writes nothing."""
+    from shipshape.engine.importers import common
+
+    return common.convert(tool, Path(path), Path(out), dry_run=dry_run)
+
+
 # --- deploy, render ---------------------------------------------------------------------------
 
 def deploy(target: Target, sql_dir: Path, *, progress: Progress | None = None,

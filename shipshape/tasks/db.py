@@ -127,6 +127,27 @@ def baseline(c, version=None, env="local", dsn=None, sql_dir=None, set_=None):
                f"recorded as applied. Run `invoke deploy --env {tgt.env.name}` for the rest.")
 
 
+@task(name="import", positional=["path"], required=["from_", "path"], help={
+    "from_": "the tool the migrations come from: prisma, flyway, dbmate or golang-migrate",
+    "path": "the tool's migrations directory",
+    "out": "the SQL tree to write into (default: sql/)",
+    "dry_run": "print the review and write nothing",
+})
+def import_(c, path=None, from_=None, out="sql", dry_run=False):
+    """Convert another tool's migrations into shipshape's layout, in order, and review them.
+
+    The SQL is carried over byte for byte (wrapped so Jinja leaves it alone); each
+    migration keeps its foreign version in `-- shipshape:imported-from` for
+    `db.baseline --from`. Prints every destructive statement found (and declares it),
+    and which migrations have no rollback (declared irreversible). --dry-run writes nothing.
+    """
+    from shipshape import commands
+    from shipshape.console import print_text
+
+    result = commands.import_tree(from_, path, out, dry_run=dry_run)
+    print_text("\n".join(result.review()))
+
+
 @task(iterable=["set_"], required=["from_"], help={
     "from_": "the env the database is stamped with now (a re-stamp must name it)",
     "reason": "why the database changes env; recorded with the stamp",
