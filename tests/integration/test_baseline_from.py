@@ -8,7 +8,13 @@ import pytest
 
 from shipshape.engine.importers import common
 from tests.conftest import run_invoke
-from tests.integration.test_import import empty_sql, golang_tree, prisma_tree
+from tests.integration.test_import import (
+    dbmate_tree,
+    empty_sql,
+    flyway_tree,
+    golang_tree,
+    prisma_tree,
+)
 
 
 def run_sql(dsn, *statements):
@@ -85,3 +91,32 @@ def test_prisma_history_maps_finished_migrations(tmp_path, fresh_dsn):
     done = baseline(fresh_dsn, out, "prisma", tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert history(fresh_dsn) == [1, 2]
+
+
+def test_flyway_history_counts_successful_versions_and_undos(tmp_path, fresh_dsn):
+    source = flyway_tree(tmp_path / "f")
+    out = empty_sql(tmp_path / "sql")
+    common.convert("flyway", source, out)
+    run_sql(fresh_dsn, (source / "V1__create_items.sql").read_text(),
+            "CREATE TABLE flyway_schema_history (installed_rank int PRIMARY KEY, version text,"
+            " type text NOT NULL, success boolean NOT NULL)",
+            "INSERT INTO flyway_schema_history VALUES (1, '1', 'SQL', true), (2, '1.1', 'SQL', true),"
+            " (3, '1.1', 'UNDO_SQL', true), (4, NULL, 'SQL', true)")
+    done = baseline(fresh_dsn, out, "flyway", tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert history(fresh_dsn) == [1]
+
+
+def test_dbmate_history_and_an_unknown_version_is_refused(tmp_path, fresh_dsn):
+    source = dbmate_tree(tmp_path / "d")
+    out = empty_sql(tmp_path / "sql")
+    common.convert("dbmate", source, out)
+    run_sql(fresh_dsn, "CREATE TABLE items (id int PRIMARY KEY, name text)",
+            "CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY)",
+            "INSERT INTO schema_migrations VALUES ('20240101000000'), ('20991231000000')")
+    refused = baseline(fresh_dsn, out, "dbmate", tmp_path)
+    assert refused.returncode == 3 and "20991231000000" in refused.stderr, refused.stderr
+    run_sql(fresh_dsn, "DELETE FROM schema_migrations WHERE version = '20991231000000'")
+    done = baseline(fresh_dsn, out, "dbmate", tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert history(fresh_dsn) == [1]
