@@ -90,3 +90,15 @@ def test_the_round_trip_test_skips_it_by_declaration_visibly(tmp_path, make_targ
                              make_target("postgresql://unused/x", "dev").env)
     with pytest.warns(UserWarning, match=f"0002_mood: declared irreversible \\({REASON}\\)"):
         assert [skip_forward_only(m) for m in loaded] == [False, True, False]
+
+
+def test_the_psql_rollback_script_stops_at_it(tmp_path, fresh_dsn):
+    tree = forward_only_tree(tmp_path / "sql")
+    out = tmp_path / "out"
+    rendered = run_invoke("render", "--env", "dev", "--sql-dir", str(tree), "--out", str(out),
+                          env={"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")})
+    assert rendered.returncode == 0, rendered.stderr
+    script = (out / "rollback.sql").read_text()
+    mood = script.split("rollback 0002_mood")[1].split("-- ==== rollback")[0]
+    assert "RAISE EXCEPTION" in mood and REASON in mood and "DELETE" not in mood.upper()
+    assert script.index("rollback 0003_note") < script.index("rollback 0002_mood")
