@@ -128,3 +128,20 @@ def test_an_undeclared_destructive_statement_added_later_is_refused(tmp_path, fr
     refused = run_invoke("deploy", "--env", "dev", "--dsn", fresh_dsn, "--sql-dir", str(out), env=state)
     assert refused.returncode == 3, refused.stdout + refused.stderr
     assert "0003_later" in refused.stderr and "shipshape:destructive" in refused.stderr
+
+
+def test_importing_the_same_tree_twice_is_refused_and_writes_nothing(tmp_path):
+    from shipshape.errors import Refused
+
+    out = empty_sql(tmp_path / "sql")
+    source = golang_tree(tmp_path / "g")
+    common.convert("golang-migrate", source, out)
+    with pytest.raises(Refused, match="already holds imported golang-migrate"):
+        common.convert("golang-migrate", source, out)
+    assert sorted(p.name for p in (out / "migrations").iterdir()) == ["0001_create_items",
+                                                                      "0002_add_price"]
+
+
+def test_an_unknown_tool_is_bad_input(tmp_path):
+    result = run_invoke("db.import", "--from", "liquibase", str(tmp_path), "--out", str(tmp_path))
+    assert result.returncode == 5 and "prisma, flyway, dbmate, golang-migrate" in result.stderr
