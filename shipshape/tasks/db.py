@@ -145,7 +145,7 @@ def baseline(c, version=None, env="local", dsn=None, sql_dir=None, from_=None, s
     "out": "the SQL tree to write into (default: sql/)",
     "dry_run": "print the review and write nothing",
 })
-def import_(c, path=None, from_=None, out="sql", dry_run=False):
+def import_(c, path=None, from_=None, out=None, dry_run=False):
     """Convert another tool's migrations into shipshape's layout, in order, and review them.
 
     The SQL is carried over byte for byte (wrapped so Jinja leaves it alone); each
@@ -155,8 +155,9 @@ def import_(c, path=None, from_=None, out="sql", dry_run=False):
     """
     from shipshape import commands
     from shipshape.console import print_text
+    from shipshape.paths import project_root
 
-    result = commands.import_tree(from_, path, out, dry_run=dry_run)
+    result = commands.import_tree(from_, path, out or project_root() / "sql", dry_run=dry_run)
     print_text("\n".join(result.review()))
 
 
