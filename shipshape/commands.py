@@ -162,6 +162,30 @@ def baseline(target: Target, sql_dir: Path, version: int, *,
             return baseline_.baseline(conn, target, loaded, version, progress=progress)
 
 
+def baseline_from(target: Target, sql_dir: Path, tool: str, *,
+                  progress: Progress | None = None) -> list[migrations.Migration]:
+    """Baseline at the version another tool's history says is applied (mapped through the
+    imported-from directives), after the same proof as `baseline`."""
+    from shipshape.engine.importers import foreign_history
+
+    loaded = migrations.load(sql_dir, target.env)
+    with db.connect(target, purpose="baseline") as conn:
+        with db.advisory_lock(conn, target.env.migration_lock_wait):
+            identity.ensure(conn, target.env, what="db.baseline")
+            version = foreign_history.baseline_version(conn, sql_dir, tool)
+            return baseline_.baseline(conn, target, loaded, version, progress=progress,
+                                      tolerate=foreign_history.tolerate(tool))
+
+
+# --- db.import ------------------------------------------------------------------------------
+
+def import_tree(tool: str, path: Path, out: Path, *, dry_run: bool = False):
+    """Convert another tool's migrations into out/migrations; --dry-run writes nothing."""
+    from shipshape.engine.importers import common
+
+    return common.convert(tool, Path(path), Path(out), dry_run=dry_run)
+
+
 # --- deploy, render ---------------------------------------------------------------------------
 
 def deploy(target: Target, sql_dir: Path, *, progress: Progress | None = None,

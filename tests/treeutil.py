@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 
@@ -30,3 +31,13 @@ def small_tree(root: Path) -> Path:
         "-- description: items with a negative price\n-- severity: error\n"
         "-- fix: correct the price\nSELECT name FROM items WHERE price < 0\n")
     return root
+
+
+def skip_forward_only(migration) -> bool:
+    """A migration declared irreversible has no rollback to check: skipped by its
+    declaration, and visibly (a warning in the test summary names it and the reason)."""
+    if not migration.irreversible:
+        return False
+    warnings.warn(f"rollback round trip skipped for {migration.name}: declared irreversible "
+                  f"({migration.irreversible})", stacklevel=2)
+    return True

@@ -18,18 +18,21 @@ from shipshape.targets import Target
 
 
 def baseline(conn: psycopg.Connection, target: Target, loaded: list[migrations.Migration],
-             version: int, *, progress: Progress | None = None) -> list[migrations.Migration]:
+             version: int, *, progress: Progress | None = None,
+             tolerate=None) -> list[migrations.Migration]:
     """Adopt a database whose objects were created by hand, as being at `version`.
 
     Only after proving that its schema equals what migrations 1..version produce;
     otherwise refuse (exit 3) and list the differences. Call with the migration lock held.
+    `tolerate(difference)` may excuse a difference that is not the schema's (another
+    tool's own history table, for `db.baseline --from`).
     """
     progress = progress or Progress()
     if version not in {m.version for m in loaded}:
         raise ConfigError(f"--version {version}: no migration has version {version:04d}.")
     _refuse_a_history(conn)
     adopted = [m for m in loaded if m.version <= version]
-    _prove(conn, target, adopted, version, progress)
+    _prove(conn, target, adopted, version, progress, tolerate)
     history.ensure_history(conn)
     with conn.transaction():
         for migration in adopted:
@@ -48,12 +51,13 @@ def _refuse_a_history(conn: psycopg.Connection) -> None:
 
 
 def _prove(conn: psycopg.Connection, target: Target, adopted: list[migrations.Migration],
-           version: int, progress: Progress) -> None:
+           version: int, progress: Progress, tolerate=None) -> None:
     """Refuse (exit 3) unless the schema is what `adopted` produce in a shadow database."""
     with progress.step(f"compare with migrations 0001..{version:04d} in a shadow database") as step:
         expected = shadow_snapshot(target, adopted, progress)
         actual = db.read_only(conn, lambda: catalog.snapshot(conn))
-        differences = catalog.diff(expected, actual)
+        differences = [d for d in catalog.diff(expected, actual)
+                       if tolerate is None or not tolerate(d)]
         step.note(f"{len(differences)} difference(s)")
     if differences:
         raise Refused(

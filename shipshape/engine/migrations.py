@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 
 from shipshape import db
-from shipshape.engine import history
+from shipshape.engine import history, irreversible
 from shipshape.engine.render import Renderer, directives
 from shipshape.errors import ConfigError, Refused, SQLFailed
 from shipshape.settings import Environment
@@ -60,6 +60,7 @@ class Migration:
     destructive: bool
     rollback_transactional: bool
     rollback_destructive: bool
+    irreversible: str = ""  # the declared reason of a forward-only migration (no rollback)
 
     @property
     def rollback_path(self) -> Path:
@@ -110,7 +111,9 @@ def discover(sql_dir: Path | str) -> list[Source]:
                             f"(four digits, then lower-case letters, digits, underscores)")
             continue
         version = int(match["version"])
-        for required in (MIGRATE_FILE, ROLLBACK_FILE):
+        forward_only = irreversible.problems(directory, MIGRATE_FILE, ROLLBACK_FILE)
+        problems += forward_only or []
+        for required in (MIGRATE_FILE,) if forward_only is not None else (MIGRATE_FILE, ROLLBACK_FILE):
             if not (directory / required).is_file():
                 problems.append(f"{directory}: missing {required}")
         if version in found:
@@ -133,11 +136,12 @@ def load(sql_dir: Path | str, env: Environment, renderer: Renderer | None = None
 
 
 def _render(source: Source, renderer: Renderer) -> Migration:
-    for path in (source.migrate_path, source.rollback_path):
+    reason = irreversible.declared_reason(source.migrate_path)
+    for path in (source.migrate_path,) + ((source.rollback_path,) if reason is None else ()):
         if not path.is_file() or not _readable(path):
             raise ConfigError(f"{path}: cannot be read.")
     up = renderer.render(source.migrate_path)
-    down = renderer.render(source.rollback_path)
+    down = renderer.render(source.rollback_path) if reason is None else ""
     up_directives, down_directives = directives(up), directives(down)
     _check_destructive(source.migrate_path, up, up_directives)
     _check_destructive(source.rollback_path, down, down_directives)
@@ -153,6 +157,7 @@ def _render(source: Source, renderer: Renderer) -> Migration:
         destructive="destructive" in up_directives,
         rollback_transactional="no-transaction" not in down_directives,
         rollback_destructive="destructive" in down_directives,
+        irreversible=reason or "",
     )
 
 
@@ -302,8 +307,10 @@ def rollback(conn: psycopg.Connection, env: Environment, loaded: list[Migration]
 def rollback_plan(loaded: list[Migration], history: dict[int, dict], to: int) -> list[Migration]:
     if to < 0:
         raise ConfigError(f"--to {to}: must be 0 (everything) or a version.")
-    return sorted((m for m in loaded if m.version > to and m.version in history),
+    todo = sorted((m for m in loaded if m.version > to and m.version in history),
                   key=lambda m: m.version, reverse=True)
+    irreversible.refuse_rollback(todo)
+    return todo
 
 
 def refuse_destructive(env: Environment, todo: list[Migration], *, rollback: bool) -> None:

@@ -15,9 +15,11 @@ from psycopg import sql
 from shipshape.errors import ConfigError
 from shipshape.settings import Environment
 
-# `-- shipshape:no-transaction` and `-- shipshape:destructive` in the rendered SQL.
-_DIRECTIVE = re.compile(r"^\s*--\s*shipshape:\s*([a-z-]+)\s*$", re.M)
-KNOWN_DIRECTIVES = {"no-transaction", "destructive"}
+# `-- shipshape:<name> [argument]` lines in the rendered SQL: no-transaction,
+# destructive, irreversible <reason> (a forward-only migration without a rollback file),
+# imported-from <tool> <version> (written by db.import, read by db.baseline --from).
+_DIRECTIVE = re.compile(r"^[ \t]*--[ \t]*shipshape:[ \t]*([a-z-]+)(?:[ \t]+([^\n]*?))?[ \t]*$", re.M)
+KNOWN_DIRECTIVES = {"no-transaction", "destructive", "irreversible", "imported-from"}
 
 
 def ident(name: str) -> str:
@@ -105,11 +107,19 @@ def _template_frame(exc: BaseException, default: str) -> tuple[str, int | None]:
 
 def directives(rendered: str) -> set[str]:
     """The `-- shipshape:...` directives in rendered SQL; unknown ones are errors."""
-    found = set(_DIRECTIVE.findall(rendered))
+    found = set(directive_arguments(rendered))
     unknown = found - KNOWN_DIRECTIVES
     if unknown:
         raise ConfigError(
             f"Unknown directive(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(sorted(KNOWN_DIRECTIVES))}."
         )
+    return found
+
+
+def directive_arguments(text: str) -> dict[str, str]:
+    """Each directive's name and what follows it on its line ("" when nothing does)."""
+    found: dict[str, str] = {}
+    for name, argument in _DIRECTIVE.findall(text):
+        found.setdefault(name, argument.strip())
     return found

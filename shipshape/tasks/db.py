@@ -110,21 +110,55 @@ def verify(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
     result.check()
 
 
-@task(iterable=["set_"], required=["version"],
-      help={"version": "the migration the hand-made schema corresponds to"})
-def baseline(c, version=None, env="local", dsn=None, sql_dir=None, set_=None):
+@task(iterable=["set_"], help={
+    "version": "the migration the hand-made schema corresponds to",
+    "from_": "read the version from this tool's history instead: prisma, flyway, dbmate or "
+             "golang-migrate (after db.import)",
+})
+def baseline(c, version=None, env="local", dsn=None, sql_dir=None, from_=None, set_=None):
     """Adopt a hand-built database as being at --version, after proving it.
 
     Records migrations 1..VERSION as applied only when the schema equals what they
-    produce; otherwise exits 3 listing the differences.
+    produce; otherwise exits 3 listing the differences. With --from TOOL, VERSION is what
+    the tool's own history (_prisma_migrations, flyway_schema_history, schema_migrations)
+    says is applied, mapped through the imported-from directives; the proof is the same.
     """
     from shipshape import commands
     from shipshape.console import print_text
+    from shipshape.errors import ConfigError
 
+    if (version is None) == (from_ is None):
+        raise ConfigError("db.baseline needs exactly one of --version N or --from TOOL.")
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
-    adopted = commands.baseline(tgt, sql_dir, int(version), progress=progress())
+    if from_ is not None:
+        adopted = commands.baseline_from(tgt, sql_dir, from_, progress=progress())
+        version = adopted[-1].version
+    else:
+        adopted = commands.baseline(tgt, sql_dir, int(version), progress=progress())
     print_text(f"Baselined {tgt.env.name} at {int(version):04d}: {len(adopted)} migration(s) "
                f"recorded as applied. Run `invoke deploy --env {tgt.env.name}` for the rest.")
+
+
+@task(name="import", positional=["path"], required=["from_", "path"], help={
+    "from_": "the tool the migrations come from: prisma, flyway, dbmate or golang-migrate",
+    "path": "the tool's migrations directory",
+    "out": "the SQL tree to write into (default: sql/)",
+    "dry_run": "print the review and write nothing",
+})
+def import_(c, path=None, from_=None, out=None, dry_run=False):
+    """Convert another tool's migrations into shipshape's layout, in order, and review them.
+
+    The SQL is carried over byte for byte (wrapped so Jinja leaves it alone); each
+    migration keeps its foreign version in `-- shipshape:imported-from` for
+    `db.baseline --from`. Prints every destructive statement found (and declares it),
+    and which migrations have no rollback (declared irreversible). --dry-run writes nothing.
+    """
+    from shipshape import commands
+    from shipshape.console import print_text
+    from shipshape.paths import project_root
+
+    result = commands.import_tree(from_, path, out or project_root() / "sql", dry_run=dry_run)
+    print_text("\n".join(result.review()))
 
 
 @task(iterable=["set_"], required=["from_"], help={

@@ -9,6 +9,7 @@ import pytest
 from shipshape import db
 from shipshape.engine import catalog, history, migrations
 from tests.conftest import ROOT, create_database, drop_database, dsn_for
+from tests.treeutil import skip_forward_only
 
 
 @pytest.fixture(params=["server", "embedded"])
@@ -33,6 +34,9 @@ def test_each_migration_round_trips(any_server_dsn, make_target, env):
         for migration in loaded:
             migrations.apply(conn, target.env, migration, applied_by="test")
             after = snap(conn)
+            if skip_forward_only(migration):
+                before = after
+                continue
             migrations.rollback_one(conn, target.env, migration)
             assert catalog.diff(before, snap(conn)) == [], f"rollback of {migration.name} is not exact"
             migrations.apply(conn, target.env, migration, applied_by="test")
