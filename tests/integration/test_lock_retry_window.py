@@ -89,7 +89,7 @@ def test_a_lock_released_inside_the_retry_window_lets_the_migration_through(
                 break
             time.sleep(0.005)
         blocker.close()  # released inside the retry window
-        before, applied = running.result(timeout=60)
+        _, applied = running.result(timeout=60)
     assert [m.name for m in applied] == ["0002_item_price"]
     assert columns(watcher) == ["id", "name", "price"]
     assert attempts(watcher) >= 2  # it did have to retry

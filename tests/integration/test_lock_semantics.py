@@ -23,9 +23,9 @@ def test_the_lock_is_released_when_its_block_ends(fresh_dsn, make_target):
     first = db.connect(target, purpose="first")
     second = db.connect(target, purpose="second")
     try:
-        with db.advisory_lock(first, "1s"):
-            with pytest.raises(Busy), db.advisory_lock(second, "100ms"):
-                pass
+        with db.advisory_lock(first, "1s"), pytest.raises(Busy), \
+                db.advisory_lock(second, "100ms"):
+            pass
         # `first` is still open, and holds nothing any more
         assert db.lock_holders(second) == []
         with db.advisory_lock(second, "100ms"):
