@@ -107,3 +107,19 @@ def test_terminate_ends_a_pid_only_with_its_start_time(incident):
             other.execute("SELECT 1")
     finally:
         other.close()
+
+
+def test_a_deleting_step_is_refused_where_destructive_statements_are_forbidden(
+        incident, make_target):
+    staging = make_target(incident.dsn, "staging")  # allow_destructive: false
+    incident.target, incident.env = staging, staging.env
+    with psycopg.connect(incident.dsn) as conn:
+        identity.stamp(conn, "staging", by="test")
+    incident.sql('ALTER TABLE avatars DROP CONSTRAINT "avatars_projectId_fkey"')
+    incident.sql("DELETE FROM avatar_projects WHERE id = %s", [incident.ids["project"]])
+
+    with pytest.raises(Refused) as refused:
+        incident.run("data-integrity", yes=True)
+    message = " ".join(str(refused.value).split())
+    assert "Env staging forbids destructive statements, and step(s) delete-orphans" in message
+    assert len(incident.rows()["avatars"]) == 2  # the orphans are still there
