@@ -90,6 +90,16 @@ MUTANTS: list[Mutant] = [
         "    success = EXCLUDED.success", "    success = history.success",
         (INTEG + "test_migrations.py::test_non_transactional_failure_is_recorded_and_blocks_until_retried",),
         "a successful retry leaves the history row marked failed"),
+    Mutant(
+        "failed-row-read-as-applied", "history", "shipshape/engine/migrations.py",
+        '        elif not row["success"]:\n', "        elif False:\n",
+        (INTEG + "test_migrations.py::test_non_transactional_failure_is_recorded_and_blocks_until_retried",),
+        "a history row marked failed reads as applied: the half-run migration is never retried"),
+    Mutant(
+        "deploy-passes-with-drift", "verify", "shipshape/ops/pipeline.py",
+        "        verify.raise_if_problems(findings)\n", "        pass\n",
+        ("tests/infra/test_gate.py::test_a_failing_verify_fails_the_gate_and_the_app_role_cannot_log_in",),
+        "the deploy's verify gate finds problems and passes"),
 
     # --- db/locks and db/timeouts: one deploy at a time, bounded waits --------------------
     Mutant(
@@ -146,6 +156,11 @@ MUTANTS: list[Mutant] = [
         (INTEG + "test_index_drift.py",),
         "the diff ignores every index change", issue=True),
     Mutant(
+        "index-validity-not-read", "catalog", "shipshape/queries/catalog/indexes.sql",
+        "       i.indisvalid AS valid", "       true AS valid",
+        (INTEG + "test_index_drift.py",),
+        "the catalog query reads every index as valid"),
+    Mutant(
         "missing-objects-ignored", "catalog", "shipshape/engine/catalog.py",
         "                if _parent(kind, name, want[name]) not in missing:\n",
         "                if False:\n",
@@ -177,17 +192,17 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "passwd-key-not-redacted", "secrets", "shipshape/secrets.py",
         "password|passwd|passwort", "password|passwort",
-        ("tests/unit/test_secrets.py::test_redact_hides_every_form",),
+        ("tests/unit/test_secrets_registered.py::test_key_value_passwords_are_hidden_without_being_registered",),
         "a misspelt passwd= is printed"),
     Mutant(
         "unparseable-dsn-shown", "secrets", "shipshape/secrets.py",
         "        register_secret(dsn)\n", "        pass\n",
-        ("tests/unit/test_secrets.py::test_redact_hides_every_form",),
+        ("tests/unit/test_secrets_registered.py::test_a_dsn_libpq_cannot_parse_is_hidden_whole",),
         "a DSN libpq cannot parse is shown"),
     Mutant(
         "known-secrets-not-replaced", "secrets", "shipshape/secrets.py",
         '        text = text.replace(secret, "***")\n', "        text = text\n",
-        ("tests/unit/test_secrets.py::test_redact_hides_every_form",),
+        ("tests/unit/test_secrets_registered.py::test_a_registered_secret_is_hidden_wherever_it_appears",),
         "registered secrets (the app password, a DSN's pieces) are printed"),
     Mutant(
         "password-stops-at-first-at", "secrets", "shipshape/secrets.py",
@@ -252,7 +267,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "destructive-step-anywhere", "runbooks", "shipshape/ops/runbooks/confirmation.py",
         "    if destructive and not env.allow_destructive:\n", "    if False:\n",
-        (INC + "test_runbook_engine.py::test_rollback_step_must_say_it_is_destructive",),
+        (INC + "test_runbook_guards.py::test_a_deleting_step_is_refused_where_destructive_statements_are_forbidden",),
         "a step that deletes data runs where the env forbids destructive statements"),
     Mutant(
         "restore-drops-hand-added-column", "runbooks", "shipshape/ops/runbooks/steps/rebuild.py",
@@ -273,8 +288,13 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "restore-renumbers-identity", "runbooks", "shipshape/ops/runbooks/steps/rebuild.py",
         '    if column.get("identity"):\n', "    if False:\n",
-        (INC + "test_runbook_engine.py::test_restore_adds_columns_of_every_shape_it_can_and_leaves_an_identity",),
+        (INC + "test_restore_numbered_columns.py",),
         "restore adds an identity column back, numbering every row anew"),
+    Mutant(
+        "restore-renumbers-serial", "runbooks", "shipshape/ops/runbooks/steps/rebuild.py",
+        "    if owned:\n", "    if False:\n",
+        (INC + "test_restore_numbered_columns.py",),
+        "restore adds a serial column back without the sequence it owned"),
     Mutant(
         "plan-not-checked-before-run", "runbooks", "shipshape/ops/runbooks/running.py",
         "    if planned.skip or fresh.sha256 != planned.sha256:\n", "    if planned.skip:\n",
@@ -349,6 +369,12 @@ MUTANTS: list[Mutant] = [
         "%(cost)s END AS charged', {\"id\": user_id, \"cost\": cost})\n",
         (APP + "test_charge_statement.py",),
         "the charge reads the balance, then writes it: not atomic", issue=True),
+    Mutant(
+        "charge-unlimited-charged", "app", "app/store.py",
+        'SET "creditBalance" = "creditBalance" - CASE WHEN "unlimitedUntil" > now() THEN 0 ELSE %(cost)s END,',
+        'SET "creditBalance" = "creditBalance" - %(cost)s,',
+        (APP + "test_generate.py::test_unlimited_accounts_are_not_charged",),
+        "an unlimited account is charged"),
     Mutant(
         "project-read-not-scoped", "app", "app/store.py",
         'WHERE p.id = %s AND p."userId" = %s\n', "WHERE p.id = %s AND %s IS NOT NULL\n",
