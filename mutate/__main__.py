@@ -59,6 +59,16 @@ def score(outcomes: list[Outcome]) -> tuple[int, int, float]:
     return killed, len(counted), (100.0 * killed / len(counted)) if counted else 0.0
 
 
+def by_area(outcomes: list[Outcome]) -> dict[str, tuple[int, int]]:
+    areas: dict[str, tuple[int, int]] = {}
+    for o in outcomes:
+        if o.status in (STALE, "error"):
+            continue
+        killed, total = areas.get(o.mutant.area, (0, 0))
+        areas[o.mutant.area] = (killed + o.counts_as_killed, total + 1)
+    return areas
+
+
 def table(outcomes: list[Outcome]) -> str:
     lines = ["| mutant | area | bug planted | result | seconds | caught by |",
              "|---|---|---|---|---|---|"]
@@ -80,7 +90,8 @@ def report(outcomes: list[Outcome], started: datetime, elapsed: float) -> str:
         (f"Run {started:%Y-%m-%d %H:%M} UTC by `make mutate` ({elapsed / 60:.0f} min). "
          f"Overwritten by every full run."),
         "",
-        f"**Score: {killed} of {counted} mutants killed ({percent:.0f} %).**",
+        f"**Score: {killed} of {counted} mutants killed ({percent:.0f} %).** By area: "
+        + ", ".join(f"{area} {k}/{n}" for area, (k, n) in by_area(outcomes).items()) + ".",
         "",
     ]
     if survivors:
