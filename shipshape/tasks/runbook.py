@@ -77,13 +77,14 @@ def run(c, name, env="local", dsn=None, sql_dir=None, dry_run=False, yes=False, 
 
     tgt, directory = target(env, dsn, set_, sql_dir)
     stream = sys.stderr if json_ else sys.stdout
-    confirm = _prompt if sys.stdin is not None and sys.stdin.isatty() else None
+    shown = progress(quiet=json_)
+    confirm = _asker(shown) if sys.stdin is not None and sys.stdin.isatty() else None
     try:
         result = commands.run_runbook(
             tgt, directory, name, runbooks_dir=runbooks_dir, dry_run=dry_run, yes=yes,
             reason=reason, confirm=confirm, long_transaction=long_transaction,
             command_options={"sql_dir": sql_dir, "runbooks_dir": runbooks_dir},
-            progress=progress(quiet=json_), show=lambda text: print_text(text, stream))
+            progress=shown, show=lambda text: print_text(text, stream))
     except ShipshapeError as exc:
         result = exc.result
         if result is not None and json_:
@@ -99,6 +100,20 @@ def run(c, name, env="local", dsn=None, sql_dir=None, dry_run=False, yes=False, 
         print_text(runbooks.render_result(result))
     else:
         print_text(result.message)
+
+
+def _asker(shown):
+    """The question on the terminal, once the live status line is stopped: while it runs,
+    rich stands in for sys.stderr, draws over the question and reads `[y/N]` as markup
+    (the operator saw "...? " and no [y/N])."""
+
+    def ask(question: str) -> bool:
+        close = getattr(shown, "close", None)
+        if close is not None:
+            close()
+        return _prompt(question)
+
+    return ask
 
 
 def _prompt(question: str) -> bool:

@@ -1,0 +1,424 @@
+"""The curated mutants: one realistic bug each in the safety-critical code, with the tests
+that must catch it.
+
+`original` must occur exactly once in `file` (else the mutant is reported stale: the code
+changed, update the mutant); `replacement` takes its place. `tests` are pytest node ids or
+paths, run with -x: as few as catch the bug, so a run stays bounded. `issue` marks the
+bugs that passed the whole suite before (issue 15). `harmless` explains a mutant that is
+expected to survive (none is, today).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    area: str
+    file: str
+    original: str
+    replacement: str
+    tests: tuple[str, ...]
+    bug: str
+    issue: bool = False
+    harmless: str = ""
+
+
+INTEG = "tests/integration/"
+INC = "tests/incidents/"
+APP = "tests/app/"
+
+MUTANTS: list[Mutant] = [
+    # --- engine/migrations and engine/history: exactly once, all or nothing ------------
+    Mutant(
+        "history-own-transaction", "migrations", "shipshape/engine/migrations.py",
+        "            duration = int((time.monotonic() - started) * 1000)\n"
+        "            history.record(conn, migration, applied_by=applied_by, duration_ms=duration)\n",
+        "            duration = int((time.monotonic() - started) * 1000)\n"
+        "        with conn.transaction():\n"
+        "            history.record(conn, migration, applied_by=applied_by, duration_ms=duration)\n",
+        (INTEG + "test_history_atomicity.py",),
+        "a migration's history row is committed in its own transaction, apart from its SQL",
+        issue=True),
+    Mutant(
+        "rollback-delete-own-transaction", "migrations", "shipshape/engine/migrations.py",
+        "                conn.execute(migration.rollback_sql)\n"
+        "                history.delete(conn, migration.version)\n",
+        "                conn.execute(migration.rollback_sql)\n"
+        "            with conn.transaction():\n"
+        "                history.delete(conn, migration.version)\n",
+        (INTEG + "test_history_atomicity.py",),
+        "a rollback deletes its history row in a transaction of its own"),
+    Mutant(
+        "checksum-mismatch-not-refused", "migrations", "shipshape/engine/migrations.py",
+        "    if mismatched:\n", "    if False:\n",
+        (INTEG + "test_migrations.py::test_edited_applied_migration_is_refused_with_both_checksums",),
+        "an applied migration whose file changed is applied over"),
+    Mutant(
+        "ahead-of-code-not-refused", "migrations", "shipshape/engine/migrations.py",
+        "    if unknown:\n", "    if False:\n",
+        (INTEG + "test_migrations.py::test_database_ahead_of_code_is_refused",),
+        "a database ahead of the code is deployed to"),
+    Mutant(
+        "failed-row-not-retried", "migrations", "shipshape/engine/migrations.py",
+        '    todo = [m for m in migrations if m.version not in history or not history[m.version]["success"]]',
+        "    todo = [m for m in migrations if m.version not in history]",
+        (INTEG + "test_migrations.py::test_non_transactional_failure_is_recorded_and_blocks_until_retried",),
+        "--retry-failed finds nothing to retry"),
+    Mutant(
+        "partial-failure-recorded-as-success", "migrations", "shipshape/engine/migrations.py",
+        "                history.record(conn, migration, applied_by=applied_by, duration_ms=duration,\n"
+        "                               success=False)\n",
+        "                history.record(conn, migration, applied_by=applied_by, duration_ms=duration,\n"
+        "                               success=True)\n",
+        (INTEG + "test_migrations.py::test_non_transactional_failure_is_recorded_and_blocks_until_retried",),
+        "a half-applied non-transactional migration is recorded as applied"),
+    Mutant(
+        "destructive-allowed-everywhere", "migrations", "shipshape/engine/migrations.py",
+        "    if flagged and not env.allow_destructive:\n", "    if False:\n",
+        (INTEG + "test_migrations.py::test_rollback_to_version_and_destructive_refusal",),
+        "declared destructive SQL runs where allow_destructive is false"),
+    Mutant(
+        "undeclared-destructive-runs", "migrations", "shipshape/engine/migrations.py",
+        '    if hits and "destructive" not in found_directives:\n', "    if False:\n",
+        (INTEG + "test_migrations.py::test_undeclared_destructive_statement_is_refused",),
+        "undeclared destructive SQL is accepted"),
+    Mutant(
+        "history-retry-keeps-failed-flag", "history", "shipshape/queries/history_insert.sql",
+        "    success = EXCLUDED.success", "    success = history.success",
+        (INTEG + "test_migrations.py::test_non_transactional_failure_is_recorded_and_blocks_until_retried",),
+        "a successful retry leaves the history row marked failed"),
+    Mutant(
+        "failed-row-read-as-applied", "history", "shipshape/engine/migrations.py",
+        '        elif not row["success"]:\n', "        elif False:\n",
+        (INTEG + "test_migrations.py::test_non_transactional_failure_is_recorded_and_blocks_until_retried",),
+        "a history row marked failed reads as applied: the half-run migration is never retried"),
+    Mutant(
+        "deploy-passes-with-drift", "verify", "shipshape/ops/pipeline.py",
+        "        verify.raise_if_problems(findings)\n", "        pass\n",
+        ("tests/infra/test_gate.py::test_a_failing_verify_fails_the_gate_and_the_app_role_cannot_log_in",),
+        "the deploy's verify gate finds problems and passes"),
+
+    # --- db/locks and db/timeouts: one deploy at a time, bounded waits --------------------
+    Mutant(
+        "deploy-without-lock", "locks", "shipshape/ops/pipeline.py",
+        "                held.enter_context(db.advisory_lock(conn, env.migration_lock_wait))\n",
+        "                pass  # the deploy takes no lock\n",
+        (INTEG + "test_deploy_lock_barrier.py",),
+        "the deploy does not take the advisory lock", issue=True),
+    Mutant(
+        "lock-result-ignored", "locks", "shipshape/db/locks.py",
+        "        if got:\n", "        if True:\n",
+        (INTEG + "test_deploy_lock_barrier.py",),
+        "pg_try_advisory_lock's answer is ignored"),
+    Mutant(
+        "lock-key-changed", "locks", "shipshape/db/locks.py",
+        '    objid = int.from_bytes(digest[4:8], "big") & 0x7FFFFFFF',
+        '    objid = int.from_bytes(digest[8:12], "big") & 0x7FFFFFFF',
+        (INTEG + "test_deploy_lock_barrier.py",),
+        "the lock key is not the documented one (older deploys would not queue)"),
+    Mutant(
+        "lock-never-released", "locks", "shipshape/db/locks.py",
+        '            conn.execute("SELECT pg_advisory_unlock(%s, %s)", [classid, objid])\n',
+        "            pass\n",
+        (INTEG + "test_lock_semantics.py::test_the_lock_is_released_when_its_block_ends",),
+        "the lock is held until the connection closes"),
+    Mutant(
+        "retry-gives-up-after-first", "timeouts", "shipshape/db/timeouts.py",
+        "            if attempt == env.lock_retries:\n", "            if True:\n",
+        (INTEG + "test_lock_retry_window.py",),
+        "the lock-timeout retry gives up after the first timeout (message unchanged)",
+        issue=True),
+    Mutant(
+        "retry-backoff-constant", "timeouts", "shipshape/db/timeouts.py",
+        "            time.sleep(backoff * (2 ** attempt))", "            time.sleep(backoff)",
+        (INTEG + "test_lock_semantics.py::test_retries_back_off_doubling",),
+        "the backoff does not double"),
+    Mutant(
+        "timeouts-leak-to-session", "timeouts", "shipshape/db/timeouts.py",
+        '    conn.execute(sql.SQL("SET LOCAL lock_timeout = {}")',
+        '    conn.execute(sql.SQL("SET lock_timeout = {}")',
+        (INTEG + "test_lock_semantics.py::test_a_migration_s_timeouts_do_not_outlive_it",),
+        "a migration's lock_timeout stays set on the session after it"),
+
+    # --- engine/catalog and engine/verify: drift is seen --------------------------------
+    Mutant(
+        "index-valid-hardcoded", "catalog", "shipshape/engine/catalog.py",
+        '"valid": r["valid"],', '"valid": True,',
+        (INTEG + "test_index_drift.py",),
+        "the snapshot says every index is valid", issue=True),
+    Mutant(
+        "index-changes-ignored", "catalog", "shipshape/engine/catalog.py",
+        "            elif want[name] != have[name]:\n",
+        '            elif want[name] != have[name] and kind != "index":\n',
+        (INTEG + "test_index_drift.py",),
+        "the diff ignores every index change", issue=True),
+    Mutant(
+        "index-validity-not-read", "catalog", "shipshape/queries/catalog/indexes.sql",
+        "       i.indisvalid AS valid", "       true AS valid",
+        (INTEG + "test_index_drift.py",),
+        "the catalog query reads every index as valid"),
+    Mutant(
+        "missing-objects-ignored", "catalog", "shipshape/engine/catalog.py",
+        "                if _parent(kind, name, want[name]) not in missing:\n",
+        "                if False:\n",
+        (INTEG + "test_catalog.py::test_each_drift_is_exactly_one_difference",),
+        "the diff reports nothing missing"),
+    Mutant(
+        "children-of-present-tables-folded", "catalog", "shipshape/engine/catalog.py",
+        "        absent |= mine.keys() - theirs.keys()\n", "        absent |= mine.keys()\n",
+        (INTEG + "test_catalog.py::test_each_drift_is_exactly_one_difference",),
+        "a missing column of a table that exists is folded away"),
+    Mutant(
+        "verify-drops-drift", "verify", "shipshape/engine/verify.py",
+        "        findings += drift_findings(drift, env.name)\n", "        findings += []\n",
+        (INTEG + "test_index_drift.py",),
+        "verify computes the drift and reports none of it"),
+    Mutant(
+        "verify-seed-differences-dropped", "verify", "shipshape/engine/verify.py",
+        "        elif result.differing:\n", "        elif False:\n",
+        (INTEG + "test_verify.py::test_clean_after_deploy_then_each_source_reports",
+         INC + "test_runbook_engine.py::test_doctor_and_runbook_from_the_command_line"),
+        "a seed row whose values differ is not a finding"),
+    Mutant(
+        "verify-not-read-only", "verify", "shipshape/db/transactions.py",
+        '        conn.execute("SET TRANSACTION READ ONLY")\n', "        pass\n",
+        (INTEG + "test_verify_read_only.py",),
+        "verify's transaction is not read-only (a check could write)"),
+
+    # --- secrets: no password in any output ---------------------------------------------
+    Mutant(
+        "passwd-key-not-redacted", "secrets", "shipshape/secrets.py",
+        "password|passwd|passwort", "password|passwort",
+        ("tests/unit/test_secrets_registered.py::test_key_value_passwords_are_hidden_without_being_registered",),
+        "a misspelt passwd= is printed"),
+    Mutant(
+        "unparseable-dsn-shown", "secrets", "shipshape/secrets.py",
+        "        register_secret(dsn)\n", "        pass\n",
+        ("tests/unit/test_secrets_registered.py::test_a_dsn_libpq_cannot_parse_is_hidden_whole",),
+        "a DSN libpq cannot parse is shown"),
+    Mutant(
+        "known-secrets-not-replaced", "secrets", "shipshape/secrets.py",
+        '        text = text.replace(secret, "***")\n', "        text = text\n",
+        ("tests/unit/test_secrets_registered.py::test_a_registered_secret_is_hidden_wherever_it_appears",),
+        "registered secrets (the app password, a DSN's pieces) are printed"),
+    Mutant(
+        "password-stops-at-first-at", "secrets", "shipshape/secrets.py",
+        r"(?P<pw>[^\s/]*)@", r"(?P<pw>[^\s/@]*)@",
+        ("tests/unit/test_secrets.py",),
+        "a password with an unencoded '@' is shown after the '@'"),
+    Mutant(
+        "ambiguous-password-accepted", "secrets", "shipshape/secrets.py",
+        '    return bool(match and "@" in match.group("pw"))', "    return False",
+        ("tests/unit/test_secrets.py::test_unencoded_at_is_refused_with_the_fix",),
+        "a password with an unencoded '@' is sent to libpq"),
+
+    # --- engine/seeds: idempotent upserts, never deletes ----------------------------------
+    Mutant(
+        "seed-rewrites-unchanged-rows", "seeds", "shipshape/queries/seed_upsert.sql",
+        "WHERE ROW({current}) IS DISTINCT FROM ROW({incoming})\n", "\n",
+        (INTEG + "test_seeds.py::test_apply_twice_changes_nothing_the_second_time",),
+        "an unchanged seed row is rewritten (and counted as updated)"),
+    Mutant(
+        "seed-does-not-update", "seeds", "shipshape/queries/seed_upsert.sql",
+        "ON CONFLICT ({key}) DO UPDATE\nSET {assignments}\nWHERE ROW({current}) IS DISTINCT FROM ROW({incoming})\n",
+        "ON CONFLICT ({key}) DO NOTHING\n",
+        (INTEG + "test_seeds.py::test_changed_value_is_updated_back",),
+        "a changed seed value is not put back"),
+    Mutant(
+        "seed-not-one-transaction", "seeds", "shipshape/engine/seeds/applying.py",
+        "        with conn.transaction():\n"
+        "            db.set_local_timeouts(conn, env)\n"
+        "            return [_apply_seed(conn, env, seed) for seed in seeds]\n",
+        "        results = []\n"
+        "        for seed in seeds:\n"
+        "            with conn.transaction():\n"
+        "                db.set_local_timeouts(conn, env)\n"
+        "                results.append(_apply_seed(conn, env, seed))\n"
+        "        return results\n",
+        (INTEG + "test_seeds.py::test_sql_error_names_file_row_and_message_and_writes_nothing",),
+        "each seed file commits on its own: a failing file leaves the files before it applied"),
+    Mutant(
+        "seed-envs-ignored", "seeds", "shipshape/engine/seeds/declarations.py",
+        "        return self.seed.set in env.seed_sets and (self.envs is None or env.name in self.envs)",
+        "        return self.seed.set in env.seed_sets",
+        ("tests/unit/test_seeds_load.py::test_set_and_envs_decide_which_files_apply",),
+        "a seed file for local and dev is applied in other envs"),
+
+    # --- ops/runbooks: steps and confirmation -------------------------------------------
+    Mutant(
+        "dev-confirms-on-a-terminal", "runbooks", "shipshape/ops/runbooks/confirmation.py",
+        "    if not env.is_local:\n", '    if env.name == "prod":\n',
+        (INC + "test_confirmation_terminal.py",),
+        "runbook.run in dev or staging proceeds after an interactive 'y' without --yes",
+        issue=True),
+    Mutant(
+        "prod-without-reason", "runbooks", "shipshape/ops/runbooks/confirmation.py",
+        '    if env.name == "prod" and not result.reason:\n', "    if False:\n",
+        (INC + "test_runbook_engine.py::test_prod_needs_yes_and_a_reason_and_dry_run_changes_nothing",),
+        "prod runs without a recorded reason"),
+    Mutant(
+        "terminate-without-yes", "runbooks", "shipshape/ops/runbooks/confirmation.py",
+        "    if needs_yes and not yes:\n", "    if False:\n",
+        (INC + "test_incident_7_lock.py",),
+        "sessions are ended on a local terminal's 'y', without --yes"),
+    Mutant(
+        "destructive-step-anywhere", "runbooks", "shipshape/ops/runbooks/confirmation.py",
+        "    if destructive and not env.allow_destructive:\n", "    if False:\n",
+        (INC + "test_runbook_guards.py::test_a_deleting_step_is_refused_where_destructive_statements_are_forbidden",),
+        "a step that deletes data runs where the env forbids destructive statements"),
+    Mutant(
+        "restore-drops-hand-added-column", "runbooks", "shipshape/ops/runbooks/steps/rebuild.py",
+        '    ("column", "missing"): _missing_column,\n',
+        '    ("column", "missing"): _missing_column,\n'
+        '    ("column", "unexpected"): lambda ctx, d, expected: ([Statement(\n'
+        '        2, f\'ALTER TABLE "{d.actual["table"]}" DROP COLUMN '
+        '"{d.name[len(d.actual["table"]) + 1:]}"\', True)], ""),\n',
+        (INC + "test_hand_added_column.py",),
+        "restore emits DROP COLUMN for a hand-added column while fixing a missing index",
+        issue=True),
+    Mutant(
+        "restore-invents-values", "runbooks", "shipshape/ops/runbooks/steps/rebuild.py",
+        '        if column.get("default") is None and not column.get("generated") and _has_rows(ctx, table):\n',
+        "        if False:\n",
+        (INC + "test_incident_3_drift.py::test_a_dropped_not_null_column_of_a_table_with_rows_is_escalated",),
+        "restore adds a NOT NULL column without a default to a table with rows"),
+    Mutant(
+        "restore-renumbers-identity", "runbooks", "shipshape/ops/runbooks/steps/rebuild.py",
+        '    if column.get("identity"):\n', "    if False:\n",
+        (INC + "test_restore_numbered_columns.py",),
+        "restore adds an identity column back, numbering every row anew"),
+    Mutant(
+        "restore-renumbers-serial", "runbooks", "shipshape/ops/runbooks/steps/rebuild.py",
+        "    if owned:\n", "    if False:\n",
+        (INC + "test_restore_numbered_columns.py",),
+        "restore adds a serial column back without the sequence it owned"),
+    Mutant(
+        "plan-not-checked-before-run", "runbooks", "shipshape/ops/runbooks/running.py",
+        "    if planned.skip or fresh.sha256 != planned.sha256:\n", "    if planned.skip:\n",
+        (INC + "test_runbook_guards.py::test_a_step_whose_sql_changed_since_the_plan_is_not_run",),
+        "a step runs SQL other than the plan that was confirmed"),
+    Mutant(
+        "done-step-planned-again", "runbooks", "shipshape/ops/runbooks/running.py",
+        "        if step.id in done:\n", "        if False:\n",
+        (INC + "test_runbook_guards.py::test_a_resumed_run_does_not_apply_a_done_step_again",),
+        "a resumed run plans and applies its done steps again"),
+    Mutant(
+        "fix-row-count-unchecked", "runbooks", "shipshape/ops/runbooks/steps/fix.py",
+        "            if cur.rowcount != fix.count:\n", "            if False:\n",
+        (INC + "test_incident_6_integrity.py::test_a_delete_needs_exactly_the_rows_that_were_shown",),
+        "a fix changes other rows than the ones its plan showed"),
+    Mutant(
+        "terminate-ends-shipshape-runs", "runbooks", "shipshape/ops/runbooks/steps/terminate.py",
+        "    sessions = [s for s in sessions if not s.is_shipshape]\n",
+        "    sessions = list(sessions)\n",
+        (INC + "test_runbook_guards.py::test_terminate_never_ends_a_shipshape_run",),
+        "blocking-session ends a deploy that holds the lock"),
+    Mutant(
+        "terminate-ignores-start-time", "runbooks", "shipshape/queries/runbook/terminate.sql",
+        "WHERE pid = %(pid)s AND backend_start = %(backend_start)s",
+        "WHERE pid = %(pid)s AND %(backend_start)s::timestamptz IS NOT NULL",
+        (INC + "test_runbook_guards.py::test_terminate_ends_a_pid_only_with_its_start_time",),
+        "a session that got a planned pid since the plan is ended"),
+
+    # --- pulumi_gate: the gate re-runs when what it applies changes ------------------------
+    Mutant(
+        "gate-seed-keys-only", "pulumi_gate", "shipshape/pulumi_gate/gate.py",
+        '"rows": list(s.rows)}', '"rows": [s.key_of(r) for r in s.rows]}',
+        ("tests/infra/test_gate_inputs.py",),
+        "the gate's checksums ignore seed values (a changed `enabled` does not re-run it)",
+        issue=True),
+    Mutant(
+        "gate-checks-not-inputs", "pulumi_gate", "shipshape/pulumi_gate/gate.py",
+        '"checks": {c.name: _digest(c.sql) for c in code.checks}',
+        '"checks": {c.name: "" for c in code.checks}',
+        ("tests/infra/test_gate_inputs.py",),
+        "a changed data check does not re-run the gate"),
+    Mutant(
+        "gate-source-checksum", "pulumi_gate", "shipshape/pulumi_gate/gate.py",
+        '"migrations": {m.name: m.checksum for m in code.migrations}',
+        '"migrations": {m.name: m.source_checksum for m in code.migrations}',
+        ("tests/infra/test_gate.py::test_checksums_do_not_depend_on_where_the_tree_is",),
+        "the gate watches the templates, not what they render to for the env"),
+    Mutant(
+        "gate-ignores-recreated-database", "pulumi_gate", "shipshape/pulumi_gate/gate.py",
+        'WATCHED = ("env", "checksums", "database_id", "app_role")',
+        'WATCHED = ("env", "checksums", "app_role")',
+        ("tests/infra/test_gate.py",),
+        "a recreated, empty database does not re-run the gate"),
+
+    # --- app: the charge and every user's own rows ---------------------------------------
+    Mutant(
+        "charge-without-balance-guard", "app", "app/store.py",
+        'WHERE id = %(id)s AND ("unlimitedUntil" > now() OR "creditBalance" >= %(cost)s)',
+        "WHERE id = %(id)s",
+        (APP + "test_charge_statement.py",),
+        "the charge's UPDATE does not check the balance (only the CHECK constraint stops it)"),
+    Mutant(
+        "charge-read-then-write", "app", "app/store.py",
+        '    return await one(conn, CHARGE_SQL, {"id": user_id, "cost": cost})\n',
+        "    row = await one(conn, 'SELECT \"creditBalance\" >= %s OR coalesce(\"unlimitedUntil\" "
+        "> now(), false) AS ok FROM users WHERE id = %s', [cost, user_id])\n"
+        "    if not row[\"ok\"]:\n"
+        "        return None\n"
+        "    return await one(conn, 'UPDATE users SET \"creditBalance\" = \"creditBalance\" - "
+        "CASE WHEN \"unlimitedUntil\" > now() THEN 0 ELSE %(cost)s END WHERE id = %(id)s "
+        "RETURNING \"creditBalance\", CASE WHEN \"unlimitedUntil\" > now() THEN 0 ELSE "
+        "%(cost)s END AS charged', {\"id\": user_id, \"cost\": cost})\n",
+        (APP + "test_charge_statement.py",),
+        "the charge reads the balance, then writes it: not atomic", issue=True),
+    Mutant(
+        "charge-unlimited-charged", "app", "app/store.py",
+        'SET "creditBalance" = "creditBalance" - CASE WHEN "unlimitedUntil" > now() THEN 0 ELSE %(cost)s END,',
+        'SET "creditBalance" = "creditBalance" - %(cost)s,',
+        (APP + "test_generate.py::test_unlimited_accounts_are_not_charged",),
+        "an unlimited account is charged"),
+    Mutant(
+        "project-read-not-scoped", "app", "app/store.py",
+        'WHERE p.id = %s AND p."userId" = %s\n', "WHERE p.id = %s AND %s IS NOT NULL\n",
+        (APP + "test_projects.py::test_a_user_cannot_see_or_touch_another_users_project",),
+        "a user reads another user's project"),
+    Mutant(
+        "project-list-not-scoped", "app", "app/store.py",
+        '      WHERE p."userId" = %s\n', "      WHERE %s IS NOT NULL\n",
+        (APP + "test_projects.py::test_a_user_cannot_see_or_touch_another_users_project",),
+        "a user lists every user's projects"),
+    Mutant(
+        "project-update-not-scoped", "app", "app/store.py",
+        "'WHERE id = %(id)s AND \"userId\" = %(user_id)s RETURNING id'",
+        "'WHERE id = %(id)s AND %(user_id)s IS NOT NULL RETURNING id'",
+        (APP + "test_projects.py::test_a_user_cannot_see_or_touch_another_users_project",),
+        "a user renames another user's project"),
+    Mutant(
+        "project-delete-not-scoped", "app", "app/store.py",
+        "'WITH gone AS (DELETE FROM avatar_projects WHERE id = %s AND \"userId\" = %s '",
+        "'WITH gone AS (DELETE FROM avatar_projects WHERE id = %s AND %s IS NOT NULL '",
+        (APP + "test_projects.py::test_a_user_cannot_see_or_touch_another_users_project",),
+        "a user deletes another user's project"),
+    Mutant(
+        "avatar-insert-not-scoped", "app", "app/store.py",
+        "'FROM avatar_projects p WHERE p.id = %(projectId)s AND p.\"userId\" = %(userId)s '",
+        "'FROM avatar_projects p WHERE p.id = %(projectId)s AND %(userId)s IS NOT NULL '",
+        (APP + "test_projects.py::test_a_user_cannot_see_or_touch_another_users_project",),
+        "a user adds an avatar to another user's project"),
+    Mutant(
+        "avatar-read-not-scoped", "app", "app/store.py",
+        "f'SELECT {AVATAR_COLUMNS} FROM avatars WHERE id = %s AND \"userId\" = %s'",
+        "f'SELECT {AVATAR_COLUMNS} FROM avatars WHERE id = %s AND %s IS NOT NULL'",
+        (APP + "test_projects.py::test_a_user_cannot_see_or_touch_another_users_project",),
+        "a user reads another user's avatar"),
+    Mutant(
+        "avatar-delete-not-scoped", "app", "app/store.py",
+        "'DELETE FROM avatars WHERE id = %s AND \"userId\" = %s RETURNING id'",
+        "'DELETE FROM avatars WHERE id = %s AND %s IS NOT NULL RETURNING id'",
+        (APP + "test_projects.py::test_a_user_cannot_see_or_touch_another_users_project",),
+        "a user deletes another user's avatar"),
+    Mutant(
+        "generate-on-foreign-project", "app", "app/store.py",
+        "'SELECT id FROM avatar_projects WHERE id = %s AND \"userId\" = %s FOR KEY SHARE'",
+        "'SELECT id FROM avatar_projects WHERE id = %s AND %s IS NOT NULL FOR KEY SHARE'",
+        (APP + "test_projects.py::test_a_user_cannot_see_or_touch_another_users_project",),
+        "a user spends credits generating into another user's project"),
+]
