@@ -64,12 +64,12 @@ def _imports(module: str, path: Path) -> list[tuple[str, list[str], int]]:
             if not base.startswith("shipshape"):
                 continue
             names = [a.name for a in node.names]
-            # `from shipshape.engine import migrations` imports the module engine.migrations
+            # `from shipshape.engine import migrations` imports the module engine.migrations,
+            # and runs the package's __init__ first: both are edges
             submodules = [f"{base}.{n}" for n in names if f"{base}.{n}" in MODULES]
             found += [(m, [], node.lineno) for m in submodules]
-            if len(submodules) < len(names):
-                found.append((base, [n for n in names if f"{base}.{n}" not in MODULES],
-                              node.lineno))
+            found.append((base, [n for n in names if f"{base}.{n}" not in MODULES],
+                          node.lineno))
     return found
 
 

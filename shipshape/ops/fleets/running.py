@@ -34,6 +34,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+# Imported by their full names: `from shipshape.ops.fleets import plan` would import the
+# package, whose __init__ imports this module back.
+import shipshape.ops.fleets.plan as plan
+import shipshape.ops.fleets.reports as reports
+import shipshape.ops.fleets.spec as spec
 from shipshape import db
 from shipshape.engine import tree
 from shipshape.errors import (
@@ -45,7 +50,6 @@ from shipshape.errors import (
     SQLFailed,
 )
 from shipshape.ops import pipeline
-from shipshape.ops.fleets import plan, reports, spec
 from shipshape.paths import project_root, state_dir
 from shipshape.progress import Progress, StepHandle
 from shipshape.secrets import redact
