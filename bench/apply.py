@@ -187,13 +187,8 @@ def section(ctx: Context, n: int, w: Workload, samples: dict[str, Sample]) -> Se
             rows.append(Row(name, median=f"skipped: {w.skipped[name]}"))
             continue
         s = samples[name]
-        med, low, high = s.cells()
-        row = Row(name, med, low, high)
-        if s.error:
-            failed = True
-            row.median = f"failed: {s.error[:200]}"
-        elif base_ok:
-            row.ratio = ratio(s.median, base.median)
+        row = s.row(name, base)
+        failed = failed or bool(s.error)
         if name == SHIPSHAPE and row.ratio != "—" and paired(s, base):
             row.ratio += f"; per round {paired(s, base)}"
         if name == SHIPSHAPE and target is not None:

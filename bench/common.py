@@ -225,6 +225,16 @@ class Sample:
             return "failed", "—", "—"
         return seconds(self.median), seconds(min(self.times)), seconds(max(self.times))
 
+    def row(self, name: str, baseline: Sample | None) -> Row:
+        """This contender's table row: its times, its failure, or its ratio to baseline
+        (when the baseline ran cleanly)."""
+        row = Row(name, *self.cells())
+        if self.error:
+            row.median = f"failed: {self.error[:200]}"
+        elif baseline is not None and baseline.times and not baseline.error:
+            row.ratio = ratio(self.median, baseline.median)
+        return row
+
 
 def interleaved(contenders: list[str], reps: int, warmup: bool, run_one) -> dict[str, Sample]:
     """run_one(name) -> seconds, for every contender, `reps` rounds, in the given order and

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from bench.apply import invoke_cmd
-from bench.common import ROOT, Context, Row, Section, interleaved, ratio, run_process, seconds
+from bench.common import ROOT, Context, Section, interleaved, run_process, seconds
 
 TARGET = 0.2  # seconds, absolute
 
@@ -42,13 +42,8 @@ def run(ctx: Context) -> list[Section]:
     floor = samples[FLOOR]
     for name in (DEPLOY, FLOOR):
         s = samples[name]
-        med, low, high = s.cells()
-        row = Row(name, med, low, high)
-        if s.error:
-            failed = True
-            row.median = f"failed: {s.error[:200]}"
-        elif floor.times and not floor.error:
-            row.ratio = ratio(s.median, floor.median)
+        row = s.row(name, floor)
+        failed = failed or bool(s.error)
         if name == DEPLOY and not s.error:
             row.target = f"≤ {seconds(TARGET)}"
             row.met = "yes" if s.median <= TARGET else "no"

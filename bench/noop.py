@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from bench import apply, peers
-from bench.common import ROOT, Context, Row, Section, interleaved, ratio, run_process, seconds
+from bench.common import ROOT, Context, Row, Section, interleaved, run_process, seconds
 
 TARGET = 0.25  # seconds, absolute; and ahead of every peer
 
@@ -121,13 +121,8 @@ def run(ctx: Context) -> list[Section]:
             rows.append(Row(name, median=f"skipped: {skipped[name]}"))
             continue
         s = samples[name]
-        med, low, high = s.cells()
-        row = Row(name, med, low, high)
-        if s.error:
-            failed = True
-            row.median = f"failed: {s.error[:200]}"
-        elif base and base.times and not base.error:
-            row.ratio = ratio(s.median, base.median)
+        row = s.row(name, base)
+        failed = failed or bool(s.error)
         if name in (MIGRATE, STATUS) and not s.error:
             rival = fastest(PEERS_APPLY if name == MIGRATE else PEERS_APPLY + PEERS_STATUS)
             row.target = f"≤ {seconds(TARGET)}" + (f", < {rival[0]} ({seconds(rival[1])})"

@@ -95,13 +95,8 @@ def run(ctx: Context) -> list[Section]:
             rows.append(Row(name, median=f"skipped: {tool.reason}"))
             continue
         s = samples[name]
-        med, low, high = s.cells()
-        row = Row(name, med, low, high)
-        if s.error:
-            failed = True
-            row.median = f"failed: {s.error[:200]}"
-        elif base_ok:
-            row.ratio = ratio(s.median, base.median)
+        row = s.row(name, base)
+        failed = failed or bool(s.error)
         if name == WARM and not s.error:
             row.target = f"< {seconds(TARGET_WARM)}"
             row.met = "yes" if s.median < TARGET_WARM else "no"
