@@ -33,30 +33,40 @@ def advisory_lock(conn: psycopg.Connection, wait: str, name: str = MIGRATION_LOC
     classid, objid = _lock_key(name)
     deadline = time.monotonic() + parse_duration(wait)
     delay = 0.02
-    while True:
-        got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", [classid, objid]).fetchone()[0]
-        if not conn.autocommit:
-            conn.commit()
-        if got:
-            break
-        if time.monotonic() >= deadline:
-            raise Busy(
-                f"Another deploy holds the migration lock on this database "
-                f"({describe_holders(lock_holders(conn, name))}); gave up after {wait}. "
-                f"Wait for it to finish and run the command again, or raise "
-                f"--set migration_lock_wait=..."
-            )
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
+    # Each poll is its own statement outside a transaction: nothing is committed on the
+    # caller's behalf, and pg_stat_activity shows the deploy asking for the lock while it
+    # waits (not a COMMIT).
+    with _autocommit(conn):
+        while not conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                               [classid, objid]).fetchone()[0]:
+            if time.monotonic() >= deadline:
+                raise Busy(
+                    f"Another deploy holds the migration lock on this database "
+                    f"({describe_holders(lock_holders(conn, name))}); gave up after {wait}. "
+                    f"Wait for it to finish and run the command again, or raise "
+                    f"--set migration_lock_wait=..."
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
     try:
         yield
     finally:
         if not conn.closed:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.rollback()
-            conn.execute("SELECT pg_advisory_unlock(%s, %s)", [classid, objid])
-            if not conn.autocommit:
-                conn.commit()
+            with _autocommit(conn):
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", [classid, objid])
+
+
+@contextmanager
+def _autocommit(conn: psycopg.Connection):
+    before = conn.autocommit
+    conn.autocommit = True
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            conn.autocommit = before
 
 
 def lock_holders(conn: psycopg.Connection, name: str = MIGRATION_LOCK) -> list[dict]:

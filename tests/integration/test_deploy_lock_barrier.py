@@ -82,7 +82,8 @@ def test_a_queued_deploy_proceeds_once_the_holder_releases(fresh_dsn, tree, stat
         cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # the barrier: the deploy's session is asking for the lock (it polls with
-        # pg_try_advisory_lock), and has changed nothing
+        # pg_try_advisory_lock outside a transaction, so between polls that is its last
+        # statement), and has changed nothing
         deadline = time.monotonic() + 120
         while not fetch(fresh_dsn, "SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
                                    "AND application_name LIKE 'shipshape deploy%%' "
