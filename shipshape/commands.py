@@ -15,7 +15,7 @@ from pathlib import Path
 
 from shipshape import db
 from shipshape.engine import baseline as baseline_
-from shipshape.engine import bundle, history, identity, migrations, seeds, shadow, tree
+from shipshape.engine import bundle, history, identity, locksafety, migrations, seeds, shadow, tree
 from shipshape.engine import verify as verify_
 from shipshape.engine.findings import Finding
 from shipshape.engine.render import Renderer
@@ -116,6 +116,36 @@ def rollback(target: Target, sql_dir: Path, to: int, *, yes: bool = False,
     return RollbackResult(target.env.name, done, to)
 
 
+# --- db.lint --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LintResult:
+    target: str
+    env: str
+    findings: list[locksafety.LockFinding]
+
+    @property
+    def refused(self) -> list[locksafety.LockFinding]:
+        return [f for f in self.findings if f.refused]
+
+    def check(self) -> None:
+        if self.refused:
+            first = self.refused[0]
+            raise ProblemsFound(
+                f"{len(self.refused)} pending statement(s) would be refused by the lock check "
+                f"on env {self.env}; first: {first.describe()}. Rewrite it as shown, or accept "
+                f"it in the migration with `-- shipshape:lock-ok {first.rule} <reason>`.")
+
+
+def lint(target: Target, sql_dir: Path) -> LintResult:
+    """The lock each pending statement takes, weighed against the live tables. Read-only."""
+    loaded = migrations.load(sql_dir, target.env)
+    with db.connect(target, purpose="lint") as conn:
+        todo = _pending(conn, loaded)
+        found = locksafety.findings(conn, target.env, todo)
+    return LintResult(target.describe(), target.env.name, found)
+
+
 # --- db.seed --------------------------------------------------------------------------------
 
 def seed_script(env: Environment, sql_dir: Path) -> str:
@@ -189,29 +219,46 @@ def import_tree(tool: str, path: Path, out: Path, *, dry_run: bool = False):
 # --- deploy, render ---------------------------------------------------------------------------
 
 def deploy(target: Target, sql_dir: Path, *, progress: Progress | None = None,
-           app_check=None) -> pipeline.DeployResult:
-    """preflight -> lock -> migrate -> seed -> verify -> app -> record. A failing gate
-    raises its error with the partial result attached (`error.result`)."""
-    return pipeline.deploy(target, sql_dir, progress=progress, app_check=app_check)
+           app_check=None, phase: str | None = None) -> pipeline.DeployResult:
+    """preflight -> lock -> migrate (expand) -> seed -> verify -> app -> contract -> record,
+    or the part `phase` names (expand, contract, all; default: the env's deploy_phase). A
+    failing gate raises its error with the partial result attached (`error.result`)."""
+    return pipeline.deploy(target, sql_dir, progress=progress, app_check=app_check,
+                           phase=phase)
 
 
-def deploy_script(target: Target, sql_dir: Path) -> str:
-    """Every statement deploy would run, in order, as one psql script. Changes nothing."""
+def deploy_script(target: Target, sql_dir: Path, *, phase: str | None = None) -> str:
+    """Every statement deploy would run, in order, as one psql script. Changes nothing.
+    The contract migrations come after seed and verify, as the deploy runs them."""
     env = target.env
+    chosen = pipeline.parse_phase(phase or env.default_phase, env.name)
     code = tree.load(sql_dir, env)
     with db.connect(target, purpose="deploy --dry-run") as conn:
         identity.check(conn, env, what="deploy")
         todo = _pending(conn, code.migrations)
     migrations.refuse_destructive(env, todo, rollback=False)
+    expand, contract = migrations.plan_phase(todo, migrations.DeployPhase.EXPAND)
+    if chosen == migrations.DeployPhase.CONTRACT:
+        return "\n".join([
+            f"-- deploy --dry-run --phase contract for {target.describe()}",
+            f"-- {len(todo)} migration(s) pending; refused while a replica of an older "
+            f"release is alive; nothing below has been run.",
+            bundle.migrate_script(code.renderer, todo)])
+    later = (["-- ==== contract (after the app rolls; refused while a replica of an older "
+              "release is alive) ====", bundle.migrate_script(code.renderer, contract)]
+             if chosen == migrations.DeployPhase.ALL and contract else
+             [f"-- {len(contract)} migration(s) left for `invoke deploy --env {env.name} "
+              f"--phase contract`"] if contract else [])
     parts = [
-        f"-- deploy --dry-run for {target.describe()}",
+        f"-- deploy --dry-run --phase {chosen} for {target.describe()}",
         f"-- {len(todo)} migration(s) pending; nothing below has been run.",
-        bundle.migrate_script(code.renderer, todo),
+        bundle.migrate_script(code.renderer, expand),
         "-- ==== seed ====",
         bundle.seed_script(code.seeds, env),
         "-- ==== verify (read-only, rolled back): history, schema against a shadow database,",
         "-- seed rows, and these data checks ====",
         *(f"-- {c.path.name}\n{c.sql.strip()}\n" for c in code.checks),
+        *later,
     ]
     return "\n".join(parts)
 

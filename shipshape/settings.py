@@ -44,12 +44,29 @@ class Environment:
     connect_timeout: int = 5
     # When set, deploy's last gate checks <app_url>/health/ready.
     app_url: str = ""
+    # What `deploy` applies when --phase is not given: all (expand, then contract in the
+    # same deploy) or expand (contract later, after every replica runs the new release,
+    # with `deploy --phase contract`). Empty: all for local (one process), else expand.
+    deploy_phase: str = ""
+    # An app replica whose heartbeat (shipshape.app_instances.last_seen) is older than
+    # this is taken for gone: it no longer holds a contract migration back.
+    app_heartbeat_ttl: str = "30s"
+    # The lock check (engine.locksafety): a statement that scans or rewrites a table with
+    # more rows, or more MB (indexes and TOAST included), than these under a lock that
+    # blocks the application is refused unless its migration says `-- shipshape:lock-ok`.
+    # 0 turns a threshold off.
+    lock_check_max_rows: int = 0
+    lock_check_max_mb: int = 0
     # Settings of the stack file that shipshape itself does not use (infra reads them).
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def is_local(self) -> bool:
         return self.name == "local"
+
+    @property
+    def default_phase(self) -> str:
+        return self.deploy_phase or ("all" if self.is_local else "expand")
 
     def context(self) -> dict:
         """The Jinja context: every setting, plus the env name."""
@@ -63,13 +80,16 @@ class Environment:
 _BUILTIN = {
     "local": {},
     "dev": {},
-    "staging": {"allow_destructive": False, "seed_sets": ("reference",)},
+    "staging": {"allow_destructive": False, "seed_sets": ("reference",),
+                "lock_check_max_rows": 100_000, "lock_check_max_mb": 100},
     "prod": {
         "allow_destructive": False,
         "concurrent_indexes": True,
         "seed_sets": ("reference",),
         "lock_timeout": "3s",
         "statement_timeout": "15min",
+        "lock_check_max_rows": 100_000,
+        "lock_check_max_mb": 100,
     },
 }
 
@@ -143,6 +163,7 @@ def _read_stack_file(path: Path) -> tuple[dict, dict]:
     return settings, extra
 
 
+_DEPLOY_PHASES = ("", "all", "expand", "contract")
 _BOOL_WORDS = {"true": True, "yes": True, "1": True, "on": True,
                "false": False, "no": False, "0": False, "off": False}
 
@@ -161,8 +182,10 @@ def _coerce(key: str, value):
                 return tuple(part.strip() for part in value.split(",") if part.strip())
             return tuple(str(v) for v in value)
         if kind == "str":
-            if key.endswith("timeout") or key.endswith("wait") or key.endswith("backoff"):
+            if key.endswith(("timeout", "wait", "backoff", "ttl")):
                 parse_duration(str(value))
+            if key == "deploy_phase" and str(value) not in _DEPLOY_PHASES:
+                raise ValueError(value)
             return str(value)
     except (KeyError, ValueError, TypeError):
         pass

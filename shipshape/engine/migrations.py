@@ -4,6 +4,14 @@ A migration is a directory sql/migrations/NNNN_slug/ with migrate.sql.j2 and
 rollback.sql.j2. Each applies in its own transaction together with its history row,
 unless its rendered SQL says `-- shipshape:no-transaction` (e.g. CREATE INDEX
 CONCURRENTLY in prod).
+
+Each migration has a phase (`-- shipshape:phase contract`; expand when not declared).
+An expand migration keeps the previous app release working (a new table, a nullable
+column, an index); a contract migration breaks it (a dropped or renamed column, a new
+NOT NULL, a tighter check), so it runs only after every app replica runs a release that
+no longer needs what it removes (engine.releases decides that). `plan_phase` splits what
+is pending accordingly. A contract migration C breaks the releases built for a version
+before C; a release built for C or later no longer uses what C removes.
 """
 
 from __future__ import annotations
@@ -19,13 +27,29 @@ import psycopg
 
 from shipshape import db
 from shipshape.engine import history, irreversible
-from shipshape.engine.render import Renderer, directives
+from shipshape.engine import locksafety, releases
+from shipshape.engine.render import Renderer, directive_arguments, directive_lines, directives
 from shipshape.errors import ConfigError, Refused, SQLFailed
 from shipshape.settings import Environment
 
 _NAME = re.compile(r"^(?P<version>\d{4})_(?P<slug>[a-z0-9][a-z0-9_]*)$")
 MIGRATE_FILE = "migrate.sql.j2"
 ROLLBACK_FILE = "rollback.sql.j2"
+
+
+class Phase(StrEnum):
+    """When a migration may run relative to the app's rollout; the history records it."""
+
+    EXPAND = "expand"      # before the new app release rolls out; the old one keeps working
+    CONTRACT = "contract"  # after every replica runs the new release; breaks the old one
+
+
+class DeployPhase(StrEnum):
+    """What part of the migrations a deploy applies (`deploy --phase`)."""
+
+    EXPAND = "expand"      # pending migrations up to the first contract one
+    CONTRACT = "contract"  # everything pending, once no old release is running
+    ALL = "all"            # expand, then contract in the same deploy (one local process)
 
 
 @dataclass(frozen=True)
@@ -61,6 +85,9 @@ class Migration:
     rollback_transactional: bool
     rollback_destructive: bool
     irreversible: str = ""  # the declared reason of a forward-only migration (no rollback)
+    phase: Phase = Phase.EXPAND
+    # The lock findings it accepts: (rule, reason) of each `-- shipshape:lock-ok`.
+    lock_ok: tuple[tuple[str, str], ...] = ()
 
     @property
     def rollback_path(self) -> Path:
@@ -158,7 +185,23 @@ def _render(source: Source, renderer: Renderer) -> Migration:
         rollback_transactional="no-transaction" not in down_directives,
         rollback_destructive="destructive" in down_directives,
         irreversible=reason or "",
+        phase=_phase(source.migrate_path, up),
+        lock_ok=locksafety.parse_accepted(source.migrate_path, up,
+                                          directive_lines(up, locksafety.DIRECTIVE)),
     )
+
+
+def _phase(path: Path, rendered: str) -> Phase:
+    declared = directive_arguments(rendered).get("phase")
+    if declared is None:
+        return Phase.EXPAND
+    try:
+        return Phase(declared)
+    except ValueError:
+        raise ConfigError(
+            f"{path}: `-- shipshape:phase {declared}` is not a phase; write "
+            f"`-- shipshape:phase contract` for a migration that breaks the previous app "
+            f"release, or nothing (expand is the default).") from None
 
 
 def _readable(path: Path) -> bool:
@@ -268,19 +311,43 @@ def plan(migrations: list[Migration], history: dict[int, dict], to: int | None =
     return todo
 
 
+def plan_phase(todo: list[Migration], phase: DeployPhase) -> tuple[list[Migration], list[Migration]]:
+    """Split pending migrations into (run now, deferred to the contract phase).
+
+    The expand phase defers every contract migration and applies the expand ones, also
+    those numbered after a deferred contract migration: a release that stops using
+    something ships its contract migration C before its own newest (expand) migration R,
+    so that R can be applied, and the release ready, while C waits for the old replicas
+    to go. An expand migration therefore never depends on an earlier contract one."""
+    if phase != DeployPhase.EXPAND:
+        return todo, []
+    return ([m for m in todo if m.phase == Phase.EXPAND],
+            [m for m in todo if m.phase == Phase.CONTRACT])
+
+
 # --- the operations: migrate and rollback (the caller holds the migration lock) ---------
 
 def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration], *,
-            to: int | None = None, retry_failed: bool = False, progress=None) -> tuple[int | None, list[Migration]]:
-    """Apply what is pending (up to `to`). Returns the version before, and what was applied."""
+            to: int | None = None, retry_failed: bool = False, progress=None,
+            phase: DeployPhase = DeployPhase.ALL,
+            before_contract=None) -> tuple[int | None, list[Migration]]:
+    """Apply what is pending (up to `to`) of `phase`. Returns the version before, and
+    what was applied. When contract migrations are pending, before_contract(them) runs
+    before anything is applied, under the caller's lock, and raises to refuse them
+    (default: releases.refuse_contract, which refuses while an older release runs). The
+    lock check (engine.locksafety) runs first, on everything pending."""
     from shipshape.progress import Progress
 
     progress = progress or Progress()
     history.ensure_history(conn)
     recorded = history.read_history(conn)
     refuse_unsafe(status(loaded, recorded), loaded, retry_failed=retry_failed)
-    todo = plan(loaded, recorded, to)
+    todo, _ = plan_phase(plan(loaded, recorded, to), phase)
     refuse_destructive(env, todo, rollback=False)
+    locksafety.refuse(conn, env, todo)  # the live sizes: before anything is applied
+    contracts = [m for m in todo if m.phase == Phase.CONTRACT]
+    if contracts:  # before anything is applied: a refusal leaves no part done
+        (before_contract or (lambda found: releases.refuse_contract(conn, env, found)))(contracts)
     for migration in todo:
         with progress.step(f"migrate {migration.name}") as step:
             step.note(f"{apply(conn, env, migration, applied_by=db.operator())} ms in SQL")
