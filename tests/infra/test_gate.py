@@ -14,6 +14,7 @@ from psycopg import sql
 
 from shipshape.errors import ProblemsFound, Refused
 from shipshape.pulumi_gate import gate
+from shipshape.settings import with_settings
 from tests.conftest import create_database, drop_database, dsn_for
 from tests.treeutil import write_migration
 
@@ -257,3 +258,33 @@ def test_checksums_do_not_depend_on_where_the_tree_is(make_target, sql_tree):
     assert gate.checksums(env, sql_tree) == gate.checksums(env, ROOT / "sql")
     prod = make_target("postgresql://unused", "prod").env
     assert gate.checksums(prod, sql_tree)["migrations"] != gate.checksums(env, sql_tree)["migrations"]
+
+
+def test_the_contract_gate_defers_while_an_old_release_runs_then_runs(target, sql_tree):
+    """The docker platform's contract gate runs after the new replicas exist but before
+    Pulumi deletes the replaced ones: it defers (no failure, nothing applied), and its
+    next run, once they are gone, applies the contract migration."""
+    gate.run(target, sql_tree, app_password=APP_PASSWORD)  # expand: everything so far
+    write_migration(sql_tree, "0013_usage_check",
+                    "-- shipshape:phase contract\n"
+                    'ALTER TABLE avatars ADD CONSTRAINT "avatars_usageCount_check" '
+                    'CHECK ("usageCount" >= 0);\n',
+                    'ALTER TABLE avatars DROP CONSTRAINT "avatars_usageCount_check";\n')
+    with psycopg.connect(target.dsn) as conn:
+        conn.execute("INSERT INTO shipshape.app_instances (instance, release) VALUES ('old', 12)")
+    contract = target.__class__(with_settings(target.env, deploy_phase="contract"),
+                                target.dsn, target.source)
+    props = {**props_for(contract, sql_tree), "app_password": ""}
+    deferred = gate.provider_apply(props)
+    assert "old runs release 0012" in deferred["deferred"] and deferred["schema_version"] == 12
+    assert fetch(target.dsn, "SELECT count(*) FROM shipshape.history WHERE version = 13") == [(0,)]
+    assert "deferred" in gate.provider_diff(deferred, props)  # the next update runs it again
+    with psycopg.connect(target.dsn) as conn:
+        conn.execute("DELETE FROM shipshape.app_instances")
+    done = gate.provider_apply(props)
+    assert done["deferred"] == "" and done["schema_version"] == 13
+    assert gate.provider_diff(done, props) == []
+    # an expand gate never defers: a refusal there is a failure
+    with psycopg.connect(target.dsn) as conn:
+        conn.execute("INSERT INTO shipshape.app_instances (instance, release) VALUES ('x', 1)")
+    assert gate.run(target, sql_tree).deferred == ""
