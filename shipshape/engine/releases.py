@@ -66,10 +66,10 @@ def refuse_contract(conn: psycopg.Connection, env: Environment, contracts) -> st
     if not old:
         return (f"{len(replicas)} live replica(s), none older than release "
                 f"{max(m.version for m in contracts):04d}")
-    names = ", ".join(f"{m.version:04d}_{m.name}" for m in contracts)
+    names = ", ".join(m.name for m in contracts)
     newest = max(m.version for m in contracts)
-    running = "; ".join(f"{r.instance} on {r.host} runs release {r.release:04d} "
-                        f"(seen {r.seconds_ago}s ago)" for r in old[:5])
+    running = "; ".join(f"{r.instance}{f' on {r.host}' if r.host else ''} runs release "
+                        f"{r.release:04d} (seen {r.seconds_ago}s ago)" for r in old[:5])
     raise OldReleaseRunning(
         f"Contract migration(s) {names} would break app release(s) older than {newest:04d}, "
         f"and {len(old)} replica(s) of such a release are still running: {running}. "

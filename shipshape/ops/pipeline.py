@@ -260,7 +260,7 @@ def _skip_contract(run: _Run, conn, code: tree.Tree, env_name: str) -> None:
     _, later = migrations.plan_phase(migrations.plan(code.migrations, recorded),
                                      Phase.EXPAND)
     if later:
-        names = ", ".join(f"{m.version:04d}_{m.name}" for m in later)
+        names = ", ".join(m.name for m in later)
         run.skip("contract", f"{names} wait(s) for the contract phase: once every replica "
                              f"runs a release built for {later[-1].version:04d} or later, "
                              f"`invoke deploy --env {env_name} --phase contract`")
