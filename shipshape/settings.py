@@ -57,6 +57,9 @@ class Environment:
     # 0 turns a threshold off.
     lock_check_max_rows: int = 0
     lock_check_max_mb: int = 0
+    # Rows per batch of a `-- shipshape:backfill` migration (its LIMIT says
+    # {{ env.backfill_batch_size }}): each batch is its own short transaction.
+    backfill_batch_size: int = 1000
     # Settings of the stack file that shipshape itself does not use (infra reads them).
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 

@@ -27,7 +27,7 @@ import psycopg
 
 from shipshape import db
 from shipshape.engine import history, irreversible
-from shipshape.engine import locksafety, releases
+from shipshape.engine import backfill, locksafety, releases
 from shipshape.engine.render import Renderer, directive_arguments, directive_lines, directives
 from shipshape.errors import ConfigError, Refused, SQLFailed
 from shipshape.settings import Environment
@@ -88,6 +88,8 @@ class Migration:
     phase: Phase = Phase.EXPAND
     # The lock findings it accepts: (rule, reason) of each `-- shipshape:lock-ok`.
     lock_ok: tuple[tuple[str, str], ...] = ()
+    # `-- shipshape:backfill`: run again and again, a batch per transaction (engine.backfill)
+    backfill: bool = False
 
     @property
     def rollback_path(self) -> Path:
@@ -172,6 +174,8 @@ def _render(source: Source, renderer: Renderer) -> Migration:
     up_directives, down_directives = directives(up), directives(down)
     _check_destructive(source.migrate_path, up, up_directives)
     _check_destructive(source.rollback_path, down, down_directives)
+    if backfill.DIRECTIVE in up_directives:
+        backfill.check(source.migrate_path, up)
     return Migration(
         version=source.version,
         name=source.name,
@@ -186,6 +190,7 @@ def _render(source: Source, renderer: Renderer) -> Migration:
         rollback_destructive="destructive" in down_directives,
         irreversible=reason or "",
         phase=_phase(source.migrate_path, up),
+        backfill=backfill.DIRECTIVE in up_directives,
         lock_ok=locksafety.parse_accepted(source.migrate_path, up,
                                           directive_lines(up, locksafety.DIRECTIVE)),
     )
@@ -350,7 +355,9 @@ def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration],
         (before_contract or (lambda found: releases.refuse_contract(conn, env, found)))(contracts)
     for migration in todo:
         with progress.step(f"migrate {migration.name}") as step:
-            step.note(f"{apply(conn, env, migration, applied_by=db.operator())} ms in SQL")
+            duration = apply(conn, env, migration, applied_by=db.operator(), step=step)
+            if not migration.backfill:  # a backfill's last note says its rows and batches
+                step.note(f"{duration} ms in SQL")
     return current_version(recorded), todo
 
 
@@ -396,12 +403,17 @@ def refuse_destructive(env: Environment, todo: list[Migration], *, rollback: boo
 # --- applying --------------------------------------------------------------------------
 
 def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,
-          applied_by: str) -> int:
+          applied_by: str, step=None) -> int:
     """Apply one migration with its history row; returns its duration in ms.
 
     Transactional migrations retry with backoff when lock_timeout expires; a SQL error
     rolls everything back and names the line of the rendered file (exit 6).
     """
+    if migration.backfill:
+        return db.retry_on_lock_timeout(
+            conn, env, lambda: _apply_backfill(conn, env, migration, applied_by, step),
+            what=f"Backfill {migration.name}",
+            then="deploy again; the committed batches stay done and it resumes.")
     work = _apply_in_transaction if migration.transactional else _apply_autocommit
     return db.retry_on_lock_timeout(
         conn, env, lambda: work(conn, env, migration, applied_by),
@@ -420,6 +432,16 @@ def _apply_in_transaction(conn, env, migration, applied_by) -> int:
         raise
     except psycopg.Error as exc:
         raise _sql_failed(conn, env, migration, migration.sql, exc) from None
+    return duration
+
+
+def _apply_backfill(conn, env, migration, applied_by, step) -> int:
+    """Batch after batch, each committed (engine.backfill); then the history row."""
+    started = time.monotonic()
+    backfill.run(conn, env, migration, step=step)
+    duration = int((time.monotonic() - started) * 1000)
+    with conn.transaction():
+        history.record(conn, migration, applied_by=applied_by, duration_ms=duration)
     return duration
 
 

@@ -20,7 +20,7 @@ from shipshape.settings import Environment
 # imported-from <tool> <version> (written by db.import, read by db.baseline --from).
 _DIRECTIVE = re.compile(r"^[ \t]*--[ \t]*shipshape:[ \t]*([a-z-]+)(?:[ \t]+([^\n]*?))?[ \t]*$", re.M)
 KNOWN_DIRECTIVES = {"no-transaction", "destructive", "irreversible", "imported-from", "phase",
-                    "lock-ok"}
+                    "lock-ok", "backfill"}
 
 
 def ident(name: str) -> str:
