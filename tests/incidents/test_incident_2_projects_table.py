@@ -27,7 +27,7 @@ def test_avatar_projects_missing_then_migrated(incident, app):
     codes = {f.code for f in groups[0].findings}
     assert codes == {"MIGRATION_PENDING", "SEED_TABLE_MISSING", "CHECK_ERROR"}
     pending = [f.object for f in groups[0].findings if f.code == "MIGRATION_PENDING"]
-    assert pending[0] == "migration 0003_avatar_projects" and len(pending) == 9
+    assert pending[0] == "migration 0003_avatar_projects" and len(pending) == 10
 
     result = incident.run("migrations-not-applied", dry_run=True)
     assert result.outcome == "dry-run"
