@@ -38,6 +38,7 @@ from shipshape.text import listing
 if TYPE_CHECKING:
     import psycopg
 
+    from shipshape.engine.tree import Tree
     from shipshape.ops.doctor import Diagnosis
     from shipshape.ops.triage import Group
     from shipshape.progress import Progress
@@ -58,8 +59,7 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
     confirm: callable(question) -> bool, or None when there is no terminal to ask on
     (then only --yes confirms). show: callable(text), to print the plan before confirming.
     """
-    from shipshape.engine import history, migrations
-    from shipshape.engine.render import Renderer
+    from shipshape.engine import history, tree
 
     request = _request(target, Path(sql_dir), name, runbooks=runbooks, runbooks_dir=runbooks_dir,
                        long_transaction=long_transaction, progress=progress,
@@ -67,17 +67,16 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
                        command_options=command_options)
     book, env = request.book, request.env
     result = _new_result(request, reason)
-    renderer = Renderer(request.sql_dir, env)
-    loaded = migrations.load(request.sql_dir, env, renderer)
+    code = tree.load(request.sql_dir, env)  # once: both diagnoses and every step read it
     with ExitStack() as held:
         conn = _connect(held, request, dry_run=dry_run)
-        diagnosis = _detect(request, result)
+        diagnosis = _detect(request, result, code)
         if not result.mine:
             return _nothing_to_do(result, book, diagnosis, conn, dry_run)
         if book.escalate_only:
             raise _escalate(request, result)
         ctx = Context(book=book, target=target, sql_dir=request.sql_dir, conn=conn,
-                      renderer=renderer, loaded=loaded, diagnosis=diagnosis,
+                      renderer=code.renderer, loaded=code.migrations, diagnosis=diagnosis,
                       history=dict(history.read_history(conn)), progress=request.progress,
                       operator=result.operator, rerun=request.command_for(book))
         unfinished, done = open_run(conn, book.id, env.name)
@@ -90,7 +89,7 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
         _confirm(result, book, env, yes=yes, confirm=confirm)
         ctx.record = start_run(conn, result, unfinished)
         _execute(request, ctx, result)
-        return _verify(request, ctx, result)
+        return _verify(request, ctx, result, code)
 
 
 def _show_nothing(text: str) -> None:
@@ -187,13 +186,14 @@ def _close(conn: psycopg.Connection) -> None:
 
 # --- detect -----------------------------------------------------------------------------------
 
-def _diagnose(request: _Request) -> tuple[Diagnosis, list[Group]]:
+def _diagnose(request: _Request, code: Tree) -> tuple[Diagnosis, list[Group]]:
     """Doctor on the target, its findings grouped by the runbook that fixes them."""
     from shipshape.ops import doctor, triage
 
     diagnosis = doctor.diagnose(request.target, request.sql_dir,
                                 long_transaction=request.long_transaction,
-                                progress=request.progress, app_check=request.app_check)
+                                progress=request.progress, app_check=request.app_check,
+                                code=code)
     return diagnosis, triage.group(diagnosis.findings, request.runbooks,
                                    command=request.command_for)
 
@@ -204,12 +204,12 @@ def _others(groups: list[Group], book: Runbook) -> list[tuple[str, str]]:
             if g.runbook is not None and g.runbook.id != book.id]
 
 
-def _detect(request: _Request, result: RunResult) -> Diagnosis:
+def _detect(request: _Request, result: RunResult, code: Tree) -> Diagnosis:
     from shipshape.ops import triage
 
     book = request.book
     result.event(f"detect: doctor on {request.target.describe()}")
-    diagnosis, groups = _diagnose(request)
+    diagnosis, groups = _diagnose(request, code)
     result.findings_before = triage.tagged(groups)
     result.mine = [f for f in result.findings_before if f.runbook == book.id]
     result.next = _others(groups, book)
@@ -388,13 +388,13 @@ def _record_failed(ctx: Context, planned: PlannedStep) -> None:
 
 # --- verify and report ------------------------------------------------------------------------
 
-def _verify(request: _Request, ctx: Context, result: RunResult) -> RunResult:
+def _verify(request: _Request, ctx: Context, result: RunResult, code: Tree) -> RunResult:
     """Doctor again: none of the runbook's verify.absent may remain."""
     from shipshape.ops import triage
 
     book = request.book
     result.event("verify: doctor again")
-    after, groups = _diagnose(request)
+    after, groups = _diagnose(request, code)
     result.findings_after = triage.tagged(groups)
     result.next = _others(groups, book)
     remaining = [f for f in after.findings if any(m.matches(f) for m in book.verify_absent)]
