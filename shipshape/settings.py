@@ -131,6 +131,12 @@ def load_environment(
     """
     environ = os.environ if environ is None else environ
     config_dir = Path(config_dir) if config_dir else project_root()
+    if not _STACK_NAME.match(name):
+        raise ConfigError(
+            f"{name!r} is not an environment name: an env is a profile "
+            f"({', '.join(PROFILES)}) or a Pulumi stack name (letters, digits, '-', '_', '.', "
+            f"starting with a letter or digit). Known environments: "
+            f"{', '.join(known_envs(config_dir))}. Pass one of them with --env.")
     path = stack_file(name, config_dir)
     given = profile or (None if name in PROFILES else environ.get(PROFILE_VARIABLE))
     if name not in PROFILES and not path.exists() and not given:
@@ -156,6 +162,10 @@ def load_environment(
         values[key] = value
     coerced = {key: _coerce(key, value) for key, value in values.items()}
     return Environment(name=name, profile=profile, extra=extra, **coerced)
+
+
+# What Pulumi accepts as a stack name; nothing else reaches a path or a suggested command.
+_STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _profile(name: str, path: Path, declared, given: str | None) -> str:

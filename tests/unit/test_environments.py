@@ -195,3 +195,11 @@ def test_seed_files_for_a_profile_apply_to_its_stacks(tmp_path):
         "table: plans\nkey: [name]\nset: reference\nenvs: [dev]\nrows:\n  - {name: demo}\n")
     chosen = declarations.load(tmp_path / "sql", load_environment("eu-prod", config_dir=tmp_path))
     assert [(s.table, s.rows) for s in chosen] == [("plans", ({"name": "pro", "price": 12},))]
+
+
+@pytest.mark.parametrize("name", ["../prod", "eu prod", "", "-x", "a'b"])
+def test_a_name_that_is_no_stack_name_is_exit_5_and_reads_no_file(tmp_path, name):
+    with pytest.raises(ConfigError) as caught:
+        load_environment(name, config_dir=tmp_path)
+    assert caught.value.exit_code == 5
+    assert "is not an environment name" in str(caught.value)
