@@ -115,6 +115,22 @@ def test_prod_needs_yes_and_a_reason_and_dry_run_changes_nothing(incident, make_
     assert "| reason | restore the pro model |" in result.report_md.read_text()
 
 
+def test_a_stack_of_the_prod_profile_needs_a_reason_too(incident, tmp_path):
+    from shipshape.settings import load_environment
+    from shipshape.targets import Target
+
+    (tmp_path / "Pulumi.eu-prod.yaml").write_text("config:\n  shipshape:profile: prod\n")
+    env = load_environment("eu-prod", config_dir=tmp_path, environ={})
+    incident.sql("DELETE FROM ai_models WHERE tier = 'pro'")
+    incident.target, incident.env = Target(env, incident.dsn, "test"), env
+    with pytest.raises(Refused, match=r'eu-prod: `--reason "\.\.\."` is required'):
+        incident.run("models-missing", yes=True)
+    with pytest.raises(Refused, match=r'rerun with --yes --reason "\.\.\."'):
+        incident.run("models-missing", yes=False, reason="restore the pro model")
+    assert incident.sql("SELECT count(*) FROM ai_models WHERE tier = 'pro'") == [(0,)]
+    assert incident.run("models-missing", yes=True, reason="restore").outcome == "fixed"
+
+
 def test_local_asks_on_a_terminal_and_refuses_without_one(incident, make_target):
     local = make_target(incident.dsn, "local")
     incident.target, incident.env = local, local.env

@@ -26,14 +26,15 @@ MAX_IDENTIFIER = 63
 @dataclass(frozen=True)
 class Declaration:
     """A validated seed file, before an env is chosen: its rows as declared, the envs it
-    is for (None: every env) and, per env name, the rows it overrides."""
+    is for (None: every env) and, per env name, the rows it overrides. The names are
+    profiles: a stack such as eu-prod gets what the file says for prod."""
 
     seed: Seed
     envs: tuple[str, ...] | None
     overrides: dict  # env name -> tuple of override dicts
 
     def applies_to(self, env: Environment) -> bool:
-        return self.seed.set in env.seed_sets and (self.envs is None or env.name in self.envs)
+        return self.seed.set in env.seed_sets and (self.envs is None or env.profile in self.envs)
 
     def for_env(self, env_name: str) -> Seed:
         """The seed with env_name's overrides merged into its rows."""
@@ -56,7 +57,7 @@ def load(sql_dir: Path | str, env: Environment) -> list[Seed]:
     chosen = [d for d in declared if d.applies_to(env)]
     problems += _overlaps(chosen, env)
     _raise_problems(problems)
-    return [d.for_env(env.name) for d in chosen]
+    return [d.for_env(env.profile) for d in chosen]
 
 
 def _raise_problems(problems: list[str]) -> None:
