@@ -100,8 +100,10 @@ def verify(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
     from shipshape import commands
     from shipshape.console import emit_json, print_findings
 
+    sql_dir_flag = sql_dir
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
-    result = commands.verify(tgt, sql_dir, progress=progress(quiet=json_))
+    result = commands.verify(tgt, sql_dir, progress=progress(quiet=json_),
+                             command_options={"sql_dir": sql_dir_flag})
     # With --json and findings, the error handler prints them as the one JSON document.
     if json_ and not result.findings:
         emit_json({"target": result.target, "findings": []})

@@ -103,9 +103,9 @@ class Incident:
         _, groups = self.doctor(**kw)
         return [g.runbook.id if g.runbook else None for g in groups]
 
-    def findings(self) -> list:
+    def findings(self, sql_dir: Path | None = None) -> list:
         with connect(self.target) as conn:
-            return verify.verify(conn, self.target, self.sql_dir)
+            return verify.verify(conn, self.target, sql_dir or self.sql_dir)
 
     def run(self, name: str, *, yes: bool = True, **kw):
         """runbooks.run, proving that no committed row was lost but the rows the runbook

@@ -65,7 +65,8 @@ def shipped():
 def test_the_shipped_runbooks_load_in_priority_order():
     books = shipped()
     assert [b.id for b in books] == [
-        "database-unreachable", "blocking-session", "ahead-of-code", "failed-migration",
+        "database-unreachable", "blocking-session", "ahead-of-code", "edited-migration",
+        "failed-migration",
         "hand-made-schema", "migrations-not-applied", "data-integrity", "schema-drift",
         "models-missing", "app-not-ready"]
     for b in books:
@@ -120,7 +121,8 @@ def test_each_step_kind_is_one_module_and_the_registry_holds_them_all():
                 defined[info.name] = value
     assert defined == runbooks.STEP_KINDS
     assert list(runbooks.STEP_KINDS) == [
-        "migrate", "seed", "baseline", "rollback", "fix", "reapply", "restore", "terminate"]
+        "migrate", "seed", "baseline", "rollback", "fix", "reapply", "restore", "rerecord",
+        "terminate"]
 
 
 @pytest.mark.parametrize("env_name", KNOWN_ENVS)

@@ -43,6 +43,8 @@ def _what_runs(s: PlannedStep) -> list[str]:
         lines.append("     DESTRUCTIVE: deletes the rows shown below")
     if s.needs_yes:
         lines.append("     needs --yes")
+    if s.needs_reason:
+        lines.append('     needs --reason "..." (recorded in shipshape.history)')
     if s.preview:
         lines += ["     " + line for line in _rows_text(s.preview, s.preview_total)]
     lines.append(f"     sql (sha256 {s.sha256}):")

@@ -79,7 +79,8 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
         ctx = Context(book=book, target=target, sql_dir=request.sql_dir, conn=conn,
                       renderer=renderer, loaded=loaded, diagnosis=diagnosis,
                       history=dict(history.read_history(conn)), progress=request.progress,
-                      operator=result.operator, rerun=request.command_for(book))
+                      operator=result.operator, rerun=request.command_for(book),
+                      reason=result.reason or "")
         unfinished, done = open_run(conn, book.id, env.name)
         _plan(request, ctx, result, done)
         (show or _show_nothing)(render_plan(result, book))
