@@ -73,9 +73,9 @@ def history_findings(entries: list[migrations.Entry], env_name: str) -> list[Fin
         state.FAILED: ("MIGRATION_FAILED", "failed part-way",
                        f"invoke db.migrate --env {env_name} --retry-failed"),
         state.CHECKSUM_MISMATCH: ("MIGRATION_CHECKSUM", "was changed after it was applied",
-                                  f"`invoke runbook.run edited-migration --env {env_name}`: "
-                                  f"restore the applied file, or prove the edit changes "
-                                  f"nothing and re-record it"),
+                                  (f"`invoke runbook.run edited-migration --env {env_name}`: "
+                                   f"restore the applied file, or prove the edit changes "
+                                   f"nothing and re-record it")),
         state.UNKNOWN: ("MIGRATION_UNKNOWN", "is applied but missing from this code",
                         "deploy the artifact that contains it (the database is ahead)"),
     }
