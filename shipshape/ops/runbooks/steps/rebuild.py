@@ -119,6 +119,31 @@ def _text(ctx: Context, template: str, **parts: sql.Composable) -> str:
     return sql.SQL(statement(template)).format(**parts).as_string(ctx.conn)
 
 
+_TYPMOD = re.compile(r"\((\d+)\)$")
+
+
+def _lossless(ctx: Context, have: str, want: str) -> bool:
+    """Whether changing a column from type have back to want keeps every value: the
+    server says the cast is binary coercible, and want's length limit, if any, is at
+    least have's (text, varchar and varchar(20) hold every varchar(10))."""
+    import psycopg
+
+    from shipshape.db import query
+
+    try:
+        with ctx.conn.transaction():
+            coercible = ctx.conn.execute(query("runbook/binary_coercible"),
+                                         {"have": have, "want": want}).fetchone()[0]
+    except psycopg.Error:  # a type name the server does not know as written
+        return False
+    if not coercible:
+        return False
+    have_limit, want_limit = _TYPMOD.search(have), _TYPMOD.search(want)
+    if want_limit is None:
+        return "(" not in want  # no limit at all; numeric(10,2) and the like: not compared
+    return have_limit is not None and int(want_limit.group(1)) >= int(have_limit.group(1))
+
+
 def _index(ctx: Context, d: Difference, expected: dict) -> Built:
     from psycopg import sql
 
@@ -159,11 +184,15 @@ def _changed_column(ctx: Context, d: Difference, expected: dict) -> Built:
     want, have = d.expected, d.actual
     other = [k for k in ("type", "identity", "generated", "collation")
              if want.get(k) != have.get(k)]
-    if other:
+    widen = other == ["type"] and _lossless(ctx, have["type"], want["type"])
+    if other and not widen:
         return [], f"its {', '.join(other)} differs: changing it may rewrite or lose data"
     table = identifier(want["table"])
     column = sql.Identifier(d.name[len(want["table"]) + 1:])
     out = []
+    if widen:
+        out.append(Statement(1, _text(ctx, "runbook/restore_column_type", table=table,
+                                      column=column, type=sql.SQL(want["type"])), True))
     if want["default"] != have["default"]:
         if want["default"] is None:
             out.append(Statement(1, _text(ctx, "runbook/restore_column_drop_default",
