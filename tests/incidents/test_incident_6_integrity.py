@@ -24,6 +24,9 @@ def test_orphaned_avatars_and_nulls_are_shown_fixed_and_prevented(incident):
     (kept,) = incident.sql('INSERT INTO avatars ("userId", "projectId", name, "baseImageUrl") '
                            "VALUES (%s, %s, 'Kept', 'https://cdn.example.test/k.png') RETURNING id",
                            [ids["user"], keep_project])[0]
+    # uploaded, as the app records it: its "sourceType" is inferred back from this row
+    incident.sql('INSERT INTO avatar_usage_history ("avatarId", "userId", "appId", action) '
+                 "VALUES (%s, %s, 'avatar-creator', 'uploaded')", [kept, ids["user"]])
     # By hand, as in the guide: the FK gone, a project deleted under its avatars, and
     # "sourceType" made nullable with a NULL in it.
     incident.sql('ALTER TABLE avatars DROP CONSTRAINT "avatars_projectId_fkey"')
