@@ -254,10 +254,17 @@ def deployed_by(conn, run_id: str) -> tuple[int, int | None, int | None] | None:
 def _record(run: _Run, conn, target: Target, started_at, started) -> None:
     """Write the deployments row; best effort when the database itself is the problem."""
     result = run.result
-    if conn is None or conn.closed or conn.broken:
-        run.skip("record", "database not reachable")
-        return
     failed = next((g.name for g in result.gates if g.status == GateStatus.FAILED), None)
+    if conn is None:
+        # say why: a template error fails the preflight before any connection is made, and
+        # "database not reachable" sent people to check a database that was fine (issue 11)
+        why = redact((result.error or "").split("\n")[0])[:120]
+        run.skip("record", f"no connection to record on: {failed or 'preflight'} failed"
+                           + (f" ({why})" if why else ""))
+        return
+    if conn.closed or conn.broken:
+        run.skip("record", "the connection to the database was lost")
+        return
     try:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()

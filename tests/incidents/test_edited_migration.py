@@ -92,6 +92,11 @@ def test_an_edit_that_changes_the_schema_is_refused_and_the_restore_works(incide
     path.write_text(original.replace("description  text,", "description  varchar(200),"))
     before = _history(incident)
 
+    # a dry run that escalates writes no file (issue 11)
+    with pytest.raises(Refused, match="not harmless"):
+        incident.run("edited-migration", sql_dir=sql_dir, dry_run=True)
+    assert not incident.reports.exists() or not any(incident.reports.iterdir())
+
     with pytest.raises(Refused) as refused:
         incident.run("edited-migration", sql_dir=sql_dir, reason="looked harmless")
     message = str(refused.value)
@@ -100,6 +105,7 @@ def test_an_edit_that_changes_the_schema_is_refused_and_the_restore_works(incide
     command = f"git show {commit[:12]}:sql/{EDITED} > {path}"
     assert command in message
     assert _history(incident) == before
+    assert refused.value.result.report_md.exists()  # a real run's escalation is reported
 
     # follow the message literally: the file is back, and nothing is left to fix
     subprocess.run(command, shell=True, check=True, cwd=repo)

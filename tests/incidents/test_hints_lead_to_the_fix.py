@@ -114,6 +114,11 @@ def _pending_migration(incident, sql_dir):
     assert run.returncode == 0, run.stderr
 
 
+def _parent_table_dropped(incident, sql_dir):
+    # the FKs of avatars and avatar_generations go with it; their rows stay, orphaned
+    incident.sql("DROP TABLE avatar_projects CASCADE")
+
+
 def _missing_seeds(incident, sql_dir):
     incident.sql("DELETE FROM ai_models")
 
@@ -125,6 +130,7 @@ CASES = {
     "edited-migration": (_edit_migration, ["deploy"], "edited-migration"),
     "pending-migration": (_pending_migration, ["doctor"], "migrations-not-applied"),
     "missing-seeds": (_missing_seeds, ["doctor"], "models-missing"),
+    "parent-table-dropped": (_parent_table_dropped, ["doctor"], "data-integrity"),
 }
 
 
@@ -132,6 +138,7 @@ CASES = {
 def test_every_hint_leads_to_a_healthy_doctor(case, incident, sql_dir, tmp_path):
     breakage, first, runbook = CASES[case]
     breakage(incident, sql_dir)
+    before = incident.rows()
     state = {"SHIPSHAPE_STATE_DIR": str(tmp_path / "state"),
              "SHIPSHAPE_REPORTS_DIR": str(tmp_path / "reports")}
     ran = follow([*first, "--env", "dev"], dsn=incident.dsn, sql_dir=sql_dir, state=state)
@@ -140,3 +147,7 @@ def test_every_hint_leads_to_a_healthy_doctor(case, incident, sql_dir, tmp_path)
     assert any(c.startswith(f"invoke runbook.run {runbook} ") for c in commands), ran
     assert ran[-1][0].startswith("invoke doctor") and ran[-1][1] == 0, ran
     assert len(ran) - 1 <= MAX_HOPS, ran
+    # and no row was lost on the way (repairs put data first)
+    after = incident.rows()
+    for table, ids in before.items():
+        assert ids <= after.get(table, set()), f"rows of {table} lost: {ids - after[table]}"

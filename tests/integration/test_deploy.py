@@ -93,6 +93,10 @@ def test_template_error_exit_5_names_file_and_line(fresh_dsn, tree, state):
     assert result.returncode == 5
     assert "0003_bad/migrate.sql.j2:2" in result.stderr
     assert fetch(fresh_dsn, "SELECT to_regclass('shipshape.history')::text") == [(None,)]
+    # the table says why nothing was recorded: not a database that was never asked
+    assert "database not reachable" not in result.stdout
+    assert "no connection to record on: preflight failed" in result.stdout
+    assert "template error" in result.stdout.split("no connection to record on")[1]
 
 
 def test_sql_error_exit_6_and_the_deploy_is_recorded_as_failed(fresh_dsn, tree, state):

@@ -111,6 +111,47 @@ def _mentions(text: str, name: str) -> bool:
         rf'(?<![\w$"]){re.escape(name)}(?![\w$"])', text) is not None
 
 
+# --- foreign keys that rows would violate ---------------------------------------------------
+
+def violated(ctx: Context, d: Difference) -> str:
+    """Why a missing or changed foreign key is left: rows of its table reference parent rows
+    that do not exist (a parent table dropped, or re-created empty by an earlier step), so
+    adding it would fail. "" when no row would be rejected, or d is no foreign key."""
+    from psycopg import sql
+
+    from shipshape.db import identifier
+
+    if d.kind != "constraint" or not isinstance(d.expected, dict):
+        return ""
+    definition = d.expected["definition"]
+    own = re.match(r"FOREIGN KEY \((.+?)\) REFERENCES (.+?)\((.+?)\)", definition)
+    if own is None:
+        return ""
+    table = d.expected["table"]
+    columns = [c.strip() for c in own.group(1).split(",")]
+    ref_table = ".".join(part.strip('"') for part in own.group(2).strip().split("."))
+    parts = {"table": identifier(table),
+             "not_null": sql.SQL(" AND ").join(sql.SQL(f"c.{c} IS NOT NULL") for c in columns),
+             "columns": sql.SQL(", ").join(sql.SQL(f"c.{c}") for c in columns)}
+    with ctx.conn.transaction(force_rollback=True):
+        exists = ctx.conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                  [ref_table]).fetchone()[0]
+        recreated = ref_table in ctx.recreated.get("tables", {})
+        if exists and not recreated:
+            query = sql.SQL(statement("runbook/fk_orphans")).format(
+                ref_table=identifier(ref_table),
+                ref_columns=sql.SQL(", ").join(sql.SQL(f"r.{c.strip()}")
+                                               for c in own.group(3).split(",")), **parts)
+        else:
+            query = sql.SQL(statement("runbook/fk_keyed_rows")).format(**parts)
+        count = ctx.conn.execute(query).fetchone()[0]
+    if not count:
+        return ""
+    return (f"{count} row(s) of {table} reference {ref_table} rows that do not exist, so "
+            f"adding it would fail; nothing is deleted here: restore the parent rows first "
+            f"(from a backup, or as placeholders: runbook data-integrity)")
+
+
 # --- the statements, by kind of object --------------------------------------------------------
 
 def _text(ctx: Context, template: str, **parts: sql.Composable) -> str:
