@@ -122,7 +122,8 @@ def test_each_step_kind_is_one_module_and_the_registry_holds_them_all():
                 defined[info.name] = value
     assert defined == runbooks.STEP_KINDS
     assert list(runbooks.STEP_KINDS) == [
-        "migrate", "seed", "baseline", "rollback", "fix", "reapply", "restore", "rerecord",
+        "migrate", "seed", "baseline", "complete", "rollback", "fix", "reapply", "restore",
+        "rerecord",
         "terminate"]
 
 

@@ -1,4 +1,4 @@
-"""The step kinds a runbook step may `do`: one module per kind (migrate, seed, baseline,
+"""The step kinds a runbook step may `do`: one module per kind (migrate, seed, baseline, complete,
 rollback, fix, reapply, restore, rerecord, terminate), each holding its arguments, its line in the
 guide, its plan and its run; STEP_KINDS (registry.py) is their one table.
 
