@@ -163,23 +163,35 @@ def verify(target: Target, sql_dir: Path, *, progress: Progress | None = None,
 
 
 def baseline(target: Target, sql_dir: Path, version: int, *,
-             progress: Progress | None = None) -> list[migrations.Migration]:
-    """Record migrations 1..version as applied, only after proving the schema equals them."""
+             progress: Progress | None = None, dry_run: bool = False
+             ) -> list[migrations.Migration]:
+    """Record migrations 1..version as applied, only after proving the schema equals them.
+    dry_run: the same proof, and nothing written (not even the env's stamp)."""
     loaded = migrations.load(sql_dir, target.env)
     with db.connect(target, purpose="baseline") as conn:
+        if dry_run:
+            identity.check(conn, target.env, what="db.baseline")
+            return baseline_.baseline(conn, target, loaded, version, progress=progress,
+                                      dry_run=True)
         with db.advisory_lock(conn, target.env.migration_lock_wait):
             identity.ensure(conn, target.env, what="db.baseline")
             return baseline_.baseline(conn, target, loaded, version, progress=progress)
 
 
 def baseline_from(target: Target, sql_dir: Path, tool: str, *,
-                  progress: Progress | None = None) -> list[migrations.Migration]:
+                  progress: Progress | None = None, dry_run: bool = False
+                  ) -> list[migrations.Migration]:
     """Baseline at the version another tool's history says is applied (mapped through the
     imported-from directives), after the same proof as `baseline`."""
     from shipshape.engine.importers import foreign_history
 
     loaded = migrations.load(sql_dir, target.env)
     with db.connect(target, purpose="baseline") as conn:
+        if dry_run:
+            identity.check(conn, target.env, what="db.baseline")
+            version = foreign_history.baseline_version(conn, sql_dir, tool)
+            return baseline_.baseline(conn, target, loaded, version, progress=progress,
+                                      tolerate=foreign_history.tolerate(tool), dry_run=True)
         with db.advisory_lock(conn, target.env.migration_lock_wait):
             identity.ensure(conn, target.env, what="db.baseline")
             version = foreign_history.baseline_version(conn, sql_dir, tool)
@@ -291,9 +303,11 @@ def run_runbook(target: Target, sql_dir: Path, name: str, *, runbooks_dir=None,
                         progress=progress, show=show)
 
 
-def stamp(target: Target, *, previous: str, yes: bool = False, reason: str = "") -> str:
+def stamp(target: Target, *, previous: str, yes: bool = False, reason: str = "",
+          dry_run: bool = False) -> str:
     """Re-stamp a database as target's env. Deliberate only: --from must name the stamp it
-    has now, and --yes confirms. Returns the previous stamp."""
+    has now, and --yes confirms. Returns the previous stamp. dry_run: the same checks,
+    nothing written."""
     with db.connect(target, purpose="stamp") as conn:
         with db.advisory_lock(conn, target.env.migration_lock_wait):
             found = identity.read(conn)
@@ -301,6 +315,8 @@ def stamp(target: Target, *, previous: str, yes: bool = False, reason: str = "")
             if now != previous:
                 raise Refused(f"The database is `{now}`, not `{previous}`: nothing was changed. "
                               f"Name the stamp it has now: `--from {now}`.")
+            if dry_run:
+                return now
             if not yes:
                 raise Refused(f"Re-stamping a `{now}` database as `{target.env.name}` changes "
                               f"which safety rules apply to it. Rerun with --yes.")

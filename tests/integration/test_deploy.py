@@ -232,6 +232,14 @@ def test_baseline_task_refuses_with_differences_exit_3(fresh_dsn, tree, state):
     refused = run_invoke(*args, env=state)
     assert refused.returncode == 3
     assert "items.price" in refused.stderr
+    # a dry run proves the same and records nothing: no history table, no row
+    dry = run_invoke("db.baseline", "--version", "1", "--env", "dev", "--dsn", fresh_dsn,
+                     "--sql-dir", str(tree), "--dry-run", env=state)
+    assert dry.returncode == 0, dry.stderr
+    assert "nothing was recorded" in dry.stdout and "INSERT INTO shipshape.history" in dry.stdout
+    assert fetch(fresh_dsn, "SELECT to_regclass('shipshape.history')::text") == [(None,)]
+    dry_refused = run_invoke(*args, "--dry-run", env=state)
+    assert dry_refused.returncode == 3 and "items.price" in dry_refused.stderr
     adopted = run_invoke("db.baseline", "--version", "1", "--env", "dev", "--dsn", fresh_dsn,
                          "--sql-dir", str(tree), env=state)
     assert adopted.returncode == 0, adopted.stderr
