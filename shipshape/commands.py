@@ -156,8 +156,7 @@ def verify(target: Target, sql_dir: Path, *, progress: Progress | None = None,
     with db.connect(target, purpose="verify") as conn:
         findings = verify_.verify(conn, target, sql_dir, progress=progress)
     options = command_options or {}
-    route = triage.route(findings, target.env.name, sql_dir=sql_dir,
-                         runbooks_dir=options.get("runbooks_dir"),
+    route = triage.route(findings, target.env.name, runbooks_dir=options.get("runbooks_dir"),
                          command=lambda book: runbooks.command(book, target.env.name, **options))
     return VerifyResult(target.describe(), findings, route)
 

@@ -204,7 +204,7 @@ def _migrate_seed_verify(run: _Run, conn, target: Target, code: tree.Tree) -> No
     with run.gate("verify") as gate:
         findings = verify.verify(conn, target, code.sql_dir, code=code, progress=run.progress)
         result.findings = findings
-        route = triage.route(findings, env.name, sql_dir=code.sql_dir,
+        route = triage.route(findings, env.name,
                              command=lambda book: _runbook_command(book, env.name, code.sql_dir))
         verify.raise_if_problems(findings, route.command if route else None)
         warnings = [f for f in findings if f.severity != "error"]
@@ -227,7 +227,7 @@ def _point_to_baseline(exc: SQLFailed, conn, target: Target, code: tree.Tree) ->
         return
     if not any(f.code == "DRIFT_UNEXPECTED" for f in findings):
         return
-    route = triage.route(findings, target.env.name, sql_dir=code.sql_dir,
+    route = triage.route(findings, target.env.name,
                          command=lambda book: _runbook_command(book, target.env.name,
                                                                code.sql_dir))
     if route and route.runbook:

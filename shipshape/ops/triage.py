@@ -58,19 +58,25 @@ class Route:
 
 
 def route(findings: list[Finding], env_name: str, *, runbooks: list | None = None,
-          sql_dir=None, runbooks_dir=None, command=None) -> Route | None:
+          runbooks_dir=None, command=None) -> Route | None:
     """The next command for these findings: the first runbook (in doctor's order) that
     fixes any of them, else `invoke doctor`. None when no finding is an error.
 
-    runbooks: already loaded, else read from runbooks_dir (default runbooks/, fix steps
-    checked against sql_dir); command(book): how to spell a runbook's command, with the
-    flags to repeat (default: `invoke runbook.run <id> --env <env_name>`)."""
+    runbooks: already loaded, else read from runbooks_dir (default runbooks/); command(book):
+    how to spell a runbook's command, with the flags to repeat (default: `invoke
+    runbook.run <id> --env <env_name>`). Routing never hides the error it serves: runbooks
+    that do not load send the reader to doctor, which reports why."""
     if not any(f.severity == "error" for f in findings):
         return None
     if runbooks is None:
+        from shipshape.errors import ConfigError
         from shipshape.ops.runbooks.loading import load
 
-        runbooks = load(runbooks_dir, sql_dir=sql_dir)
+        try:
+            # no sql_dir: routing needs no fix template (another SQL tree may have none)
+            runbooks = load(runbooks_dir)
+        except ConfigError:
+            return Route(f"invoke doctor --env {env_name}")
     if command is None:
         def command(book):
             return runbook_command(book, env_name)
