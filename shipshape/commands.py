@@ -65,10 +65,11 @@ class MigrateResult:
 
 
 def _pending(conn, loaded: list[migrations.Migration], *, retry_failed: bool = False,
-             to: int | None = None) -> list[migrations.Migration]:
+             to: int | None = None, env_name: str | None = None) -> list[migrations.Migration]:
     """What migrate would apply, after the same refusals it makes (edited, ahead, dirty)."""
     recorded = history.read_history(conn)
-    migrations.refuse_unsafe(migrations.status(loaded, recorded), loaded, retry_failed=retry_failed)
+    migrations.refuse_unsafe(migrations.status(loaded, recorded), loaded,
+                             retry_failed=retry_failed, env_name=env_name)
     return migrations.plan(loaded, recorded, to)
 
 
@@ -80,7 +81,8 @@ def migrate(target: Target, sql_dir: Path, *, to: int | None = None, retry_faile
     with db.connect(target, purpose="migrate") as conn:
         identity.check(conn, target.env, what="db.migrate")
         if dry_run:
-            todo = _pending(conn, loaded, retry_failed=retry_failed, to=to)
+            todo = _pending(conn, loaded, retry_failed=retry_failed, to=to,
+                            env_name=target.env.name)
             script = bundle.migrate_script(renderer, todo)
             return MigrateResult(target.env.name, todo, 0, script)
         with db.advisory_lock(conn, target.env.migration_lock_wait):
@@ -138,38 +140,57 @@ def seed(target: Target, sql_dir: Path) -> list[seeds.SeedResult]:
 class VerifyResult:
     target: str
     findings: list[Finding]
+    next: triage.Route | None = None  # the one command to run next (triage.route)
 
     def check(self) -> None:
         if self.findings:
-            raise ProblemsFound(f"{len(self.findings)} finding(s) for {self.target}.",
+            hint = f" Next: `{self.next.command}`." if self.next else ""
+            raise ProblemsFound(f"{len(self.findings)} finding(s) for {self.target}.{hint}",
                                 findings=self.findings)
 
 
-def verify(target: Target, sql_dir: Path, *, progress: Progress | None = None) -> VerifyResult:
-    """The database against the code: history, drift, seeds, data checks. Read-only."""
+def verify(target: Target, sql_dir: Path, *, progress: Progress | None = None,
+           command_options: dict | None = None) -> VerifyResult:
+    """The database against the code: history, drift, seeds, data checks. Read-only.
+    The result names the next command (command_options: the flags to repeat in it)."""
     with db.connect(target, purpose="verify") as conn:
         findings = verify_.verify(conn, target, sql_dir, progress=progress)
-    return VerifyResult(target.describe(), findings)
+    options = command_options or {}
+    route = triage.route(findings, target.env.name, runbooks_dir=options.get("runbooks_dir"),
+                         command=lambda book: runbooks.command(book, target.env.name, **options))
+    return VerifyResult(target.describe(), findings, route)
 
 
 def baseline(target: Target, sql_dir: Path, version: int, *,
-             progress: Progress | None = None) -> list[migrations.Migration]:
-    """Record migrations 1..version as applied, only after proving the schema equals them."""
+             progress: Progress | None = None, dry_run: bool = False
+             ) -> list[migrations.Migration]:
+    """Record migrations 1..version as applied, only after proving the schema equals them.
+    dry_run: the same proof, and nothing written (not even the env's stamp)."""
     loaded = migrations.load(sql_dir, target.env)
     with db.connect(target, purpose="baseline") as conn:
+        if dry_run:
+            identity.check(conn, target.env, what="db.baseline")
+            return baseline_.baseline(conn, target, loaded, version, progress=progress,
+                                      dry_run=True)
         with db.advisory_lock(conn, target.env.migration_lock_wait):
             identity.ensure(conn, target.env, what="db.baseline")
             return baseline_.baseline(conn, target, loaded, version, progress=progress)
 
 
 def baseline_from(target: Target, sql_dir: Path, tool: str, *,
-                  progress: Progress | None = None) -> list[migrations.Migration]:
+                  progress: Progress | None = None, dry_run: bool = False
+                  ) -> list[migrations.Migration]:
     """Baseline at the version another tool's history says is applied (mapped through the
     imported-from directives), after the same proof as `baseline`."""
     from shipshape.engine.importers import foreign_history
 
     loaded = migrations.load(sql_dir, target.env)
     with db.connect(target, purpose="baseline") as conn:
+        if dry_run:
+            identity.check(conn, target.env, what="db.baseline")
+            version = foreign_history.baseline_version(conn, sql_dir, tool)
+            return baseline_.baseline(conn, target, loaded, version, progress=progress,
+                                      tolerate=foreign_history.tolerate(tool), dry_run=True)
         with db.advisory_lock(conn, target.env.migration_lock_wait):
             identity.ensure(conn, target.env, what="db.baseline")
             version = foreign_history.baseline_version(conn, sql_dir, tool)
@@ -201,7 +222,7 @@ def deploy_script(target: Target, sql_dir: Path) -> str:
     code = tree.load(sql_dir, env)
     with db.connect(target, purpose="deploy --dry-run") as conn:
         identity.check(conn, env, what="deploy")
-        todo = _pending(conn, code.migrations)
+        todo = _pending(conn, code.migrations, env_name=env.name)
     migrations.refuse_destructive(env, todo, rollback=False)
     parts = [
         f"-- deploy --dry-run for {target.describe()}",
@@ -234,12 +255,15 @@ def render(env: Environment, sql_dir: Path, out_dir: Path, *, dsn: str | None = 
 class DoctorReport:
     diagnosis: doctor_.Diagnosis
     groups: list[triage.Group] = field(default_factory=list)
+    env: str = "local"
 
     def check(self) -> None:
         if self.diagnosis.healthy:
             return
-        first = next((g for g in self.groups if g.runbook is not None), None)
-        hint = f" Start with `{first.command}`." if first else ""
+        # Unmatched findings: doctor's own output lists each one's fix, so no hint that
+        # sends the reader back to doctor.
+        route = triage.first_route(self.groups, self.env)
+        hint = f" Start with `{route.command}`." if route.runbook else ""
         raise ProblemsFound(
             f"doctor: {len(self.diagnosis.errors)} problem(s) on {self.diagnosis.target}.{hint}",
             findings=triage.tagged(self.groups))
@@ -259,7 +283,8 @@ def doctor(target: Target, sql_dir: Path, *, runbooks_dir: Path | str | None = N
         return runbooks.command(book, target.env.name, long_transaction=long_transaction,
                                 **(command_options or {}))
 
-    return DoctorReport(diagnosis, triage.group(diagnosis.findings, books, command=command))
+    return DoctorReport(diagnosis, triage.group(diagnosis.findings, books, command=command),
+                        target.env.name)
 
 
 def run_runbook(target: Target, sql_dir: Path, name: str, *, runbooks_dir=None,
@@ -277,9 +302,11 @@ def run_runbook(target: Target, sql_dir: Path, name: str, *, runbooks_dir=None,
                         progress=progress, show=show)
 
 
-def stamp(target: Target, *, previous: str, yes: bool = False, reason: str = "") -> str:
+def stamp(target: Target, *, previous: str, yes: bool = False, reason: str = "",
+          dry_run: bool = False) -> str:
     """Re-stamp a database as target's env. Deliberate only: --from must name the stamp it
-    has now, and --yes confirms. Returns the previous stamp."""
+    has now, and --yes confirms. Returns the previous stamp. dry_run: the same checks,
+    nothing written."""
     with db.connect(target, purpose="stamp") as conn:
         with db.advisory_lock(conn, target.env.migration_lock_wait):
             found = identity.read(conn)
@@ -287,6 +314,8 @@ def stamp(target: Target, *, previous: str, yes: bool = False, reason: str = "")
             if now != previous:
                 raise Refused(f"The database is `{now}`, not `{previous}`: nothing was changed. "
                               f"Name the stamp it has now: `--from {now}`.")
+            if dry_run:
+                return now
             if not yes:
                 raise Refused(f"Re-stamping a `{now}` database as `{target.env.name}` changes "
                               f"which safety rules apply to it. Rerun with --yes.")

@@ -107,6 +107,23 @@ def record_script(migration: Recorded) -> str:
     return _statement("history_insert").format(**values).as_string(None)
 
 
+def rerecord(conn: psycopg.Connection, migration: Recorded, *, note: str) -> int:
+    """Give an applied migration's row the (edited) file's checksums, appending note (who,
+    and why) to applied_by, in conn's current transaction. The caller has proved that the
+    edit changes nothing. Returns the rows changed (0: not applied successfully)."""
+    return conn.execute(_rerecord(), _rerecord_values(migration, note)).rowcount
+
+
+def rerecord_sql(conn: psycopg.Connection, migration: Recorded, *, note: str) -> str:
+    """The statement rerecord() runs, its values as literals: the exact SQL, for a plan."""
+    return psycopg.ClientCursor(conn).mogrify(_rerecord(), _rerecord_values(migration, note))
+
+
+def _rerecord_values(migration: Recorded, note: str) -> dict:
+    return {"version": migration.version, "name": migration.name, "checksum": migration.checksum,
+            "source_checksum": migration.source_checksum, "note": f"; re-recorded {note}"}
+
+
 def delete(conn: psycopg.Connection, version: int) -> None:
     """Remove the row of a rolled-back migration, in conn's current transaction."""
     conn.execute(_delete(), {"version": version})
@@ -127,6 +144,14 @@ def _statement(name: str) -> sql.SQL:
 def _insert() -> str:
     return _statement("history_insert").format(
         **{f: sql.Placeholder(f) for f in FIELDS}).as_string(None)
+
+
+@cache
+def _rerecord() -> str:
+    return _statement("history_rerecord").format(
+        **{f: sql.Placeholder(f) for f in ("version", "name", "checksum", "source_checksum",
+                                             "note")}
+    ).as_string(None)
 
 
 @cache

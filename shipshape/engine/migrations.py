@@ -230,8 +230,10 @@ def current_version(history: dict[int, dict]) -> int | None:
     return max(applied) if applied else None
 
 
-def refuse_unsafe(entries: list[Entry], migrations: list[Migration], *, retry_failed: bool = False) -> None:
-    """Stop before applying anything when the history disagrees with the code (exit 3)."""
+def refuse_unsafe(entries: list[Entry], migrations: list[Migration], *, retry_failed: bool = False,
+                  env_name: str | None = None) -> None:
+    """Stop before applying anything when the history disagrees with the code (exit 3).
+    env_name: the env, for the command the message names."""
     by_version = {m.version: m for m in migrations}
     unknown = [e for e in entries if e.state == State.UNKNOWN]
     if unknown:
@@ -244,9 +246,11 @@ def refuse_unsafe(entries: list[Entry], migrations: list[Migration], *, retry_fa
         )
     mismatched = [e for e in entries if e.state == State.CHECKSUM_MISMATCH]
     if mismatched:
+        env_flag = f" --env {env_name}" if env_name else ""
         raise Refused(
             "Applied migrations were changed after they ran. Restore the files as they were "
-            "and add a new migration for the change:",
+            "and add a new migration for the change, or prove the edit changes nothing: "
+            f"`invoke runbook.run edited-migration{env_flag}` does either:",
             details=[e.detail for e in mismatched],
         )
     failed = [e for e in entries if e.state == State.FAILED]
@@ -278,7 +282,7 @@ def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration],
     progress = progress or Progress()
     history.ensure_history(conn)
     recorded = history.read_history(conn)
-    refuse_unsafe(status(loaded, recorded), loaded, retry_failed=retry_failed)
+    refuse_unsafe(status(loaded, recorded), loaded, retry_failed=retry_failed, env_name=env.name)
     todo = plan(loaded, recorded, to)
     refuse_destructive(env, todo, rollback=False)
     for migration in todo:

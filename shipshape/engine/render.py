@@ -73,8 +73,9 @@ class Renderer:
             ) from None
         except jinja2.TemplateNotFound as exc:
             raise ConfigError(f"Template not found: {exc.name} (in {self.sql_dir}).") from None
-        except (jinja2.UndefinedError, jinja2.TemplateError, TypeError, ValueError) as exc:
-            filename, lineno = _template_frame(exc, name)
+        except (jinja2.UndefinedError, jinja2.TemplateError, TypeError, ValueError,
+                ArithmeticError, LookupError, AttributeError) as exc:
+            filename, lineno = _template_frame(exc, name, self.sql_dir)
             raise ConfigError(
                 f"{self._where(filename, lineno)}: template error: {exc}. "
                 f"Known settings for templates: env.{', env.'.join(self.env.context())}."
@@ -97,11 +98,19 @@ class Renderer:
         return f"{path}:{lineno}" if lineno else str(path)
 
 
-def _template_frame(exc: BaseException, default: str) -> tuple[str, int | None]:
-    """Jinja rewrites tracebacks so template frames carry the template's file and line."""
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename.endswith(".j2"):
-            return frame.filename, frame.lineno
+def _template_frame(exc: BaseException, default: str,
+                    sql_dir: Path | None = None) -> tuple[str, int | None]:
+    """The file and line to fix. Jinja rewrites tracebacks so template frames carry the
+    template's file and line; the deepest frame in the SQL tree wins: a misspelt setting
+    passed to one of shipshape's macros fails inside macros.sql.j2, but the line to fix is
+    the call in the migration (issue 11: the error named the macro's line)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
+    if sql_dir is not None:
+        root = Path(sql_dir).resolve()
+        own = [f for f in frames if Path(f.filename).resolve().is_relative_to(root)]
+        frames = own or frames
+    if frames:
+        return frames[-1].filename, frames[-1].lineno
     return default, None
 
 

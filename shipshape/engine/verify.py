@@ -50,12 +50,15 @@ def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
     return findings
 
 
-def raise_if_problems(findings: list[Finding]) -> None:
+def raise_if_problems(findings: list[Finding], next_command: str | None = None) -> None:
+    """ProblemsFound for error findings. next_command: the one command that fixes them,
+    decided above the engine (shipshape.ops.triage.route); else the first finding's fix."""
     errors = [f for f in findings if f.severity == "error"]
     if errors:
+        fix = f"Run `{next_command}`." if next_command else f"Fix: {errors[0].fix}"
         raise ProblemsFound(
             f"Verify found {len(errors)} problem(s); the database does not match the code. "
-            f"First: {errors[0].object}: {errors[0].message} Fix: {errors[0].fix}",
+            f"First: {errors[0].object}: {errors[0].message} {fix}",
             findings=findings,
         )
 
@@ -70,7 +73,9 @@ def history_findings(entries: list[migrations.Entry], env_name: str) -> list[Fin
         state.FAILED: ("MIGRATION_FAILED", "failed part-way",
                        f"invoke db.migrate --env {env_name} --retry-failed"),
         state.CHECKSUM_MISMATCH: ("MIGRATION_CHECKSUM", "was changed after it was applied",
-                                  "restore the applied file; put the change in a new migration"),
+                                  (f"`invoke runbook.run edited-migration --env {env_name}`: "
+                                   f"restore the applied file, or prove the edit changes "
+                                   f"nothing and re-record it")),
         state.UNKNOWN: ("MIGRATION_UNKNOWN", "is applied but missing from this code",
                         "deploy the artifact that contains it (the database is ahead)"),
     }
@@ -87,8 +92,8 @@ def history_findings(entries: list[migrations.Entry], env_name: str) -> list[Fin
 def drift_findings(differences, env_name: str) -> list[Finding]:
     codes = {"missing": "DRIFT_MISSING", "unexpected": "DRIFT_UNEXPECTED", "changed": "DRIFT_CHANGED"}
     fixes = {
-        "missing": (f"`invoke deploy --env {env_name}` if a migration is pending; otherwise "
-                    f"restore it through a new migration, never by hand"),
+        "missing": (f"restore it as the applied migrations define it: "
+                    f"`invoke runbook.run schema-drift --env {env_name}`"),
         "unexpected": "add a migration that creates it, or one that drops it",
         "changed": "align it through a new migration",
     }

@@ -269,3 +269,21 @@ def test_restore_adds_columns_of_every_shape_it_can_and_leaves_an_identity(
     with psycopg.connect(fresh_dsn, autocommit=True) as conn:
         assert conn.execute("SELECT name, price_cents FROM items ORDER BY name").fetchall() \
             == [("apple", 300), ("pear", 500)]
+
+
+def test_a_run_prints_its_final_message_once_on_stderr(incident, cli_env):
+    incident.sql("UPDATE ai_models SET enabled = false")
+    fixed = run_invoke("runbook.run", "models-missing", "--env", "dev", "--dsn", incident.dsn,
+                       "--yes", env=cli_env)
+    assert fixed.returncode == 0, fixed.stderr
+    final = "models-missing: fixed; verify finds none of"
+    assert fixed.stderr.count(final) == 1 and final not in fixed.stdout
+    assert "plan (1 step(s), in order):" in fixed.stdout  # the plan and the steps: stdout
+    assert "models-missing: fixed\n" in fixed.stdout
+    assert fixed.stderr.count("report: ") == 1
+
+    incident.sql("UPDATE ai_models SET enabled = false")
+    as_json = run_invoke("runbook.run", "models-missing", "--env", "dev", "--dsn", incident.dsn,
+                         "--yes", "--json", env=cli_env)
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["outcome"] == "fixed"  # stdout: the document alone

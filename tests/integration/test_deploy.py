@@ -93,6 +93,10 @@ def test_template_error_exit_5_names_file_and_line(fresh_dsn, tree, state):
     assert result.returncode == 5
     assert "0003_bad/migrate.sql.j2:2" in result.stderr
     assert fetch(fresh_dsn, "SELECT to_regclass('shipshape.history')::text") == [(None,)]
+    # the table says why nothing was recorded: not a database that was never asked
+    assert "database not reachable" not in result.stdout
+    assert "no connection to record on: preflight failed" in result.stdout
+    assert "template error" in result.stdout.split("no connection to record on")[1]
 
 
 def test_sql_error_exit_6_and_the_deploy_is_recorded_as_failed(fresh_dsn, tree, state):
@@ -228,6 +232,14 @@ def test_baseline_task_refuses_with_differences_exit_3(fresh_dsn, tree, state):
     refused = run_invoke(*args, env=state)
     assert refused.returncode == 3
     assert "items.price" in refused.stderr
+    # a dry run proves the same and records nothing: no history table, no row
+    dry = run_invoke("db.baseline", "--version", "1", "--env", "dev", "--dsn", fresh_dsn,
+                     "--sql-dir", str(tree), "--dry-run", env=state)
+    assert dry.returncode == 0, dry.stderr
+    assert "nothing was recorded" in dry.stdout and "INSERT INTO shipshape.history" in dry.stdout
+    assert fetch(fresh_dsn, "SELECT to_regclass('shipshape.history')::text") == [(None,)]
+    dry_refused = run_invoke(*args, "--dry-run", env=state)
+    assert dry_refused.returncode == 3 and "items.price" in dry_refused.stderr
     adopted = run_invoke("db.baseline", "--version", "1", "--env", "dev", "--dsn", fresh_dsn,
                          "--sql-dir", str(tree), env=state)
     assert adopted.returncode == 0, adopted.stderr

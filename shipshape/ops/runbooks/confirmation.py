@@ -39,6 +39,11 @@ def _check_rules(result: RunResult, book: Runbook, env: Environment,
         raise Refused(f"{env.name}: `--reason \"...\"` is required to run {book.id}; it is recorded "
                       f"in shipshape.runbook_runs and the report. Nothing was changed.")
     _check_destructive(env, [s for s in active if s.destructive])
+    needs_reason = [s for s in active if s.needs_reason]
+    if needs_reason and not result.reason:
+        raise Refused(f"Step(s) {', '.join(s.step.id for s in needs_reason)} rewrite what "
+                      f"shipshape.history says: rerun with `--reason \"...\"` (it is recorded "
+                      f"in the history row). Nothing was changed.")
     needs_yes = [s for s in active if s.needs_yes]
     if needs_yes and not yes:
         raise Refused(f"Step(s) {', '.join(s.step.id for s in needs_yes)} end other sessions "

@@ -64,7 +64,7 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
     request = _request(target, Path(sql_dir), name, runbooks=runbooks, runbooks_dir=runbooks_dir,
                        long_transaction=long_transaction, progress=progress,
                        reports_dir=reports_dir, app_check=app_check,
-                       command_options=command_options)
+                       command_options=command_options, dry_run=dry_run)
     book, env = request.book, request.env
     result = _new_result(request, reason)
     code = tree.load(request.sql_dir, env)  # once: both diagnoses and every step read it
@@ -78,7 +78,8 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
         ctx = Context(book=book, target=target, sql_dir=request.sql_dir, conn=conn,
                       renderer=code.renderer, loaded=code.migrations, diagnosis=diagnosis,
                       history=dict(history.read_history(conn)), progress=request.progress,
-                      operator=result.operator, rerun=request.command_for(book))
+                      operator=result.operator, rerun=request.command_for(book),
+                      reason=result.reason or "")
         unfinished, done = open_run(conn, book.id, env.name)
         _plan(request, ctx, result, done)
         (show or _show_nothing)(render_plan(result, book))
@@ -111,6 +112,7 @@ class _Request:
     reports_dir: Path | str | None
     app_check: Callable | None
     command_options: dict
+    dry_run: bool = False
 
     @property
     def env(self) -> Environment:
@@ -128,7 +130,8 @@ class _Request:
 
 
 def _request(target: Target, sql_dir: Path, name: str, *, runbooks, runbooks_dir,
-             long_transaction, progress, reports_dir, app_check, command_options) -> _Request:
+             long_transaction, progress, reports_dir, app_check, command_options,
+             dry_run: bool = False) -> _Request:
     from shipshape.ops import doctor
     from shipshape.progress import Progress
 
@@ -137,7 +140,7 @@ def _request(target: Target, sql_dir: Path, name: str, *, runbooks, runbooks_dir
     return _Request(target=target, sql_dir=sql_dir, runbooks=runbooks, book=get(runbooks, name),
                     long_transaction=long_transaction or doctor.DEFAULT_LONG_TRANSACTION,
                     progress=progress, reports_dir=reports_dir, app_check=app_check,
-                    command_options=dict(command_options or {}))
+                    command_options=dict(command_options or {}), dry_run=dry_run)
 
 
 def _new_result(request: _Request, reason: str | None) -> RunResult:
@@ -211,7 +214,8 @@ def _detect(request: _Request, result: RunResult, code: Tree) -> Diagnosis:
     result.event(f"detect: doctor on {request.target.describe()}")
     diagnosis, groups = _diagnose(request, code)
     result.findings_before = triage.tagged(groups)
-    result.mine = [f for f in result.findings_before if f.runbook == book.id]
+    result.mine = [f for f in result.findings_before
+                   if f.runbook == book.id or (book.manual and book.triggered_by(f))]
     result.next = _others(groups, book)
     result.event(f"detected {len(diagnosis.findings)} finding(s), {len(result.mine)} for "
                  f"{book.id}")
@@ -247,7 +251,7 @@ def _escalate(request: _Request, result: RunResult) -> ShipshapeError:
     result.message = (f"{book.title}: this runbook fixes nothing by itself; it "
                       f"escalates. {_escalation_text(book)}")
     result.event("escalated: no step can fix this safely")
-    return _finish_error(result, Refused(result.message), request.reports_dir)
+    return _finish_error(result, Refused(result.message), request)
 
 
 # --- plan -------------------------------------------------------------------------------------
@@ -261,7 +265,7 @@ def _plan(request: _Request, ctx: Context, result: RunResult, done: dict[str, di
         result.outcome, result.exit_code = "escalated", exc.exit_code
         result.message = f"Planning {book.id} stopped: {exc}"
         result.event(f"plan refused: {exc.message}")
-        raise _finish_error(result, exc, request.reports_dir, escalate=book) from None
+        raise _finish_error(result, exc, request, escalate=book) from None
     result.event("plan: " + "; ".join(
         f"{s.step.id}: {s.done_before or s.skip or s.summary}" for s in result.steps))
 
@@ -371,7 +375,7 @@ def _step_failed(request: _Request, ctx: Context, result: RunResult, planned: Pl
                       f"{_escalation_text(ctx.book)}")
     exc.message = f"{exc.message}\n{result.message}"
     exc.args = (exc.message,)
-    return _finish_error(result, exc, request.reports_dir)
+    return _finish_error(result, exc, request)
 
 
 def _record_failed(ctx: Context, planned: PlannedStep) -> None:
@@ -407,13 +411,17 @@ def _unresolved(request: _Request, ctx: Context, result: RunResult,
                 remaining: list) -> ShipshapeError:
     book = request.book
     result.outcome, result.exit_code = "unresolved", ProblemsFound.exit_code
+    # What is left may now belong to another runbook (a dropped parent table re-created
+    # empty: its foreign keys wait for data-integrity to restore the parents): name it.
+    mine = {(f.code, f.object) for f in result.findings_after if f.runbook == book.id}
+    handed_on = result.next and not any((f.code, f.object) in mine for f in remaining)
     result.message = (f"{book.id} ran every step, but verify still finds "
                       f"{listing([f'{f.code} {f.object}' for f in remaining])}. "
-                      f"{_escalation_text(book)}")
+                      + (f"They now belong to runbook {result.next[0][0]}: run "
+                         f"`{result.next[0][1]}`." if handed_on else _escalation_text(book)))
     result.event("verify: still found " + ", ".join(f.code for f in remaining))
     finish_run(ctx.conn, result, "unresolved")
-    return _finish_error(result, ProblemsFound(result.message, findings=remaining),
-                         request.reports_dir)
+    return _finish_error(result, ProblemsFound(result.message, findings=remaining), request)
 
 
 def _fixed(request: _Request, ctx: Context, result: RunResult) -> RunResult:
@@ -422,8 +430,7 @@ def _fixed(request: _Request, ctx: Context, result: RunResult) -> RunResult:
     others = len(result.findings_after)
     result.message = (f"{book.id}: fixed; verify finds none of "
                       f"{', '.join(str(m) for m in book.verify_absent)}."
-                      + (f" {others} other finding(s) remain: run "
-                         f"{' then '.join(f'`{c}`' for _, c in result.next)}"
+                      + (f" {others} other finding(s) remain; next: `{result.next[0][1]}`."
                          if others and result.next else
                          f" {others} other finding(s) remain (see doctor)." if others
                          else " Verify is clean."))
@@ -433,14 +440,15 @@ def _fixed(request: _Request, ctx: Context, result: RunResult) -> RunResult:
     return result
 
 
-def _finish_error(result: RunResult, exc: ShipshapeError, reports_dir, *,
+def _finish_error(result: RunResult, exc: ShipshapeError, request: _Request, *,
                   escalate: Runbook | None = None) -> ShipshapeError:
-    """exc, naming whom to escalate to (with escalate) and the report, written now, with
-    result attached."""
+    """exc, naming whom to escalate to (with escalate) and the report, written now (not
+    for a dry run: it writes no file, even when it escalates), with result attached."""
     if escalate is not None and "Escalate" not in exc.message:
         exc.message = f"{exc.message}\n{_escalation_text(escalate)}"
         exc.args = (exc.message,)
-    write_reports(result, reports_dir)
+    if not request.dry_run:
+        write_reports(result, request.reports_dir)
     if result.report_md:
         exc.message = f"{exc.message}\nReport: {result.report_md}"
         exc.args = (exc.message,)
