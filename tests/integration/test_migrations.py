@@ -121,8 +121,9 @@ def test_error_without_position_is_located_by_replay(tmp_path, fresh_dsn, make_t
     write_migration(tree, "0003_dupes",
                     "INSERT INTO items (name) VALUES ('a');\nINSERT INTO items (name) VALUES ('b');\n"
                     "INSERT INTO items (name) VALUES ('a');\n", "DELETE FROM items;")
+    loaded = migrations.load(tree, make_target(fresh_dsn).env)  # renders nothing yet
     with pytest.raises(Refused, match="does not declare"):
-        migrations.load(tree, make_target(fresh_dsn).env)
+        _ = loaded[2].rollback_sql  # a rollback is checked when it is about to run
     (tree / "migrations" / "0003_dupes" / "rollback.sql.j2").write_text(
         "-- shipshape:destructive\nDELETE FROM items;\n")
     with pytest.raises(SQLFailed, match="rendered line 3.*duplicate key"):
@@ -206,10 +207,21 @@ def test_rollback_to_version_and_destructive_refusal(tmp_path, fresh_dsn, make_t
 
 def test_undeclared_destructive_statement_is_refused(tmp_path):
     write_migration(tmp_path, "0001_a", "ALTER TABLE t DROP COLUMN c;", "SELECT 1;")
-    with pytest.raises(Refused, match="does not declare `-- shipshape:destructive`"):
-        from shipshape.settings import load_environment
+    from shipshape.settings import load_environment
 
-        migrations.load(tmp_path, load_environment("local", config_dir=tmp_path))
+    loaded = migrations.load(tmp_path, load_environment("local", config_dir=tmp_path))
+    with pytest.raises(Refused, match="does not declare `-- shipshape:destructive`"):
+        _ = loaded[0].sql  # rendered and checked where it would run
+
+
+def test_undeclared_destructive_migration_is_refused_before_anything_runs(
+        tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    write_migration(tree, "0003_drop", "ALTER TABLE items DROP COLUMN price;", "SELECT 1;")
+    with pytest.raises(Refused, match="0003_drop.*does not declare") as caught:
+        migrate(make_target(fresh_dsn), tree)
+    assert caught.value.exit_code == 3
+    assert history(fresh_dsn) == []  # refused while planning: not even 0001 ran
 
 
 @pytest.mark.parametrize("sql_text,destructive", [
