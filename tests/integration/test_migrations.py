@@ -73,6 +73,16 @@ def test_missing_rollback_is_refused(tmp_path):
         migrations.discover(tmp_path)
 
 
+def test_unreadable_template_is_refused_naming_it(tmp_path):
+    write_migration(tmp_path, "0001_a", "SELECT 1;", "SELECT 1;")
+    path = tmp_path / "migrations" / "0001_a" / "migrate.sql.j2"
+    path.write_bytes(b"SELECT '\xff\xfe';")  # not UTF-8: it cannot be read as a template
+    with pytest.raises(Refused) as caught:
+        migrations.discover(tmp_path)
+    assert caught.value.exit_code == 3
+    assert f"{path}: cannot be read" in str(caught.value.details)
+
+
 def test_edited_applied_migration_is_refused_with_both_checksums(tmp_path, fresh_dsn, make_target):
     tree = small_tree(tmp_path / "sql")
     target = make_target(fresh_dsn)
