@@ -102,14 +102,21 @@ def emit_json(data, stream=None) -> None:
 
 
 def print_table(title: str, columns: list[str], rows: list[list], stream=None) -> None:
-    from rich.table import Table
+    """A title, then aligned columns in plain text: no rich (importing and laying out its
+    Table cost db.status 0.1 to 0.3 s), greppable, and the same on a terminal and in CI.
+    The last column is not padded, so a long detail runs on instead of folding."""
+    cells = [[redact("" if cell is None else str(cell)).replace("\n", " ") for cell in row]
+             for row in rows]
+    widths = [max([len(column), *(len(row[i]) for row in cells)])
+              for i, column in enumerate(columns)]
 
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(_esc(redact("" if cell is None else str(cell))) for cell in row))
-    _console(stream or sys.stdout).print(table)
+    def line(values: list[str]) -> str:
+        padded = [value.ljust(width) for value, width in zip(values[:-1], widths, strict=False)]
+        return "  ".join([*padded, values[-1]]).rstrip()
+
+    out = [redact(title), line(columns), line(["-" * width for width in widths]),
+           *(line(row) for row in cells)]
+    (stream or sys.stdout).write("\n".join(out) + "\n")
 
 
 def print_text(text: str, stream=None) -> None:
