@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 from shipshape.paths import state_dir
@@ -70,7 +71,8 @@ class RenderCache:
     def put(self, entry_key: str, text: str) -> None:
         """Store text under entry_key, atomically (a reader sees all of it or none)."""
         path = self._path(entry_key)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        # a name of this process and thread: a fleet's threads may store the same entry
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             partial.write_text(f"{_HEADER}{digest(text)}\n{text}")
