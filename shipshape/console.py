@@ -6,13 +6,18 @@ Progress and errors go to stderr, results to stdout, so `--json | jq` stays clea
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from contextlib import contextmanager
+from functools import cached_property
 
 from shipshape.progress import Progress, StepHandle
 from shipshape.secrets import redact
 from shipshape.text import to_jsonable
+
+# Environment variables with which rich treats a stream that is not a TTY as a terminal.
+_FORCING = ("FORCE_COLOR", "TTY_COMPATIBLE")
 
 
 class ConsoleProgress(Progress):
@@ -29,10 +34,25 @@ class ConsoleProgress(Progress):
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stderr
-        self.console = _console(self.stream)
-        self.terminal = self.console.is_terminal
         self.depth = 0
         self._status = None
+
+    @cached_property
+    def console(self):
+        """rich's Console, made when first drawn on: a run with no step imports no rich."""
+        return _console(self.stream)
+
+    @cached_property
+    def terminal(self) -> bool:
+        """Whether to draw: rich decides (it honours FORCE_COLOR and friends), but only
+        asked when the stream is a terminal or the environment may force one."""
+        if not any(os.environ.get(name) for name in _FORCING):
+            try:
+                if not self.stream.isatty():
+                    return False
+            except (AttributeError, ValueError):  # no isatty, or a closed stream
+                return False
+        return self.console.is_terminal
 
     @contextmanager
     def step(self, label: str):
@@ -52,8 +72,8 @@ class ConsoleProgress(Progress):
         self._line(indent, "found" if handle.findings else "ok", label, started, handle.detail)
 
     def info(self, message: str) -> None:
-        self._write(f"{'  ' * self.depth}· {redact(message)}", f"{'  ' * self.depth}[dim]·[/dim] "
-                    f"{_esc(redact(message))}")
+        self._write(f"{'  ' * self.depth}· {redact(message)}", lambda: f"{'  ' * self.depth}"
+                    f"[dim]·[/dim] {_esc(redact(message))}")
 
     def close(self) -> None:
         if self._status is not None:
@@ -74,12 +94,13 @@ class ConsoleProgress(Progress):
         color, mark = self._MARKS[outcome]
         label, tail = redact(label), f"  {redact(detail)}" if detail else ""
         self._write(f"{indent}{mark} {label}  {ms} ms{tail}",
-                    f"{indent}[{color}]{mark}[/{color}] {_esc(label)} [dim]{ms} ms[/dim]"
+                    lambda: f"{indent}[{color}]{mark}[/{color}] {_esc(label)} [dim]{ms} ms[/dim]"
                     f"{_esc(tail)}")
 
-    def _write(self, plain: str, markup: str) -> None:
+    def _write(self, plain: str, markup) -> None:
+        """plain text off a terminal; on one, markup() (made only then: it needs rich)."""
         if self.terminal:
-            self.console.print(markup)
+            self.console.print(markup())
         else:
             self.stream.write(plain + "\n")
 
