@@ -295,6 +295,14 @@ def renders_differently(migrations: list[Migration], history: dict[int, dict]) -
             and row["checksum"] != m.checksum]
 
 
+def prepared(todo: list[Migration]) -> list[Migration]:
+    """Render and check every migration of todo now (prepare), in order, so that a
+    template error or undeclared destructive SQL stops the run before its first write."""
+    for migration in todo:
+        _ = migration.up
+    return todo
+
+
 def current_version(history: dict[int, dict]) -> int | None:
     applied = [v for v, row in history.items() if row["success"]]
     return max(applied) if applied else None
@@ -348,11 +356,11 @@ def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration],
     from shipshape.progress import Progress
 
     progress = progress or Progress()
-    history.ensure_history(conn)
     recorded = history.read_history(conn)
     refuse_unsafe(status(loaded, recorded), loaded, retry_failed=retry_failed)
-    todo = plan(loaded, recorded, to)
+    todo = prepared(plan(loaded, recorded, to))
     refuse_destructive(env, todo, rollback=False)
+    history.ensure_history(conn)  # after every refusal: a refused run writes nothing
     applied_by = db.operator()
     for migration in todo:
         with progress.step(f"migrate {migration.name}") as step:

@@ -24,7 +24,7 @@ from psycopg.types.json import Jsonb
 
 from shipshape import db
 from shipshape.adapters import app_probe
-from shipshape.engine import identity, migrations, seeds, tree, verify
+from shipshape.engine import history, identity, migrations, seeds, tree, verify
 from shipshape.errors import ProblemsFound, ShipshapeError
 from shipshape.progress import Progress
 from shipshape.secrets import redact
@@ -134,6 +134,9 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             conn = db.connect(target, purpose="deploy")
             version = db.server_version(conn)
             conn.commit()
+            # Render what is pending (only that: a no-op deploy renders nothing), so that
+            # a template error stops the deploy here, before the lock, the stamp or a row.
+            migrations.prepared(migrations.plan(code.migrations, history.read_history(conn)))
             gate.note(f"PostgreSQL {version}; {len(code.migrations)} migrations, "
                       f"{len(code.seeds)} seed files")
         with ExitStack() as held:

@@ -231,7 +231,9 @@ def test_undeclared_destructive_migration_is_refused_before_anything_runs(
     with pytest.raises(Refused, match="0003_drop.*does not declare") as caught:
         migrate(make_target(fresh_dsn), tree)
     assert caught.value.exit_code == 3
-    assert history(fresh_dsn) == []  # refused while planning: not even 0001 ran
+    with psycopg.connect(fresh_dsn) as conn:  # refused while planning: nothing was written
+        assert conn.execute("SELECT to_regclass('shipshape.history')").fetchone()[0] is None
+        assert conn.execute("SELECT to_regclass('items')").fetchone()[0] is None
 
 
 @pytest.mark.parametrize("sql_text,destructive", [
@@ -249,3 +251,15 @@ def test_undeclared_destructive_migration_is_refused_before_anything_runs(
 ])
 def test_destructive_detection(sql_text, destructive):
     assert bool(migrations.destructive_statements(sql_text)) is destructive
+
+
+def test_a_template_error_stops_migrate_before_it_writes_anything(tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    write_migration(tree, "0003_bad", "SELECT 1;\nGRANT SELECT ON items TO {{ env.app_rol }};\n",
+                    "SELECT 1;")
+    with pytest.raises(ConfigError, match="0003_bad/migrate.sql.j2:2") as caught:
+        migrate(make_target(fresh_dsn), tree)  # rendered while planning, before the first write
+    assert caught.value.exit_code == 5
+    with psycopg.connect(fresh_dsn) as conn:
+        assert conn.execute("SELECT to_regclass('shipshape.history')").fetchone()[0] is None
+        assert conn.execute("SELECT to_regclass('items')").fetchone()[0] is None
