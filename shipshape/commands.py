@@ -12,21 +12,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shipshape import db
-from shipshape.engine import baseline as baseline_
-from shipshape.engine import bundle, history, identity, migrations, seeds, shadow, tree
-from shipshape.engine import verify as verify_
-from shipshape.engine.findings import Finding
-from shipshape.engine.render import Renderer
+from shipshape.engine import history, identity, migrations
 from shipshape.errors import ProblemsFound, Refused
-from shipshape.ops import doctor as doctor_
-from shipshape.ops import fleets, pipeline, runbooks, triage
 from shipshape.progress import Progress
 from shipshape.settings import Environment
 from shipshape.targets import Target
 
+# Each verb imports the machinery only it needs, inside its function: `db.status` starts
+# without importing runbooks, fleets, doctor, verify and the bundle (a no-op command is
+# mostly start-up). The names below are for annotations only.
+if TYPE_CHECKING:
+    from shipshape.engine import seeds
+    from shipshape.engine.findings import Finding
+    from shipshape.ops import doctor as doctor_
+    from shipshape.ops import fleets, pipeline, runbooks, triage
+
 # --- db.status ------------------------------------------------------------------------------
+
+# db.status lists every migration up to this many; beyond, a summary (--all: every one).
+STATUS_SUMMARY_FROM = 30
+STATUS_LAST = 5
+
 
 @dataclass(frozen=True)
 class StatusResult:
@@ -37,6 +46,23 @@ class StatusResult:
     @property
     def problems(self) -> list[migrations.Entry]:
         return [e for e in self.migrations if e.state != "applied"]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many migrations are in each state, in the order of migrations.State."""
+        found = {state.value: 0 for state in migrations.State}
+        for entry in self.migrations:
+            found[entry.state] += 1
+        return {state: count for state, count in found.items() if count}
+
+    def summary(self, last: int = STATUS_LAST) -> list[migrations.Entry]:
+        """What a summary shows: every migration that is not applied, and the last `last`
+        applied ones, in version order. Everything when the list is short anyway."""
+        if len(self.migrations) <= STATUS_SUMMARY_FROM:
+            return list(self.migrations)
+        applied = [e for e in self.migrations if e.state == migrations.State.APPLIED]
+        shown = {id(e) for e in applied[-last:]} | {id(e) for e in self.problems}
+        return [e for e in self.migrations if id(e) in shown]
 
     def check(self) -> None:
         if self.problems:
@@ -76,6 +102,9 @@ def _pending(conn, loaded: list[migrations.Migration], *, retry_failed: bool = F
 def migrate(target: Target, sql_dir: Path, *, to: int | None = None, retry_failed: bool = False,
             dry_run: bool = False, progress: Progress | None = None) -> MigrateResult:
     """Apply pending migrations under the deploy lock, each in its own transaction."""
+    from shipshape.engine import bundle
+    from shipshape.engine.render import Renderer
+
     renderer = Renderer(sql_dir, target.env)
     loaded = migrations.load(sql_dir, target.env, renderer)
     with db.connect(target, purpose="migrate") as conn:
@@ -103,6 +132,9 @@ class RollbackResult:
 def rollback(target: Target, sql_dir: Path, to: int, *, yes: bool = False,
              dry_run: bool = False, progress: Progress | None = None) -> RollbackResult:
     """Roll back applied migrations above `to`, newest first; --yes outside local."""
+    from shipshape.engine import bundle
+    from shipshape.engine.render import Renderer
+
     renderer = Renderer(sql_dir, target.env)
     loaded = migrations.load(sql_dir, target.env, renderer)
     with db.connect(target, purpose="rollback") as conn:
@@ -122,11 +154,15 @@ def rollback(target: Target, sql_dir: Path, to: int, *, yes: bool = False,
 
 def seed_script(env: Environment, sql_dir: Path) -> str:
     """The upserts seed would run; needs no database (they are the same whatever is there)."""
+    from shipshape.engine import bundle, seeds
+
     return bundle.seed_script(seeds.load(sql_dir, env), env)
 
 
 def seed(target: Target, sql_dir: Path) -> list[seeds.SeedResult]:
     """Upsert the env's declared seed rows under the deploy lock; never deletes."""
+    from shipshape.engine import seeds
+
     declared = seeds.load(sql_dir, target.env)
     with db.connect(target, purpose="seed") as conn:
         with db.advisory_lock(conn, target.env.migration_lock_wait):
@@ -153,6 +189,9 @@ def verify(target: Target, sql_dir: Path, *, progress: Progress | None = None,
            command_options: dict | None = None) -> VerifyResult:
     """The database against the code: history, drift, seeds, data checks. Read-only.
     The result names the next command (command_options: the flags to repeat in it)."""
+    from shipshape.engine import verify as verify_
+    from shipshape.ops import runbooks, triage
+
     with db.connect(target, purpose="verify") as conn:
         findings = verify_.verify(conn, target, sql_dir, progress=progress)
     options = command_options or {}
@@ -166,6 +205,8 @@ def baseline(target: Target, sql_dir: Path, version: int, *,
              ) -> list[migrations.Migration]:
     """Record migrations 1..version as applied, only after proving the schema equals them.
     dry_run: the same proof, and nothing written (not even the env's stamp)."""
+    from shipshape.engine import baseline as baseline_
+
     loaded = migrations.load(sql_dir, target.env)
     with db.connect(target, purpose="baseline") as conn:
         if dry_run:
@@ -182,6 +223,7 @@ def baseline_from(target: Target, sql_dir: Path, tool: str, *,
                   ) -> list[migrations.Migration]:
     """Baseline at the version another tool's history says is applied (mapped through the
     imported-from directives), after the same proof as `baseline`."""
+    from shipshape.engine import baseline as baseline_
     from shipshape.engine.importers import foreign_history
 
     loaded = migrations.load(sql_dir, target.env)
@@ -213,11 +255,15 @@ def deploy(target: Target, sql_dir: Path, *, progress: Progress | None = None,
            app_check=None) -> pipeline.DeployResult:
     """preflight -> lock -> migrate -> seed -> verify -> app -> record. A failing gate
     raises its error with the partial result attached (`error.result`)."""
+    from shipshape.ops import pipeline
+
     return pipeline.deploy(target, sql_dir, progress=progress, app_check=app_check)
 
 
 def deploy_script(target: Target, sql_dir: Path) -> str:
     """Every statement deploy would run, in order, as one psql script. Changes nothing."""
+    from shipshape.engine import bundle, tree
+
     env = target.env
     code = tree.load(sql_dir, env)
     with db.connect(target, purpose="deploy --dry-run") as conn:
@@ -243,6 +289,8 @@ def render(env: Environment, sql_dir: Path, out_dir: Path, *, dsn: str | None = 
 
     verify.sql needs the schema the migrations produce: a shadow built on --dsn's server,
     else on a throw-away embedded one."""
+    from shipshape.engine import bundle, shadow, tree
+
     code = tree.load(sql_dir, env)
     expected = (shadow.shadow_snapshot(Target(env, dsn, "--dsn"), code.migrations) if dsn
                 else shadow.scratch_snapshot(env, code.migrations))
@@ -260,6 +308,8 @@ class DoctorReport:
     def check(self) -> None:
         if self.diagnosis.healthy:
             return
+        from shipshape.ops import triage
+
         # Unmatched findings: doctor's own output lists each one's fix, so no hint that
         # sends the reader back to doctor.
         route = triage.first_route(self.groups, self.env)
@@ -274,6 +324,9 @@ def doctor(target: Target, sql_dir: Path, *, runbooks_dir: Path | str | None = N
            progress: Progress | None = None) -> DoctorReport:
     """Every check, read-only; the findings grouped by the runbook that fixes them, each
     group with the exact command (command_options: the flags to repeat in it)."""
+    from shipshape.ops import doctor as doctor_
+    from shipshape.ops import runbooks, triage
+
     books = runbooks.load(runbooks_dir, sql_dir=sql_dir)
     diagnosis = doctor_.diagnose(
         target, sql_dir, long_transaction=long_transaction or doctor_.DEFAULT_LONG_TRANSACTION,
@@ -294,6 +347,8 @@ def run_runbook(target: Target, sql_dir: Path, name: str, *, runbooks_dir=None,
                 show=None) -> runbooks.RunResult:
     """detect -> plan -> confirm -> steps -> verify -> report. A failing run raises its
     error with the run attached (`error.result`); see shipshape.ops.runbooks."""
+    from shipshape.ops import runbooks
+
     with db.connect(target, purpose="runbook") as conn:
         identity.check(conn, target.env, what=f"runbook.run {name}")
     return runbooks.run(target, sql_dir, name, runbooks_dir=runbooks_dir, dry_run=dry_run,
@@ -329,6 +384,8 @@ def fleet_prepare(fleet_file: Path | str, *, sql_dir: Path | str | None = None,
                   overrides: dict | None = None, shard: str | None = None) -> fleets.Prepared:
     """The fleet file read, the tree rendered once and every DSN of the shard resolved;
     any problem is exit 5 before a database is touched."""
+    from shipshape.ops import fleets
+
     return fleets.prepare(fleet_file, sql_dir=sql_dir, overrides=overrides, shard=shard)
 
 
@@ -339,6 +396,8 @@ def fleet_deploy(prepared: fleets.Prepared, *, parallel: int | None = None,
     """Deploy every database of the fleet (this shard of it) through pipeline.deploy, in
     waves; resumes its run. A dry run reads each database's plan and changes nothing,
     writing no report. `result.check()` raises the first failure's error."""
+    from shipshape.ops import fleets
+
     if dry_run:
         return fleets.dry_run(prepared, parallel=parallel)
     return fleets.deploy(prepared, parallel=parallel, max_failures=max_failures,
@@ -347,11 +406,15 @@ def fleet_deploy(prepared: fleets.Prepared, *, parallel: int | None = None,
 
 def fleet_status(prepared: fleets.Prepared, *, parallel: int | None = None) -> fleets.Status:
     """Each database's stamp, version, pending migrations and last deploy. Read-only."""
+    from shipshape.ops import fleets
+
     return fleets.status(prepared, parallel=parallel)
 
 
 def fleet_doctor(prepared: fleets.Prepared, *, parallel: int | None = None, runbooks_dir=None,
                  long_transaction: str | None = None) -> fleets.FleetDiagnosis:
     """Doctor on each database, findings aggregated by code and object. Read-only."""
+    from shipshape.ops import fleets
+
     return fleets.diagnose(prepared, parallel=parallel, runbooks_dir=runbooks_dir,
                            long_transaction=long_transaction)

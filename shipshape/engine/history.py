@@ -1,7 +1,7 @@
 """shipshape.history: the table of applied migrations, and the one writer of its rows.
 
-Every row is written here, whoever applies the migration: the engine (`record`, in the
-migration's own transaction), the shadow build, baseline and the runbooks (`record`, or
+Every row is written here, whoever applies the migration: the engine (`record_inline`,
+sent with the migration in one message, or `record`, in the migration's own transaction), the shadow build, baseline and the runbooks (`record`, or
 `record_sql` for a plan that shows it), and the psql script that `render` writes
 (`record_script`). All of them render ONE statement, queries/history_insert.sql: the
 engine fills its fields with parameters, the psql script with literals and with what
@@ -96,6 +96,16 @@ def record_sql(conn: psycopg.Connection, migration: Recorded, *, applied_by: str
     """The statement record() runs, its values as literals: the exact SQL, for a plan."""
     return psycopg.ClientCursor(conn).mogrify(_insert(), row(
         migration, applied_by=applied_by, duration_ms=duration_ms, success=success))
+
+
+def record_inline(migration: Recorded, *, applied_by: str) -> str:
+    """The statement record() runs, with literals (without its semicolon), to be sent in
+    one message with the migration itself: the duration is the server's time since the
+    transaction began, as in the psql script."""
+    values = {field: sql.Literal(value) for field, value in row(
+        migration, applied_by=applied_by, success=True).items()}
+    values.update(duration_ms=sql.SQL(_PSQL_DURATION))
+    return _statement("history_insert").format(**values).as_string(None)
 
 
 def record_script(migration: Recorded) -> str:

@@ -32,6 +32,8 @@ def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
     recorded = history.read_history(conn)
     with progress.step("history") as step:
         findings += history_findings(migrations.status(loaded, recorded), env.name)
+        findings += rendered_otherwise_findings(
+            migrations.renders_differently(loaded, recorded), recorded, env.name)
         step.note(f"{len(recorded)} applied")
     with progress.step("schema against a shadow database") as step:
         applied = [m for m in loaded if m.version in recorded and recorded[m.version]["success"]]
@@ -87,6 +89,18 @@ def history_findings(entries: list[migrations.Entry], env_name: str) -> list[Fin
             findings.append(Finding(code, "error", f"migration {entry.name}",
                                     f"Migration {what}{detail}.", fix))
     return findings
+
+
+def rendered_otherwise_findings(changed: list[migrations.Migration], recorded: dict[int, dict],
+                                env_name: str) -> list[Finding]:
+    """A settings change is not an edit of the migration (it counts as applied); the
+    schema comparison says whether the database differs from what the settings expect."""
+    return [Finding("MIGRATION_RENDERED_OTHERWISE", "warning", f"migration {m.name}",
+                    f"Migration renders to {m.checksum[:12]} with env {env_name}'s settings "
+                    f"now; it ran as {recorded[m.version]['checksum'][:12]}. Its template is "
+                    f"unchanged, so it counts as applied.",
+                    "if the schema findings show a difference, put the change in a new "
+                    "migration; otherwise nothing") for m in changed]
 
 
 def drift_findings(differences, env_name: str) -> list[Finding]:

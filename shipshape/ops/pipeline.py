@@ -137,6 +137,9 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             conn = db.connect(target, purpose="deploy")
             version = db.server_version(conn)
             conn.commit()
+            # Render what is pending (only that: a no-op deploy renders nothing), so that
+            # a template error stops the deploy here, before the lock, the stamp or a row.
+            migrations.prepared(migrations.plan(code.migrations, history.read_history(conn)))
             gate.note(f"PostgreSQL {version}; {len(code.migrations)} migrations, "
                       f"{len(code.seeds)} seed files")
         with ExitStack() as held:

@@ -5,27 +5,35 @@ from __future__ import annotations
 from shipshape.tasks._task import environment, progress, target, task
 
 
-@task(iterable=["set_"])
-def status(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
+@task(iterable=["set_"], help={"all": "list every migration, not a summary of a long history"})
+def status(c, env="local", dsn=None, sql_dir=None, json_=False, all_=False, set_=None):
     """List migrations and their state (applied, pending, failed, changed, unknown).
 
     States: applied, pending, failed (a non-transactional migration stopped part-way),
     checksum-mismatch (the file changed after it ran), unknown (in the database, not in
-    this code). Exit 0 when everything is applied, 2 otherwise.
+    this code). A long history is summarised: the count in each state, every migration
+    that is not applied, and the last few applied; --all lists every one, and --json
+    always has the full list. Exit 0 when everything is applied, 2 otherwise.
     """
     from shipshape import commands
-    from shipshape.console import emit_json, print_table
+    from shipshape.console import emit_json, print_table, print_text
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     result = commands.status(tgt, sql_dir)
     if json_:
         emit_json({"target": result.target, "migrations": result.migrations})
     else:
+        shown = result.migrations if all_ else result.summary()
         print_table(f"migrations of {result.target}",
                     ["version", "name", "state", "applied at", "detail"],
                     [[f"{e.version:04d}", e.name, e.state,
                       f"{e.applied_at:%Y-%m-%d %H:%M:%S}" if e.applied_at else "", e.detail]
-                     for e in result.migrations])
+                     for e in shown])
+        if len(shown) < len(result.migrations):
+            print_text(f"{len(result.migrations)} migrations: "
+                       + ", ".join(f"{n} {state}" for state, n in result.counts.items())
+                       + f". {len(result.migrations) - len(shown)} other applied ones are "
+                       f"not shown: `invoke db.status --all` lists every migration.")
     result.check()
 
 

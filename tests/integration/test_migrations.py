@@ -77,6 +77,16 @@ def test_missing_rollback_is_refused(tmp_path):
         migrations.discover(tmp_path)
 
 
+def test_unreadable_template_is_refused_naming_it(tmp_path):
+    write_migration(tmp_path, "0001_a", "SELECT 1;", "SELECT 1;")
+    path = tmp_path / "migrations" / "0001_a" / "migrate.sql.j2"
+    path.write_bytes(b"SELECT '\xff\xfe';")  # not UTF-8: it cannot be read as a template
+    with pytest.raises(Refused) as caught:
+        migrations.discover(tmp_path)
+    assert caught.value.exit_code == 3
+    assert f"{path}: cannot be read" in str(caught.value.details)
+
+
 def test_edited_applied_migration_is_refused_with_both_checksums(tmp_path, fresh_dsn, make_target):
     tree = small_tree(tmp_path / "sql")
     target = make_target(fresh_dsn)
@@ -125,8 +135,9 @@ def test_error_without_position_is_located_by_replay(tmp_path, server_dsn, make_
     write_migration(tree, "0003_dupes",
                     "INSERT INTO items (name) VALUES ('a');\nINSERT INTO items (name) VALUES ('b');\n"
                     "INSERT INTO items (name) VALUES ('a');\n", "DELETE FROM items;")
+    loaded = migrations.load(tree, make_target(server_dsn).env)  # renders nothing yet
     with pytest.raises(Refused, match="does not declare"):
-        migrations.load(tree, make_target(server_dsn).env)
+        _ = loaded[2].rollback_sql  # a rollback is checked when it is about to run
     (tree / "migrations" / "0003_dupes" / "rollback.sql.j2").write_text(
         "-- shipshape:destructive\nDELETE FROM items;\n")
     with pytest.raises(SQLFailed, match="rendered line 3.*duplicate key"):
@@ -210,10 +221,23 @@ def test_rollback_to_version_and_destructive_refusal(tmp_path, server_dsn, make_
 
 def test_undeclared_destructive_statement_is_refused(tmp_path):
     write_migration(tmp_path, "0001_a", "ALTER TABLE t DROP COLUMN c;", "SELECT 1;")
-    with pytest.raises(Refused, match="does not declare `-- shipshape:destructive`"):
-        from shipshape.settings import load_environment
+    from shipshape.settings import load_environment
 
-        migrations.load(tmp_path, load_environment("local", config_dir=tmp_path))
+    loaded = migrations.load(tmp_path, load_environment("local", config_dir=tmp_path))
+    with pytest.raises(Refused, match="does not declare `-- shipshape:destructive`"):
+        _ = loaded[0].sql  # rendered and checked where it would run
+
+
+def test_undeclared_destructive_migration_is_refused_before_anything_runs(
+        tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    write_migration(tree, "0003_drop", "ALTER TABLE items DROP COLUMN price;", "SELECT 1;")
+    with pytest.raises(Refused, match="0003_drop.*does not declare") as caught:
+        migrate(make_target(fresh_dsn), tree)
+    assert caught.value.exit_code == 3
+    with psycopg.connect(fresh_dsn) as conn:  # refused while planning: nothing was written
+        assert conn.execute("SELECT to_regclass('shipshape.history')").fetchone()[0] is None
+        assert conn.execute("SELECT to_regclass('items')").fetchone()[0] is None
 
 
 @pytest.mark.parametrize("sql_text,destructive", [
@@ -231,3 +255,15 @@ def test_undeclared_destructive_statement_is_refused(tmp_path):
 ])
 def test_destructive_detection(sql_text, destructive):
     assert bool(migrations.destructive_statements(sql_text)) is destructive
+
+
+def test_a_template_error_stops_migrate_before_it_writes_anything(tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    write_migration(tree, "0003_bad", "SELECT 1;\nGRANT SELECT ON items TO {{ env.app_rol }};\n",
+                    "SELECT 1;")
+    with pytest.raises(ConfigError, match="0003_bad/migrate.sql.j2:2") as caught:
+        migrate(make_target(fresh_dsn), tree)  # rendered while planning, before the first write
+    assert caught.value.exit_code == 5
+    with psycopg.connect(fresh_dsn) as conn:
+        assert conn.execute("SELECT to_regclass('shipshape.history')").fetchone()[0] is None
+        assert conn.execute("SELECT to_regclass('items')").fetchone()[0] is None
