@@ -24,7 +24,7 @@ from psycopg.types.json import Jsonb
 
 from shipshape import db
 from shipshape.adapters import app_probe
-from shipshape.engine import identity, migrations, seeds, tree, verify
+from shipshape.engine import identity, migrations, seeds, shadow, tree, verify
 from shipshape.errors import ProblemsFound, ShipshapeError
 from shipshape.progress import Progress
 from shipshape.secrets import redact
@@ -134,6 +134,9 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             conn = db.connect(target, purpose="deploy")
             version = db.server_version(conn)
             conn.commit()
+            # Every seed row rehearsed in the shadow of the migrated schema before anything
+            # is applied: a deploy never migrates a database it would then fail to seed.
+            shadow.check_seeds(target, code.migrations, code.seeds, progress)
             gate.note(f"PostgreSQL {version}; {len(code.migrations)} migrations, "
                       f"{len(code.seeds)} seed files")
         with ExitStack() as held:
