@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 from shipshape import db
 from shipshape.adapters import app_probe
 from shipshape.engine import identity, migrations, seeds, shadow, tree, verify
-from shipshape.errors import ProblemsFound, ShipshapeError
+from shipshape.errors import ProblemsFound, ShipshapeError, SQLFailed
 from shipshape.progress import Progress
 from shipshape.secrets import redact
 from shipshape.targets import Target
@@ -136,9 +136,15 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             conn.commit()
             # Every seed row rehearsed in the shadow of the migrated schema before anything
             # is applied: a deploy never migrates a database it would then fail to seed.
-            shadow.check_seeds(target, code.migrations, code.seeds, progress)
+            # When a migration itself fails there, the migrate gate reports it as always
+            # (its transaction rolled back, the deploy recorded as failed at migrate).
+            rehearsal = "rehearsed"
+            try:
+                shadow.check_seeds(target, code.migrations, code.seeds, progress)
+            except SQLFailed:
+                rehearsal = "not rehearsed: a migration fails in the shadow"
             gate.note(f"PostgreSQL {version}; {len(code.migrations)} migrations, "
-                      f"{len(code.seeds)} seed files")
+                      f"{len(code.seeds)} seed files ({rehearsal})")
         with ExitStack() as held:
             with run.gate("lock", "lock: wait for other deploys") as gate:
                 held.enter_context(db.advisory_lock(conn, env.migration_lock_wait))
