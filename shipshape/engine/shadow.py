@@ -100,21 +100,22 @@ def check_seeds(target: Target, applied: list[migrations.Migration],
     remove_leftovers(target, progress)
     cache = _cache_path(target, applied)
     passed = cache.with_name(f"seeds-{cache.stem[len('shadow-'):]}-{_seeds_key(declared)}.ok")
-    if passed.exists():
-        return
-    with _lock_for(cache):
+    with _lock_for(cache):  # a fleet's threads wait for the first rehearsal, then reuse it
+        if passed.exists():
+            return
         snapshot, found = _build(target, applied, progress,
                                  probe=lambda conn: seed_preflight.problems(conn, declared))
         _write(cache, json.dumps(snapshot, sort_keys=True))
-    if found:
-        env = target.env.name
-        fix = (f"Fix the seed file (or the migration that makes the column), then check "
-               f"again with `invoke db.seed --env {env} --dry-run`.")
-        head = ("A seed value does not fit the schema the migrations produce" if len(found) == 1
-                else f"{len(found)} seed values or rows do not fit the schema the migrations "
-                     f"produce")
-        raise ConfigError(f"{head}; nothing was applied. {fix}", details=found)
-    _write(passed, "ok\n")
+        if not found:
+            _write(passed, "ok\n")
+            return
+    env = target.env.name
+    fix = (f"Fix the seed file (or the migration that makes the column), then check "
+           f"again with `invoke db.seed --env {env} --dry-run`.")
+    head = ("A seed value does not fit the schema the migrations produce" if len(found) == 1
+            else f"{len(found)} seed values or rows do not fit the schema the migrations "
+                 f"produce")
+    raise ConfigError(f"{head}; nothing was applied. {fix}", details=found)
 
 
 def check_seeds_scratch(env: Environment, applied: list[migrations.Migration],
