@@ -69,8 +69,9 @@ def me() -> Owner:
 
 
 def parse(text: str) -> Owner | None:
-    """The owner in a scratch object's name, or None when it carries no marker."""
-    found = _MARKER.search(text)
+    """The owner whose marker starts `text` (a scratch object's name after its prefix), or
+    None when it carries none (an object of an older shipshape: never judged)."""
+    found = _MARKER.match(text)
     if not found:
         return None
     return Owner(int(found["pid"]), int(found["start"]), found["host"])

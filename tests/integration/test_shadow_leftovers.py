@@ -53,7 +53,7 @@ def shadow_databases(admin_dsn: str, pid: int) -> list[str]:
     with psycopg.connect(admin_dsn) as conn:
         names = [r[0] for r in conn.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE 'shipshape\\_shadow\\_%'")]
-    return [n for n in names if (o := owners.parse(n)) is not None and o.pid == pid]
+    return [n for n in names if (o := owners.parse(n[len(shadow.SCRATCH_PREFIX):])) is not None and o.pid == pid]
 
 
 def scratch_folders(pid: int) -> list[Path]:
