@@ -128,13 +128,15 @@ SCRATCH_PREFIX = "shipshape-pg-"
 
 
 @contextmanager
-def scratch_server():
+def scratch_server(*, sweep: bool = True):
     """A throw-away server in a temporary directory, deleted on exit. Yields its admin DSN.
 
     The directory's name carries its owner (pid, start time, host: adapters.owners), so
     that when the owner dies without cleaning up (SIGKILL), the next scratch server, or
-    the next shadow build, stops the orphaned postgres and deletes the folder."""
-    remove_leftover_servers()
+    the next shadow build, stops the orphaned postgres and deletes the folder (unless
+    sweep is false: doctor reports them instead)."""
+    if sweep:
+        remove_leftover_servers()
     tmp = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{owners.me().marker}-"))
     try:
         with owners.terminate_as_exception():

@@ -76,7 +76,7 @@ def shadow_snapshot(target: Target, applied: list[migrations.Migration],
         if cache.exists():
             progress.info(f"shadow snapshot from cache ({cache.name})")
             return json.loads(cache.read_text())
-        snapshot, _ = _build(target, applied, progress)
+        snapshot, _ = _build(target, applied, progress, sweep=sweep)
         _write(cache, json.dumps(snapshot, sort_keys=True))
         return snapshot
 
@@ -182,7 +182,8 @@ def _orphaned_databases(target: Target) -> list[tuple[str, owners.Owner]]:
 # --- building -----------------------------------------------------------------------------
 
 def _build(target: Target, applied, progress: Progress,
-           probe: Callable[[psycopg.Connection], list] | None = None) -> tuple[dict, list]:
+           probe: Callable[[psycopg.Connection], list] | None = None, *,
+           sweep: bool = True) -> tuple[dict, list]:
     """(snapshot, what probe found) of `applied`, on the target's server in one
     rolled-back transaction, else on an embedded scratch server."""
     try:
@@ -192,7 +193,7 @@ def _build(target: Target, applied, progress: Progress,
     except _NeedsOwnServer as exc:
         progress.info(f"{exc.migration.name} cannot run inside a transaction ({exc.reason}): "
                       f"building the shadow on an embedded server")
-    with embedded.scratch_server() as admin_dsn:
+    with embedded.scratch_server(sweep=sweep) as admin_dsn:
         return _in_scratch_database(target, admin_dsn, applied, probe, one_transaction=False)
 
 

@@ -126,7 +126,8 @@ def test_sigkill_during_the_build_leaves_nothing_after_the_next_command(
 def test_sigkill_of_a_scratch_server_build_leaves_no_process_and_no_folder(
         tmp_path, fresh_dsn, make_target, cache_dir):
     tree = needs_own_server(slow_tree(tmp_path / "sql", count=4))
-    assert pipeline.deploy(make_target(fresh_dsn, "dev"), tree).exit_code == 0
+    target = make_target(fresh_dsn, "dev")
+    assert pipeline.deploy(target, tree).exit_code == 0
     chance = random.Random(SEED)
     for attempt in range(SERVER_KILLS):
         shutil.rmtree(cache_dir / "cache", ignore_errors=True)
@@ -139,6 +140,12 @@ def test_sigkill_of_a_scratch_server_build_leaves_no_process_and_no_folder(
         folders = scratch_folders(proc.pid)
         orphans = [p for f in folders for p in postgres_serving(f)]
         assert folders, (SEED, attempt)  # killed inside the build: its folder is left
+        if attempt == 0:  # doctor reports it, and removes nothing (it builds on a server too)
+            found = [f.object for f in doctor.diagnose(target, tree).findings
+                     if f.code == "SHADOW_LEFTOVER"]
+            assert [o for o in found if str(folders[0]) in o] == [
+                f"scratch server {folders[0]}"], found
+            assert scratch_folders(proc.pid) == folders
 
         after = verify_next(fresh_dsn, tree, cache_dir)
         assert after.returncode == 0, (SEED, attempt, after.stderr[-2000:])
