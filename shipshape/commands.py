@@ -152,11 +152,20 @@ def rollback(target: Target, sql_dir: Path, to: int, *, yes: bool = False,
 
 # --- db.seed --------------------------------------------------------------------------------
 
-def seed_script(env: Environment, sql_dir: Path) -> str:
-    """The upserts seed would run; needs no database (they are the same whatever is there)."""
-    from shipshape.engine import bundle, seeds
+def seed_script(env: Environment, sql_dir: Path, target: Target | None = None, *,
+                progress: Progress | None = None) -> str:
+    """The upserts seed would run (the same whatever rows are there), after rehearsing
+    every row against the schema the migrations produce, in the shadow of target's server
+    (an embedded scratch server without one): a value that does not fit is exit 5 naming
+    file:line. Changes nothing."""
+    from shipshape.engine import bundle, shadow, tree
 
-    return bundle.seed_script(seeds.load(sql_dir, env), env)
+    code = tree.load(sql_dir, env)
+    if target is not None:
+        shadow.check_seeds(target, code.migrations, code.seeds, progress)
+    else:
+        shadow.check_seeds_scratch(env, code.migrations, code.seeds, progress)
+    return bundle.seed_script(code.seeds, env)
 
 
 def seed(target: Target, sql_dir: Path) -> list[seeds.SeedResult]:
@@ -262,7 +271,7 @@ def deploy(target: Target, sql_dir: Path, *, progress: Progress | None = None,
 
 def deploy_script(target: Target, sql_dir: Path) -> str:
     """Every statement deploy would run, in order, as one psql script. Changes nothing."""
-    from shipshape.engine import bundle, tree
+    from shipshape.engine import bundle, shadow, tree
 
     env = target.env
     code = tree.load(sql_dir, env)
@@ -270,6 +279,7 @@ def deploy_script(target: Target, sql_dir: Path) -> str:
         identity.check(conn, env, what="deploy")
         todo = _pending(conn, code.migrations, env_name=env.name)
     migrations.refuse_destructive(env, todo, rollback=False)
+    shadow.check_seeds(target, code.migrations, code.seeds)
     parts = [
         f"-- deploy --dry-run for {target.describe()}",
         f"-- {len(todo)} migration(s) pending; nothing below has been run.",

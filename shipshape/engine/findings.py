@@ -35,6 +35,7 @@ CODES: dict[str, str] = {
     "LONG_TRANSACTION": "a session has held locks on application tables for too long",
     "VERIFY_BLOCKED": "verify could not read a table: a lock held by another session",
     "APP_NOT_READY": "the app's /health/ready does not answer 200",
+    "SHADOW_LEFTOVER": "a scratch database or server of a killed shadow build is left over",
 }
 
 

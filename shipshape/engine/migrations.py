@@ -613,3 +613,10 @@ def _locate_by_replay(conn: psycopg.Connection, script: str) -> int | None:
     except psycopg.Error:
         return None
     return None
+
+
+def failure(conn: psycopg.Connection, env: Environment, migration: Migration,
+            exc: psycopg.Error, *, statement: str | None = None) -> SQLFailed:
+    """The error (exit 6, file and rendered line) for exc, raised by migration's SQL where
+    the caller ran it itself (the shadow, inside its one rolled-back transaction)."""
+    return _sql_failed(conn, env, migration, migration.sql, exc, statement=statement)

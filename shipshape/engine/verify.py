@@ -21,9 +21,11 @@ from shipshape.targets import Target
 
 
 def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
-           progress: Progress | None = None, code: tree.Tree | None = None) -> list[Finding]:
+           progress: Progress | None = None, code: tree.Tree | None = None,
+           sweep: bool = True) -> list[Finding]:
     """Every finding for target's database, read-only. `code` is sql_dir already loaded
-    for target's env (a deploy has it from its preflight)."""
+    for target's env (a deploy has it from its preflight). sweep: let the shadow remove
+    scratch leftovers of killed builds first (doctor reports them instead)."""
     progress = progress or Progress()
     env = target.env
     code = code or tree.load(sql_dir, env)
@@ -37,7 +39,7 @@ def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
         step.note(f"{len(recorded)} applied")
     with progress.step("schema against a shadow database") as step:
         applied = [m for m in loaded if m.version in recorded and recorded[m.version]["success"]]
-        expected = shadow_snapshot(target, applied, progress)
+        expected = shadow_snapshot(target, applied, progress, sweep=sweep)
         actual = db.read_only(conn, lambda: catalog.snapshot(conn))
         drift = catalog.diff(expected, actual)
         findings += drift_findings(drift, env.name)

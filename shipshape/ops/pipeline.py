@@ -24,7 +24,7 @@ from psycopg.types.json import Jsonb
 
 from shipshape import db
 from shipshape.adapters import app_probe
-from shipshape.engine import history, identity, migrations, seeds, tree, verify
+from shipshape.engine import history, identity, migrations, seeds, shadow, tree, verify
 from shipshape.errors import ProblemsFound, ShipshapeError, SQLFailed
 from shipshape.ops import triage
 from shipshape.ops.runbooks.book import command as runbook_command
@@ -140,8 +140,17 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             # Render what is pending (only that: a no-op deploy renders nothing), so that
             # a template error stops the deploy here, before the lock, the stamp or a row.
             migrations.prepared(migrations.plan(code.migrations, history.read_history(conn)))
+            # Every seed row rehearsed in the shadow of the migrated schema before anything
+            # is applied: a deploy never migrates a database it would then fail to seed.
+            # When a migration itself fails there, the migrate gate reports it as always
+            # (its transaction rolled back, the deploy recorded as failed at migrate).
+            rehearsal = "rehearsed"
+            try:
+                shadow.check_seeds(target, code.migrations, code.seeds, progress)
+            except SQLFailed:
+                rehearsal = "not rehearsed: a migration fails in the shadow"
             gate.note(f"PostgreSQL {version}; {len(code.migrations)} migrations, "
-                      f"{len(code.seeds)} seed files")
+                      f"{len(code.seeds)} seed files ({rehearsal})")
         with ExitStack() as held:
             with run.gate("lock", "lock: wait for other deploys") as gate:
                 held.enter_context(db.advisory_lock(conn, env.migration_lock_wait))

@@ -86,8 +86,9 @@ def seed(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, set
     from shipshape.targets import resolve_target
 
     env_, sql_dir = environment(env, set_, sql_dir)
-    if dry_run:  # needs no database: the upserts are the same whatever the rows are
-        print_text(commands.seed_script(env_, sql_dir))
+    if dry_run:  # the upserts are the same whatever the rows are; the rows are rehearsed
+        print_text(commands.seed_script(env_, sql_dir, _dry_run_target(env_, dsn),
+                                        progress=progress()))
         return
     tgt = resolve_target(env_, dsn)
     results = commands.seed(tgt, sql_dir)
@@ -96,6 +97,19 @@ def seed(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, set
         return
     print_table(f"seeds for {tgt.describe()}", ["file", "table", "inserted", "updated", "unchanged"],
                 [[r.path.name, r.table, r.inserted, r.updated, r.unchanged] for r in results])
+
+
+def _dry_run_target(env_, dsn):
+    """The server to rehearse seeds on: env's database when one is known and running
+    (never started, never looked up through Pulumi); else None, an embedded scratch one."""
+    import os
+
+    from shipshape.targets import NOT_RUNNING, resolve_target
+
+    if not (dsn or os.environ.get("DATABASE_URL") or env_.is_local):
+        return None
+    found = resolve_target(env_, dsn, start=False)
+    return None if found.source == NOT_RUNNING else found
 
 
 @task(iterable=["set_"])
