@@ -41,7 +41,8 @@ async def readiness(app) -> tuple[bool, dict]:
             try:
                 applied = await schema.applied_migrations(conn)
                 version = max(applied) if applied else None
-                problem = schema.version_problem(applied, deploy, release)
+                problem = schema.version_problem(applied, deploy, release,
+                                                 doctor_command=settings.doctor_command)
             except psycopg.errors.InsufficientPrivilege:
                 version, problem = (
                     None,
@@ -69,13 +70,13 @@ async def readiness(app) -> tuple[bool, dict]:
                     missing=missing,
                     message=(
                         f"missing {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}: "
-                        f"run `{deploy}`, then `invoke doctor --env {env}` if it persists"
+                        f"run `{settings.doctor_command}`"
                     ),
                 )
             if "table ai_models" in missing:
                 checks["models"] = {
                     "ok": False,
-                    "message": f"table ai_models is missing: run `{deploy}`",
+                    "message": f"table ai_models is missing: run `{settings.doctor_command}`",
                 }
             else:
                 count = await store.count_enabled_models(conn)
@@ -134,7 +135,7 @@ async def models_health(request: Request):
                 "status": "unhealthy",
                 "modelCount": 0,
                 "expected": settings.expected_models,
-                "message": f"table ai_models is missing: run `{settings.deploy_command}`",
+                "message": f"table ai_models is missing: run `{settings.doctor_command}`",
             },
             status_code=503,
         )

@@ -139,17 +139,21 @@ async def applied_migrations(conn) -> dict[int, str] | None:
 
 
 def version_problem(
-    applied: dict[int, str] | None, deploy_command: str, release: int = SCHEMA_VERSION
+    applied: dict[int, str] | None, deploy_command: str, release: int = SCHEMA_VERSION, *,
+    doctor_command: str | None = None,
 ) -> str | None:
     """None when this release can serve the database, else what is wrong and what to run.
 
     Readiness over a compatible range (zero-downtime deploys): release R is ready when
     migration R (and so everything before it) is applied and no *contract* migration after
-    R is: expand migrations after R keep R working, a contract one breaks it."""
+    R is: expand migrations after R keep R working, a contract one breaks it.
+
+    No history at all is ambiguous (a new database, or one whose history table is gone
+    while its tables are there): doctor_command tells which."""
     if not applied:
         return (
             f"database has no applied migrations (no shipshape.history rows), "
-            f"app needs {release}: run `{deploy_command}`"
+            f"app needs {release}: run `{doctor_command or deploy_command}`"
         )
     newest = max(applied)
     if release not in applied:

@@ -75,8 +75,10 @@ def test_phase_directive_is_read_and_expand_is_the_default(tree, make_target):
 def test_an_unknown_phase_is_bad_input_naming_the_file(tree, make_target):
     path = tree / "migrations" / "0005_item_note" / "migrate.sql.j2"
     path.write_text("-- shipshape:phase shrink\nALTER TABLE items ADD COLUMN note text;\n")
+    # load() renders nothing (a no-op run renders nothing); prepare, before any write, refuses
+    loaded = migrations.load(tree, make_target("postgresql://unused").env)
     with pytest.raises(ConfigError) as error:
-        migrations.load(tree, make_target("postgresql://unused").env)
+        migrations.prepared(loaded)
     assert str(path) in str(error.value)
     assert "`-- shipshape:phase contract`" in str(error.value)
 
