@@ -17,6 +17,7 @@ def status(c, env="local", dsn=None, sql_dir=None, json_=False, all_=False, set_
     """
     from shipshape import commands
     from shipshape.console import emit_json, print_table, print_text
+    from shipshape.errors import ProblemsFound
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     result = commands.status(tgt, sql_dir)
@@ -34,7 +35,11 @@ def status(c, env="local", dsn=None, sql_dir=None, json_=False, all_=False, set_
                        + ", ".join(f"{n} {state}" for state, n in result.counts.items())
                        + f". {len(result.migrations) - len(shown)} other applied ones are "
                        f"not shown: `invoke db.status --all` lists every migration.")
-    result.check()
+    try:
+        result.check()
+    except ProblemsFound as error:
+        error.reported = json_  # the JSON document above is the output: no second one
+        raise
 
 
 @task(iterable=["set_"], help={
