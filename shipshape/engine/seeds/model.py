@@ -20,6 +20,9 @@ class Seed:
     key: tuple[str, ...]
     set: str
     rows: tuple[dict, ...]
+    # Initial data: inserted with a new row, never overwritten, never compared. A user
+    # owns these values once the row exists (the demo user's creditBalance).
+    initial: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -30,6 +33,11 @@ class Seed:
 
     def describe_key(self, key: tuple) -> str:
         return describe_key(key)
+
+    def reference(self, columns) -> list[str]:
+        """Of columns, the reference data: not key columns, not initial. Seeds keep these
+        equal to the declaration (upsert) and verify compares them."""
+        return [c for c in columns if c not in self.key and c not in self.initial]
 
 
 @dataclass
