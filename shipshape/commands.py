@@ -15,7 +15,7 @@ from pathlib import Path
 
 from shipshape import db
 from shipshape.engine import baseline as baseline_
-from shipshape.engine import bundle, history, identity, migrations, seeds, shadow, tree
+from shipshape.engine import boundary, bundle, history, identity, migrations, seeds, shadow, tree
 from shipshape.engine import verify as verify_
 from shipshape.engine.findings import Finding
 from shipshape.engine.render import Renderer
@@ -138,6 +138,8 @@ def seed(target: Target, sql_dir: Path) -> list[seeds.SeedResult]:
 class VerifyResult:
     target: str
     findings: list[Finding]
+    # differences on objects the env declares unmanaged (engine.boundary): `--json` only
+    ignored: list[dict] = field(default_factory=list)
 
     def check(self) -> None:
         if self.findings:
@@ -147,9 +149,10 @@ class VerifyResult:
 
 def verify(target: Target, sql_dir: Path, *, progress: Progress | None = None) -> VerifyResult:
     """The database against the code: history, drift, seeds, data checks. Read-only."""
+    ignored: list[dict] = []
     with db.connect(target, purpose="verify") as conn:
-        findings = verify_.verify(conn, target, sql_dir, progress=progress)
-    return VerifyResult(target.describe(), findings)
+        findings = verify_.verify(conn, target, sql_dir, progress=progress, ignored=ignored)
+    return VerifyResult(target.describe(), findings, ignored)
 
 
 def baseline(target: Target, sql_dir: Path, version: int, *,
@@ -159,7 +162,8 @@ def baseline(target: Target, sql_dir: Path, version: int, *,
     with db.connect(target, purpose="baseline") as conn:
         with db.advisory_lock(conn, target.env.migration_lock_wait):
             identity.ensure(conn, target.env, what="db.baseline")
-            return baseline_.baseline(conn, target, loaded, version, progress=progress)
+            return baseline_.baseline(conn, target, loaded, version, progress=progress,
+                                      declared=boundary.of(target.env, sql_dir))
 
 
 def baseline_from(target: Target, sql_dir: Path, tool: str, *,
@@ -174,7 +178,8 @@ def baseline_from(target: Target, sql_dir: Path, tool: str, *,
             identity.ensure(conn, target.env, what="db.baseline")
             version = foreign_history.baseline_version(conn, sql_dir, tool)
             return baseline_.baseline(conn, target, loaded, version, progress=progress,
-                                      tolerate=foreign_history.tolerate(tool))
+                                      tolerate=foreign_history.tolerate(tool),
+                                      declared=boundary.of(target.env, sql_dir))
 
 
 # --- db.import ------------------------------------------------------------------------------

@@ -36,10 +36,12 @@ class RestorePlan:
 
 
 def plan(ctx: Context, planned: PlannedStep[RestorePlan]) -> None:
-    from shipshape.engine import catalog
+    from shipshape.engine import boundary
 
     expected = expected_schema(ctx)
-    differences = catalog.diff(expected, projected_schema(ctx))
+    # objects the env declares unmanaged are not the migrations': restore never touches them
+    differences, _ = boundary.split(expected, projected_schema(ctx),
+                                    boundary.of(ctx.env, ctx.sql_dir))
     statements: list[Statement] = []
     gone: set[Gone] = set()  # the tables and columns that stay missing
     for d in _plain_first(differences):
