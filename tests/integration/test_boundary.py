@@ -101,7 +101,7 @@ def test_declared_deploy_and_doctor_are_clean_and_json_lists_them(dba, make_targ
 
 
 def test_declaring_one_object_leaves_the_others_findings(dba, make_target):
-    dsn, extension, role = dba
+    dsn, extension, _role = dba
     target = make_target(dsn, unmanaged_extensions=extension)
     found = {(f.code, f.object) for f in commands.verify(target, SQL_DIR).findings}
     assert found == {("DRIFT_UNEXPECTED", "view v_report"),

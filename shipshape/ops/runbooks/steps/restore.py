@@ -171,5 +171,6 @@ RESTORE = StepKind(
         "migrations; never drops a table, a column or a row, and never invents a "
         "value: a NOT NULL column without a default on a table with rows, an identity "
         "or a serial column is left for escalation, with the indexes and constraints "
-        "that need it",
+        "that need it; a grant to a role no migration grants to is never revoked, and "
+        "objects the env declares unmanaged are never touched",
 )
