@@ -5,6 +5,7 @@ revokes the reporting role's grant."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import psycopg
@@ -14,7 +15,7 @@ from psycopg import sql
 from shipshape import commands
 from shipshape.errors import ProblemsFound
 from shipshape.ops import pipeline, runbooks, triage
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_invoke
 
 SQL_DIR = ROOT / "sql"
 
@@ -109,3 +110,25 @@ def test_declaring_one_object_leaves_the_others_findings(dba, make_target):
                      ("DRIFT_CHANGED", "grant avatars")}
     fixes = {f.object: f.fix for f in commands.verify(target, SQL_DIR).findings}
     assert "unmanaged_relations" in fixes["view v_report"]
+
+
+def test_declared_objects_show_in_json_only(dba):
+    """As an operator runs it: the boundary from SHIPSHAPE_* settings; doctor's text says
+    nothing of the declared objects, its --json lists them."""
+    dsn, extension, role = dba
+    settings = {"SHIPSHAPE_UNMANAGED_EXTENSIONS": extension,
+                "SHIPSHAPE_UNMANAGED_RELATIONS": "v_report*,dba_*",
+                "SHIPSHAPE_UNMANAGED_ROLES": role}
+    text = run_invoke("doctor", "--dsn", dsn, env=settings)
+    assert text.returncode == 0, text.stdout + text.stderr
+    output = text.stdout + text.stderr
+    assert "v_report" not in output and "dba_notes" not in output and "ignored" not in output
+    as_json = run_invoke("doctor", "--json", "--dsn", dsn, env=settings)
+    assert as_json.returncode == 0, as_json.stdout + as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert document["healthy"] is True
+    assert ("view v_report", "ignored (declared)") in {
+        (e["object"], e["status"]) for e in document["ignored"]}
+    undeclared = run_invoke("doctor", "--json", "--dsn", dsn)
+    assert undeclared.returncode == 2
+    assert json.loads(undeclared.stdout)["ignored"] == []
