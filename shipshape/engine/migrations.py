@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 
 from shipshape import db
-from shipshape.engine import history, irreversible
+from shipshape.engine import guard, history, irreversible, sqlparse
 from shipshape.engine.render import Renderer, directives
 from shipshape.errors import ConfigError, Refused, SQLFailed
 from shipshape.settings import Environment
@@ -143,8 +143,6 @@ def _render(source: Source, renderer: Renderer) -> Migration:
     up = renderer.render(source.migrate_path)
     down = renderer.render(source.rollback_path) if reason is None else ""
     up_directives, down_directives = directives(up), directives(down)
-    _check_destructive(source.migrate_path, up, up_directives)
-    _check_destructive(source.rollback_path, down, down_directives)
     return Migration(
         version=source.version,
         name=source.name,
@@ -169,32 +167,49 @@ def _readable(path: Path) -> bool:
         return False
 
 
-# Statements that can lose data. Matched on SQL with comments, strings and dollar-quoted
-# bodies removed, so that a word inside a literal never counts.
-_DESTRUCTIVE = re.compile(
-    r"\bDROP\s+(TABLE|SCHEMA|DATABASE|SEQUENCE|TYPE|MATERIALIZED\s+VIEW)\b"
-    r"|\bALTER\s+TABLE\b[^;]*?\bDROP\s+(COLUMN\b|(?!CONSTRAINT|DEFAULT|NOT\b|IDENTITY|EXPRESSION)\w+)"
-    r"|\bALTER\s+COLUMN\s+\S+\s+(SET\s+DATA\s+)?TYPE\b"
-    r"|\bTRUNCATE\b|\bDELETE\s+FROM\b",
-    re.I | re.S,
-)
-_NOISE = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|(\$[A-Za-z_]*\$).*?\1", re.S)
+def check_declared(todo: list[Migration], env: Environment, *, rollback: bool = False) -> None:
+    """The parser's gate, for exactly what is about to run (the pending migrations, or
+    the rollbacks): every statement is classified with PostgreSQL's own grammar
+    (engine.sqlparse: DO blocks, function bodies and the calls of those that destroy,
+    EXECUTE of a constant), and a destructive one in a script that does not declare
+    `-- shipshape:destructive` is refused (exit 3) before anything runs. What the grammar
+    cannot read (dynamic EXECUTE, another language) counts as destructive. SQL that does
+    not parse is a template error (exit 5). Only what runs is parsed, so a run with
+    nothing to do parses nothing. The runtime guard (engine.guard) checks again, inside
+    each migration's transaction, what the SQL really did.
+    """
+    for migration in todo:
+        sql = migration.rollback_sql if rollback else migration.sql
+        path = migration.rollback_path if rollback else migration.path
+        try:
+            found = sqlparse.destructive_effects(sql)
+        except sqlparse.SQLSyntaxError as exc:
+            raise ConfigError(
+                f"{path}:{exc.line} (line of the rendered SQL) is not valid PostgreSQL: "
+                f"{exc.message}. Nothing was changed. Fix the template; "
+                f"`invoke render --env {env.name}` shows the SQL it renders to."
+            ) from None
+        declared = migration.rollback_destructive if rollback else migration.destructive
+        if found and not declared:
+            raise Refused(
+                f"{path} contains destructive SQL but does not declare "
+                f"`-- shipshape:destructive`; shipshape never runs undeclared destructive SQL, "
+                f"and nothing was changed. Remove the statement, or, after review, declare it "
+                f"with a first line `-- shipshape:destructive` and rerun the command:",
+                details=[f"{path}:{statement.line}: {_effect(effect)}: "
+                         f"{_first_line(statement.text)}" for statement, effect in found],
+            )
 
 
-def destructive_statements(sql_text: str) -> list[str]:
-    """The destructive statements in sql_text, for messages."""
-    cleaned = _NOISE.sub(" ", sql_text)
-    return [m.group(0).split("\n")[0][:80] for m in _DESTRUCTIVE.finditer(cleaned)]
+def _effect(effect: sqlparse.Effect) -> str:
+    return f"{effect.action} {effect.object}".strip()
 
 
-def _check_destructive(path: Path, rendered: str, found_directives: set[str]) -> None:
-    hits = destructive_statements(rendered)
-    if hits and "destructive" not in found_directives:
-        raise Refused(
-            f"{path} contains destructive SQL ({'; '.join(hits[:3])}) but does not declare "
-            f"`-- shipshape:destructive`. Declare it so that reviewers and envs that forbid "
-            f"data loss can see it; shipshape never runs undeclared destructive SQL."
-        )
+def _first_line(statement: str, width: int = 100) -> str:
+    """A statement for a message: its first line, marked when there is more."""
+    lines = statement.strip().splitlines() or [""]
+    more = len(lines) > 1 or len(lines[0]) > width
+    return lines[0][:width] + (" ..." if more else "")
 
 
 # --- status against the history ---------------------------------------------------
@@ -280,6 +295,7 @@ def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration],
     recorded = history.read_history(conn)
     refuse_unsafe(status(loaded, recorded), loaded, retry_failed=retry_failed)
     todo = plan(loaded, recorded, to)
+    check_declared(todo, env)
     refuse_destructive(env, todo, rollback=False)
     for migration in todo:
         with progress.step(f"migrate {migration.name}") as step:
@@ -297,6 +313,7 @@ def rollback(conn: psycopg.Connection, env: Environment, loaded: list[Migration]
     entries = status(loaded, recorded)
     refuse_unsafe(entries, loaded)
     todo = rollback_plan(loaded, recorded, to)
+    check_declared(todo, env, rollback=True)
     refuse_destructive(env, todo, rollback=True)
     for migration in todo:
         with progress.step(f"rollback {migration.name}") as step:
@@ -346,7 +363,10 @@ def _apply_in_transaction(conn, env, migration, applied_by) -> int:
     try:
         with conn.transaction():
             db.set_local_timeouts(conn, env)
-            conn.execute(migration.sql)
+            with guard.watch(conn, declared=migration.destructive, path=migration.path,
+                             what=f"Migration {migration.name}",
+                             command=f"invoke deploy --env {env.name}"):
+                conn.execute(migration.sql)
             duration = int((time.monotonic() - started) * 1000)
             history.record(conn, migration, applied_by=applied_by, duration_ms=duration)
     except psycopg.errors.LockNotAvailable:
@@ -385,7 +405,12 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
         if migration.rollback_transactional:
             with conn.transaction():
                 db.set_local_timeouts(conn, env)
-                conn.execute(migration.rollback_sql)
+                with guard.watch(conn, declared=migration.rollback_destructive,
+                                 path=migration.rollback_path,
+                                 what=f"The rollback of {migration.name}",
+                                 command=f"invoke db.rollback --env {env.name} "
+                                         f"--to {migration.version - 1}"):
+                    conn.execute(migration.rollback_sql)
                 history.delete(conn, migration.version)
         else:
             with db.autocommit(conn, env):
@@ -406,15 +431,8 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
 # --- errors ----------------------------------------------------------------------------
 
 def split(sql_text: str) -> list[str]:
-    """Split a script into statements (quotes, dollar quotes and comments respected)."""
-    import sqlparse
-
-    statements = []
-    for statement in sqlparse.split(sql_text):
-        code = sqlparse.format(statement, strip_comments=True).strip().rstrip(";").strip()
-        if code:
-            statements.append(statement)
-    return statements
+    """Split a script into statements as PostgreSQL's grammar does (engine.sqlparse)."""
+    return sqlparse.split(sql_text)
 
 
 def _sql_failed(conn, env, migration, script, exc, *, statement=None, partial=False, path=None):

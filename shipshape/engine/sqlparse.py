@@ -88,7 +88,7 @@ from shipshape.engine.lockrules import (
 )
 
 __all__ = ["Effect", "LockEffect", "SQLSyntaxError", "Statement", "classify",
-           "destructive_effects"]
+           "destructive_effects", "split"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,12 @@ class SQLSyntaxError(ValueError):
 def classify(sql: str) -> list[Statement]:
     """Every top-level statement of sql, in order, with what it does."""
     return _classify_sql(sql, 1, _Context())
+
+
+def split(sql: str) -> list[str]:
+    """The text of each top-level statement of sql, in order, as the server splits it:
+    from its first token (comments before it left out) to its end, without the `;`."""
+    return [source.text for source in _split(sql, 1)]
 
 
 def destructive_effects(sql: str) -> list[tuple[Statement, Effect]]:
