@@ -195,7 +195,8 @@ def check_declared(todo: list[Migration], env: Environment, *, rollback: bool = 
                 f"{path} contains destructive SQL but does not declare "
                 f"`-- shipshape:destructive`; shipshape never runs undeclared destructive SQL, "
                 f"and nothing was changed. Remove the statement, or, after review, declare it "
-                f"with a first line `-- shipshape:destructive` and rerun the command:",
+                f"with a first line `-- shipshape:destructive`; then rerun "
+                f"`invoke {'db.rollback' if rollback else 'deploy'} --env {env.name}`:",
                 details=[f"{path}:{statement.line}: {_effect(effect)}: "
                          f"{_first_line(statement.text)}" for statement, effect in found],
             )
