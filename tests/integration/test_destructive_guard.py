@@ -44,11 +44,11 @@ FORMS = [
      "DROP TABLE persona_examples"),
     ("quoted-column-type", 'ALTER TABLE users ALTER COLUMN "a b" TYPE varchar(20);',
      'ALTER TABLE users ALTER COLUMN "a b" TYPE varchar(20)'),
-    ("merge-delete", "MERGE INTO items i USING (SELECT 'apple' AS name) s ON i.name = s.name\n"
-                     "WHEN MATCHED THEN DELETE;", "MERGE INTO items i USING"),
+    ("merge-delete", ("MERGE INTO items i USING (SELECT 'apple' AS name) s ON i.name = s.name\n"
+                     "WHEN MATCHED THEN DELETE;"), "MERGE INTO items i USING"),
     ("function-then-call",
-     "CREATE FUNCTION purge_items() RETURNS void LANGUAGE sql AS $$ DELETE FROM items $$;\n"
-     "SELECT purge_items();", "SELECT purge_items()"),
+     ("CREATE FUNCTION purge_items() RETURNS void LANGUAGE sql AS $$ DELETE FROM items $$;\n"
+     "SELECT purge_items();"), "SELECT purge_items()"),
     ("drop-extension-cascade", "DROP EXTENSION IF EXISTS plpgsql CASCADE;",
      "DROP EXTENSION IF EXISTS plpgsql CASCADE"),
     ("drop-domain-cascade", "DROP DOMAIN short_text CASCADE;", "DROP DOMAIN short_text CASCADE"),
@@ -141,21 +141,21 @@ OUTSIDE = [
      "CREATE FUNCTION tidy() RETURNS void LANGUAGE sql AS 'DELETE FROM items';",
      "SELECT tidy();", "deleted 2 row(s) from table public.items"),
     ("function-drops",
-     "CREATE FUNCTION tidy() RETURNS void LANGUAGE plpgsql AS "
-     "$$ BEGIN EXECUTE 'DROP TABLE ' || 'persona_examples'; END $$;",
+     ("CREATE FUNCTION tidy() RETURNS void LANGUAGE plpgsql AS "
+     "$$ BEGIN EXECUTE 'DROP TABLE ' || 'persona_examples'; END $$;"),
      "SELECT tidy();", "dropped table public.persona_examples"),
     ("function-narrows",
-     "CREATE FUNCTION tidy() RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE "
-     "'ALTER TABLE users ALTER name TYPE varchar(3) USING left(name, 3)'; END $$;",
+     ("CREATE FUNCTION tidy() RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE "
+     "'ALTER TABLE users ALTER name TYPE varchar(3) USING left(name, 3)'; END $$;"),
      "SELECT tidy();", "changed the type of column public.users.name from text to character varying(3)"),
     ("function-truncates",
-     "CREATE FUNCTION tidy() RETURNS void LANGUAGE plpgsql AS "
-     "$$ BEGIN EXECUTE 'TRUNCATE ' || 'avatar_presets'; END $$;",
+     ("CREATE FUNCTION tidy() RETURNS void LANGUAGE plpgsql AS "
+     "$$ BEGIN EXECUTE 'TRUNCATE ' || 'avatar_presets'; END $$;"),
      "SELECT tidy();", "emptied table public.avatar_presets"),
     ("trigger-deletes",
-     "CREATE FUNCTION tidy() RETURNS trigger LANGUAGE plpgsql AS "
+     ("CREATE FUNCTION tidy() RETURNS trigger LANGUAGE plpgsql AS "
      "$$ BEGIN DELETE FROM avatar_presets; RETURN NULL; END $$;\n"
-     "CREATE TRIGGER tidy AFTER UPDATE ON users FOR EACH STATEMENT EXECUTE FUNCTION tidy();",
+     "CREATE TRIGGER tidy AFTER UPDATE ON users FOR EACH STATEMENT EXECUTE FUNCTION tidy();"),
      "UPDATE users SET tag = tag;", "deleted 2 row(s) from table public.avatar_presets"),
 ]
 
