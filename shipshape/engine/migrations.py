@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 
 from shipshape import db
-from shipshape.engine import guard, history, irreversible, sqlparse
+from shipshape.engine import guard, history, indexes, irreversible, sqlparse
 from shipshape.engine.render import Renderer, directives
 from shipshape.errors import ConfigError, Refused, SQLFailed
 from shipshape.settings import Environment
@@ -300,8 +300,23 @@ def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration],
     refuse_destructive(env, todo, rollback=False)
     for migration in todo:
         with progress.step(f"migrate {migration.name}") as step:
-            step.note(f"{apply(conn, env, migration, applied_by=db.operator())} ms in SQL")
+            rebuilt = _drop_half_built(conn, env, migration, progress)
+            ms = apply(conn, env, migration, applied_by=db.operator())
+            step.note(f"{ms} ms in SQL" + (f"; rebuilt {rebuilt}" if rebuilt else ""))
     return current_version(recorded), todo
+
+
+def _drop_half_built(conn, env: Environment, migration: Migration, progress) -> str:
+    """Drop the INVALID indexes this migration creates (a killed or failed CREATE INDEX
+    CONCURRENTLY left them), so that it builds them again; says so."""
+    dropped = indexes.drop_invalid(conn, env, indexes.created(migration.sql))
+    if not dropped:
+        return ""
+    names = indexes.describe(dropped)
+    progress.info(f"{migration.name}: dropped the INVALID index {names}, left by an "
+                  f"interrupted or failed CREATE INDEX CONCURRENTLY; the migration builds "
+                  f"it again")
+    return names
 
 
 def rollback(conn: psycopg.Connection, env: Environment, loaded: list[Migration], to: int, *,
@@ -368,6 +383,7 @@ def _apply_in_transaction(conn, env, migration, applied_by) -> int:
                              what=f"Migration {migration.name}",
                              command=f"invoke deploy --env {env.name}"):
                 conn.execute(migration.sql)
+            _refuse_invalid_indexes(conn, env, migration)
             duration = int((time.monotonic() - started) * 1000)
             history.record(conn, migration, applied_by=applied_by, duration_ms=duration)
     except psycopg.errors.LockNotAvailable:
@@ -393,8 +409,26 @@ def _apply_autocommit(conn, env, migration, applied_by) -> int:
                 raise _sql_failed(conn, env, migration, migration.sql, exc, statement=statement,
                                   partial=True) from None
         duration = int((time.monotonic() - started) * 1000)
+        try:
+            _refuse_invalid_indexes(conn, env, migration)
+        except SQLFailed:
+            history.record(conn, migration, applied_by=applied_by, duration_ms=duration,
+                           success=False)
+            raise
         history.record(conn, migration, applied_by=applied_by, duration_ms=duration)
     return duration
+
+
+def _refuse_invalid_indexes(conn, env: Environment, migration: Migration) -> None:
+    """A migration is never recorded as a success while an index it creates is INVALID
+    (e.g. CREATE INDEX CONCURRENTLY IF NOT EXISTS skipped a half-built one)."""
+    bad = indexes.invalid(conn, indexes.created(migration.sql))
+    if bad:
+        raise SQLFailed(
+            f"Migration {migration.name} ran, but the index {indexes.describe(bad)} it creates "
+            f"is INVALID (half-built), so it is not recorded as a success. Fix what stops the "
+            f"build (duplicates under UNIQUE, a timeout), then run "
+            f"`invoke deploy --env {env.name}`: it drops the INVALID index and builds it again.")
 
 
 def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migration) -> int:

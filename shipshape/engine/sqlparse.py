@@ -88,7 +88,7 @@ from shipshape.engine.lockrules import (
 )
 
 __all__ = ["Effect", "LockEffect", "SQLSyntaxError", "Statement", "classify",
-           "destructive_effects", "split"]
+           "created_indexes", "destructive_effects", "split"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,15 @@ def split(sql: str) -> list[str]:
     """The text of each top-level statement of sql, in order, as the server splits it:
     from its first token (comments before it left out) to its end, without the `;`."""
     return [source.text for source in _split(sql, 1)]
+
+
+def created_indexes(sql: str) -> list[str]:
+    """The named indexes sql's top-level CREATE INDEX statements create, as names
+    to_regclass reads (an index lives in its table's schema). An unnamed one is left
+    out: PostgreSQL picks its name when it runs."""
+    return [dotted(source.node.relation.schemaname, source.node.idxname)
+            for source in _split(sql, 1)
+            if isinstance(source.node, ast.IndexStmt) and source.node.idxname]
 
 
 def destructive_effects(sql: str) -> list[tuple[Statement, Effect]]:
