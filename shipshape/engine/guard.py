@@ -21,6 +21,9 @@ data, and the env's allow_destructive decided whether it runs. Cost: one catalog
 before (no table lock taken) and one after that reads only the relations the transaction
 locked, since PostgreSQL locks every relation a statement changes, whoever issues it.
 
+The full snapshot is read once per run (Guard), then updated from each migration's
+after-query, so a run of N migrations costs one query per migration plus one.
+
 Known blind spots (README, safety): an UPDATE that overwrites values (not destructive by
 the project's rule), a rewrite that keeps the type and some rows (ALTER ... TYPE same
 type USING ...), a table whose rows the statistics never saw before it was truncated,
@@ -46,7 +49,7 @@ class Relation:
     filenode: int
     has_rows: bool
     deleted: int  # this backend's unflushed count of deleted rows, before
-    columns: dict[int, tuple[str, str]]  # attnum -> (name, type)
+    columns: str  # one line per column: number, type oid, type modifier, name (tabs)
 
 
 _KINDS = {"r": "table", "p": "table", "f": "foreign table", "v": "view",
@@ -56,59 +59,108 @@ _KINDS = {"r": "table", "p": "table", "f": "foreign table", "v": "view",
 def snapshot(conn: psycopg.Connection) -> dict[int, Relation]:
     """Every user relation before the migration, by oid."""
     rows = conn.execute(db.query("guard/before")).fetchall()
-    return {oid: Relation(name, kind, filenode, has_rows, deleted, _columns(columns))
+    return {oid: Relation(name, kind, filenode, has_rows, deleted, columns)
             for oid, name, kind, filenode, has_rows, deleted, columns in rows}
 
 
-def _columns(columns) -> dict[int, tuple[str, str]]:
-    return {number: (name, type_) for number, name, type_ in columns}
+def _columns(columns: str) -> dict[int, tuple[str, tuple[int, int]]]:
+    """number -> (name, (type oid, type modifier))"""
+    found = {}
+    for line in columns.splitlines():
+        number, type_oid, modifier, name = line.split("\t", 3)
+        found[int(number)] = (name, (int(type_oid), int(modifier)))
+    return found
 
 
-def losses(conn: psycopg.Connection, before: dict[int, Relation]) -> list[str]:
-    """What the transaction lost of what existed before it, one line per object."""
+def losses(conn: psycopg.Connection, before: dict[int, Relation]
+           ) -> tuple[list[str], dict[int, Relation]]:
+    """What the transaction lost of what existed before it, one line per object; and
+    the snapshot after it (before, updated with what it touched)."""
     found = []
-    for oid, present, filenode, empty, deleted, columns in conn.execute(db.query("guard/after")):
+    after = dict(before)
+    for (oid, present, name, kind, filenode, has_rows, deleted,
+         columns) in conn.execute(db.query("guard/after")):
         old = before.get(oid)
-        if old is None:  # created by this migration, or not a user relation
+        if not present:
+            after.pop(oid, None)
+        else:
+            after[oid] = Relation(name, kind, filenode, has_rows, deleted, columns)
+        if old is None:  # created by this migration
             continue
         what = _KINDS.get(old.kind, "relation")
         if not present:
             found.append(f"dropped {what} {old.name}")
             continue
-        now = _columns(columns)
-        for number, (name, type_) in old.columns.items():
-            if number not in now:
-                found.append(f"dropped column {old.name}.{name} ({type_})")
-            elif now[number][1] != type_:
-                found.append(f"changed the type of column {old.name}.{now[number][0]} "
-                             f"from {type_} to {now[number][1]}")
+        if columns != old.columns:
+            found += _column_losses(conn, old, _columns(old.columns), _columns(columns))
         if deleted > old.deleted:
             found.append(f"deleted {deleted - old.deleted} row(s) from {what} {old.name}")
-        elif filenode != old.filenode and empty and old.has_rows:
+        elif filenode != old.filenode and not has_rows and old.has_rows:
             found.append(f"emptied {what} {old.name}: its storage was replaced and holds "
                          f"no rows (TRUNCATE, or a rewrite)")
+    return found, after
+
+
+def _column_losses(conn, old: Relation, was: dict, now: dict) -> list[str]:
+    found = []
+    for number, (name, type_) in was.items():
+        if number not in now:
+            found.append(f"dropped column {old.name}.{name} ({_type_name(conn, type_)})")
+        elif now[number][1] != type_:
+            found.append(f"changed the type of column {old.name}.{now[number][0]} from "
+                         f"{_type_name(conn, type_)} to {_type_name(conn, now[number][1])}")
     return found
 
 
-@contextmanager
-def watch(conn: psycopg.Connection, *, declared: bool, what: str, path, command: str
-          ) -> Iterator[None]:
-    """Around a migration's SQL, inside its transaction: refuse (exit 3) what it lost
-    without declaring it. Raising inside the caller's transaction rolls it back, its
-    history row with it. An error in the SQL itself passes through unchecked."""
-    if declared:
+def _type_name(conn, type_: tuple[int, int]) -> str:
+    """A type as SQL writes it; only for a message (a dropped domain has no name left)."""
+    name = conn.execute(db.query("guard/type_name"),
+                        {"type": type_[0], "modifier": type_[1]}).fetchone()[0]
+    return name or f"type {type_[0]}, dropped with it"
+
+
+class Guard:
+    """The runtime guard for one run of migrations (or rollbacks) on one connection,
+    under the migration lock: the full snapshot is read once, then kept up to date from
+    each migration's own after-query (the relations it touched), so that each migration
+    costs one query after its SQL, over what it touched, not over the whole schema.
+    A migration the guard does not watch (declared destructive, non-transactional) may
+    change anything: the next one reads the catalog again."""
+
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+        self.before: dict[int, Relation] | None = None
+        self.pending: dict[int, Relation] | None = None
+
+    def forget(self) -> None:
+        self.before = self.pending = None
+
+    def committed(self) -> None:
+        """The watched transaction committed: its after-snapshot is the next before."""
+        self.before, self.pending = self.pending, None
+
+    @contextmanager
+    def watch(self, *, declared: bool, what: str, path, command: str) -> Iterator[None]:
+        """Around a migration's SQL, inside its transaction: refuse (exit 3) what it lost
+        without declaring it. Raising inside the caller's transaction rolls it back, its
+        history row with it. An error in the SQL itself passes through unchecked."""
+        self.pending = None
+        if declared:
+            self.forget()
+            yield
+            return
+        if self.before is None:
+            self.before = snapshot(self.conn)
         yield
-        return
-    before = snapshot(conn)
-    yield
-    found = losses(conn, before)
-    if found:
-        raise Refused(
-            f"{what} ({path}) lost data it does not declare: it has no "
-            f"`-- shipshape:destructive`. Its transaction was rolled back: nothing of it "
-            f"was applied. The text of the tree did not show it, so it comes from code that "
-            f"runs with it (a function defined in the database, a trigger, dynamic SQL). "
-            f"Find that statement and remove it, or declare the migration destructive after "
-            f"review, then rerun `{command}`:",
-            details=found,
-        )
+        found, after = losses(self.conn, self.before)
+        if found:
+            raise Refused(
+                f"{what} ({path}) lost data it does not declare: it has no "
+                f"`-- shipshape:destructive`. Its transaction was rolled back: nothing of it "
+                f"was applied. The text of the tree did not show it, so it comes from code "
+                f"that runs with it (a function defined in the database, a trigger, dynamic "
+                f"SQL). Find that statement and remove it, or declare the migration "
+                f"destructive after review, then rerun `{command}`:",
+                details=found,
+            )
+        self.pending = after

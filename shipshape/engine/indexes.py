@@ -25,6 +25,13 @@ def created(migration_sql: str) -> list[str]:
     return sqlparse.created_indexes(migration_sql)
 
 
+def any_invalid(conn: psycopg.Connection) -> bool:
+    """Whether any index of the database is INVALID; ends the read."""
+    found = conn.execute(db.query("indexes_any_invalid")).fetchone()[0]
+    db.end_read(conn)
+    return found
+
+
 def invalid(conn: psycopg.Connection, names: list[str]) -> list[tuple[str, str]]:
     """Those of names that exist and are INVALID, as (schema, index); read in the
     caller's transaction, if one is open."""

@@ -298,10 +298,12 @@ def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration],
     todo = plan(loaded, recorded, to)
     check_declared(todo, env)
     refuse_destructive(env, todo, rollback=False)
+    half_built = bool(todo) and indexes.any_invalid(conn)
+    watcher = guard.Guard(conn)
     for migration in todo:
         with progress.step(f"migrate {migration.name}") as step:
-            rebuilt = _drop_half_built(conn, env, migration, progress)
-            ms = apply(conn, env, migration, applied_by=db.operator())
+            rebuilt = _drop_half_built(conn, env, migration, progress) if half_built else ""
+            ms = apply(conn, env, migration, applied_by=db.operator(), watcher=watcher)
             step.note(f"{ms} ms in SQL" + (f"; rebuilt {rebuilt}" if rebuilt else ""))
     return current_version(recorded), todo
 
@@ -362,30 +364,38 @@ def refuse_destructive(env: Environment, todo: list[Migration], *, rollback: boo
 # --- applying --------------------------------------------------------------------------
 
 def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,
-          applied_by: str) -> int:
+          applied_by: str, watcher: guard.Guard | None = None) -> int:
     """Apply one migration with its history row; returns its duration in ms.
 
     Transactional migrations retry with backoff when lock_timeout expires; a SQL error
     rolls everything back and names the line of the rendered file (exit 6).
     """
-    work = _apply_in_transaction if migration.transactional else _apply_autocommit
+    watcher = watcher or guard.Guard(conn)
+    if not migration.transactional:
+        watcher.forget()  # unwatched: it may change anything
+
+        def work():
+            return _apply_autocommit(conn, env, migration, applied_by)
+    else:
+        def work():
+            return _apply_in_transaction(conn, env, migration, applied_by, watcher)
     return db.retry_on_lock_timeout(
-        conn, env, lambda: work(conn, env, migration, applied_by),
+        conn, env, work,
         what=f"Migration {migration.name}", then="deploy again; nothing of it was applied.")
 
 
-def _apply_in_transaction(conn, env, migration, applied_by) -> int:
+def _apply_in_transaction(conn, env, migration, applied_by, watcher: guard.Guard) -> int:
     started = time.monotonic()
     try:
         with conn.transaction():
             db.set_local_timeouts(conn, env)
-            with guard.watch(conn, declared=migration.destructive, path=migration.path,
-                             what=f"Migration {migration.name}",
-                             command=f"invoke deploy --env {env.name}"):
+            with watcher.watch(declared=migration.destructive, path=migration.path,
+                               what=f"Migration {migration.name}",
+                               command=f"invoke deploy --env {env.name}"):
                 conn.execute(migration.sql)
-            _refuse_invalid_indexes(conn, env, migration)
             duration = int((time.monotonic() - started) * 1000)
             history.record(conn, migration, applied_by=applied_by, duration_ms=duration)
+        watcher.committed()
     except psycopg.errors.LockNotAvailable:
         raise
     except psycopg.Error as exc:
@@ -420,8 +430,9 @@ def _apply_autocommit(conn, env, migration, applied_by) -> int:
 
 
 def _refuse_invalid_indexes(conn, env: Environment, migration: Migration) -> None:
-    """A migration is never recorded as a success while an index it creates is INVALID
-    (e.g. CREATE INDEX CONCURRENTLY IF NOT EXISTS skipped a half-built one)."""
+    """A non-transactional migration is never recorded as a success while an index it
+    creates is INVALID (e.g. CREATE INDEX CONCURRENTLY IF NOT EXISTS skipped a half-built
+    one). A transactional CREATE INDEX builds a valid index or fails."""
     bad = indexes.invalid(conn, indexes.created(migration.sql))
     if bad:
         raise SQLFailed(
@@ -440,11 +451,10 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
         if migration.rollback_transactional:
             with conn.transaction():
                 db.set_local_timeouts(conn, env)
-                with guard.watch(conn, declared=migration.rollback_destructive,
-                                 path=migration.rollback_path,
-                                 what=f"The rollback of {migration.name}",
-                                 command=f"invoke db.rollback --env {env.name} "
-                                         f"--to {migration.version - 1}"):
+                with guard.Guard(conn).watch(
+                        declared=migration.rollback_destructive, path=migration.rollback_path,
+                        what=f"The rollback of {migration.name}",
+                        command=f"invoke db.rollback --env {env.name} --to {migration.version - 1}"):
                     conn.execute(migration.rollback_sql)
                 history.delete(conn, migration.version)
         else:

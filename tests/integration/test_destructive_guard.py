@@ -246,3 +246,27 @@ def test_a_rename_and_a_rewrite_that_keeps_rows_are_not_losses(tmp_path, fresh_d
         assert conn.execute("SELECT count(*) FROM avatar_presets WHERE token IS NOT NULL"
                             ).fetchone() == (2,)
         assert conn.execute("SELECT count(*) FROM goods").fetchone() == (2,)
+
+
+def test_one_run_keeps_the_snapshot_true_from_migration_to_migration(
+        tmp_path, fresh_dsn, make_target):
+    """The guard reads the catalog once per run and updates it from each migration: a
+    table created and filled earlier in the run is protected, and a declared delete
+    earlier in the run is not blamed on a later migration."""
+    tree = base_tree(tmp_path / "sql")
+    write_migration(tree, "0004_fill", "CREATE TABLE logs (id int);\n"
+                    "INSERT INTO logs SELECT generate_series(1, 3);\n", "SELECT 1;")
+    write_migration(tree, "0005_prune", "-- shipshape:destructive\nDELETE FROM logs WHERE id = 1;\n",
+                    "SELECT 1;")
+    write_migration(tree, "0006_widen", "ALTER TABLE logs ADD COLUMN note text;\n", "SELECT 1;")
+    write_migration(tree, "0007_hidden", "SELECT tidy();\n", "SELECT 1;")
+    run_sql = "CREATE FUNCTION tidy() RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'TRUNCATE ' || 'logs'; END $$"
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        conn.execute(run_sql)
+    target = make_target(fresh_dsn)
+    loaded = migrations.load(tree, target.env)
+    with db.connect(target) as conn, pytest.raises(Refused, match="emptied table public.logs"):
+        migrations.migrate(conn, target.env, loaded)
+    with psycopg.connect(fresh_dsn) as conn:
+        assert conn.execute("SELECT max(version) FROM shipshape.history").fetchone() == (6,)
+        assert conn.execute("SELECT count(*) FROM logs").fetchone() == (2,)
