@@ -101,6 +101,10 @@ def main(argv=None) -> int:
           f"{', '.join(f'{t:.2f}' for t in times['off'])} |")
     print(f"| engine, safety layers on | {on:.2f} s ({(on / off - 1) * 100:+.1f} %) | "
           f"{', '.join(f'{t:.2f}' for t in times['on'])} |")
+    pairs = [a / b for a, b in zip(times["on"], times["off"], strict=True)]
+    print(f"| per round, on / off (median of {len(pairs)}) | "
+          f"{(statistics.median(pairs) - 1) * 100:+.1f} % | "
+          f"{', '.join(f'{(p - 1) * 100:+.0f} %' for p in pairs)} |")
     print(f"| the parser alone (check_declared, all {args.size}) | {parse * 1000:.0f} ms | |")
     return 0
 
