@@ -52,6 +52,6 @@ def drop_invalid(conn: psycopg.Connection, env: Environment, names: list[str]
     if found:
         with db.autocommit(conn, env):
             for schema, name in found:
-                conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
-                    sql.Identifier(schema, name)))
+                conn.execute(sql.SQL(db.statement("index_drop_invalid")).format(
+                    index=sql.Identifier(schema, name)))
     return found

@@ -454,7 +454,8 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
                 with guard.Guard(conn).watch(
                         declared=migration.rollback_destructive, path=migration.rollback_path,
                         what=f"The rollback of {migration.name}",
-                        command=f"invoke db.rollback --env {env.name} --to {migration.version - 1}"):
+                        command=(f"invoke db.rollback --env {env.name} "
+                                 f"--to {migration.version - 1}")):
                     conn.execute(migration.rollback_sql)
                 history.delete(conn, migration.version)
         else:
