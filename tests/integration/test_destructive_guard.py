@@ -135,6 +135,20 @@ def test_the_parser_refuses_each_undeclared_form_through_deploy(deployed, tmp_pa
     assert state(dsn) == before
 
 
+@pytest.mark.parametrize("dry_run", [False, True], ids=["deploy", "dry-run"])
+def test_sql_that_does_not_parse_is_bad_input_naming_its_line(deployed, tmp_path, dry_run):
+    tree, dsn, environ = deployed
+    before = state(dsn)
+    copy = with_migration(tree, tmp_path, "SELECT 1;\n\nALTER TABLE items ADD COLUMN x int,;\n")
+    result = run_invoke("deploy", "--env", "staging", *(["--dry-run"] if dry_run else []),
+                        "--sql-dir", str(copy), env=environ)
+    assert result.returncode == 5, result.stdout + result.stderr
+    err = flat(result.stderr)
+    assert "0004_change/migrate.sql.j2:3 (line of the rendered SQL) is not valid PostgreSQL" in err
+    assert "`invoke render --env staging`" in err
+    assert state(dsn) == before
+
+
 # What no text shows: code that already exists in the database, created outside the tree.
 OUTSIDE = [
     ("function-deletes",
