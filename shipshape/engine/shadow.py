@@ -21,7 +21,7 @@ from psycopg.conninfo import make_conninfo
 
 from shipshape import db
 from shipshape.adapters import embedded
-from shipshape.engine import catalog, history, migrations
+from shipshape.engine import catalog, guard, history, migrations
 from shipshape.progress import Progress
 from shipshape.settings import Environment
 from shipshape.targets import Target
@@ -99,8 +99,10 @@ def _snapshot_on(target: Target, admin_dsn: str, applied) -> dict:
             shadow = Target(target.env, make_conninfo(admin_dsn, dbname=name), "shadow")
             with db.connect(shadow, purpose="shadow") as conn:
                 history.ensure_history(conn)
+                watcher = guard.Guard(conn)  # one catalog read for the whole build
                 for migration in applied:
-                    migrations.apply(conn, target.env, migration, applied_by="shadow")
+                    migrations.apply(conn, target.env, migration, applied_by="shadow",
+                                     watcher=watcher)
                 return db.read_only(conn, lambda: catalog.snapshot(conn))
         finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
