@@ -56,7 +56,16 @@ class Settings:
 
     @property
     def deploy_command(self) -> str:
+        """For what the app can name for sure: migrations pending on a database that has
+        its history (the version it reads is behind)."""
         return f"invoke deploy --env {self.app_env}"
+
+    @property
+    def doctor_command(self) -> str:
+        """For anything the app cannot name (an object missing: dropped by hand, or never
+        migrated; no history at all): doctor tells which runbook fixes it. Sending people
+        to deploy instead went in a circle when deploy could not fix it (issue 11)."""
+        return f"invoke doctor --env {self.app_env}"
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> Settings:

@@ -247,7 +247,8 @@ _UNDEFINED = re.compile(r'(?:relation|column) "?([^"\s]+)"?(?: of relation "([^"
 
 async def database_error_handler(request: Request, exc: psycopg.Error) -> JSONResponse:
     settings = request.app.state.settings
-    fix = f"run `{settings.deploy_command}` (then `invoke doctor --env {settings.app_env}`)"
+    # The app cannot tell a pending migration from a column dropped by hand: doctor can.
+    fix = f"run `{settings.doctor_command}`"
     if isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn)):
         objects = await _missing_objects(request)
         if not objects:  # not in REQUIRED (a bug), or created meanwhile: name what PG said
@@ -265,7 +266,7 @@ async def database_error_handler(request: Request, exc: psycopg.Error) -> JSONRe
             503,
             "SCHEMA_MISMATCH",
             f"The database schema does not match the app: missing {described}. "
-            f"The database is behind the code: {fix}.",
+            f"Find out why and what fixes it: {fix}.",
             objects=objects,
             fix=fix,
         )

@@ -39,7 +39,7 @@ async def readiness(app) -> tuple[bool, dict]:
             checks["database"] = {"ok": True}
             try:
                 version = await schema.database_version(conn)
-                problem = schema.version_problem(version, deploy)
+                problem = schema.version_problem(version, deploy, settings.doctor_command)
             except psycopg.errors.InsufficientPrivilege:
                 version, problem = (
                     None,
@@ -62,13 +62,13 @@ async def readiness(app) -> tuple[bool, dict]:
                     missing=missing,
                     message=(
                         f"missing {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}: "
-                        f"run `{deploy}`, then `invoke doctor --env {env}` if it persists"
+                        f"run `{settings.doctor_command}`"
                     ),
                 )
             if "table ai_models" in missing:
                 checks["models"] = {
                     "ok": False,
-                    "message": f"table ai_models is missing: run `{deploy}`",
+                    "message": f"table ai_models is missing: run `{settings.doctor_command}`",
                 }
             else:
                 count = await store.count_enabled_models(conn)
@@ -127,7 +127,7 @@ async def models_health(request: Request):
                 "status": "unhealthy",
                 "modelCount": 0,
                 "expected": settings.expected_models,
-                "message": f"table ai_models is missing: run `{settings.deploy_command}`",
+                "message": f"table ai_models is missing: run `{settings.doctor_command}`",
             },
             status_code=503,
         )

@@ -137,14 +137,18 @@ async def database_version(conn) -> int | None:
     return (await cur.fetchone())["version"]
 
 
-def version_problem(version: int | None, deploy_command: str) -> str | None:
-    """None when the database is at SCHEMA_VERSION, else what is wrong and what to run."""
+def version_problem(version: int | None, deploy_command: str,
+                    doctor_command: str | None = None) -> str | None:
+    """None when the database is at SCHEMA_VERSION, else what is wrong and what to run.
+
+    No history at all is ambiguous (a new database, or one whose history table is gone
+    while its tables are there): doctor_command tells which."""
     if version == SCHEMA_VERSION:
         return None
     if version is None:
         return (
             f"database has no applied migrations (no shipshape.history rows), "
-            f"app needs {SCHEMA_VERSION}: run `{deploy_command}`"
+            f"app needs {SCHEMA_VERSION}: run `{doctor_command or deploy_command}`"
         )
     if version < SCHEMA_VERSION:
         return f"database at version {version}, app needs {SCHEMA_VERSION}: run `{deploy_command}`"

@@ -129,7 +129,7 @@ class StackConfig:
 
     @property
     def profile(self) -> str:
-        return self.env.name
+        return self.env.profile
 
     @property
     def name(self) -> str:
@@ -222,7 +222,7 @@ def load(stack: str | None = None) -> StackConfig:
             f"invalid:\n" + "\n".join(f"  - {p}" for p in problems))
     return StackConfig(
         stack=stack,
-        env=_environment(profile, cfg),
+        env=_environment(stack, profile, cfg),
         platform=platform,
         project_dir=ROOT,
         sql_dir=Path(cfg.get("sql_dir") or ROOT / "sql").resolve(),
@@ -381,9 +381,10 @@ def _image_problems(stack: str, profile: str, images: list, registry: str, kuber
     return problems
 
 
-def _environment(profile: str, cfg: pulumi.Config) -> Environment:
+def _environment(stack: str, profile: str, cfg: pulumi.Config) -> Environment:
     """shipshape's settings: the profile's built-in defaults < this stack's own file <
-    SHIPSHAPE_<SETTING>, as in the tasks.
+    SHIPSHAPE_<SETTING>, as in the tasks. The env is named after the stack, as `invoke
+    deploy --env <stack>` names it, so the gate stamps the database with the same name.
 
     The stack's file is the config Pulumi hands the program; load_environment is pointed at
     a directory without stack files so that a stack `alice-dev` never inherits settings
@@ -396,7 +397,8 @@ def _environment(profile: str, cfg: pulumi.Config) -> Environment:
         if value.startswith("["):
             value = json.loads(value)
         overrides[setting] = value
-    return load_environment(profile, overrides=overrides, config_dir=Path(__file__).parent)
+    return load_environment(stack, profile=profile, overrides=overrides,
+                            config_dir=Path(__file__).parent)
 
 
 def _is_secret(key: str) -> bool:

@@ -31,6 +31,37 @@ INC = "tests/incidents/"
 APP = "tests/app/"
 
 MUTANTS: list[Mutant] = [
+    # --- engine/shadow: read-only, no leftovers, seeds checked first (issue 10) ---------
+    Mutant(
+        "shadow-commits", "shadow", "shipshape/engine/shadow.py",
+        "    with conn.transaction(force_rollback=True):\n        history.ensure_history(conn)\n",
+        "    with conn.transaction():\n        history.ensure_history(conn)\n",
+        (INTEG + "test_shadow_isolation.py::"
+                 "test_a_cold_verify_and_doctor_leave_a_login_the_dba_disabled_disabled",),
+        "a cold verify commits the shadow's migrations: ALTER ROLE reaches the live cluster"),
+    Mutant(
+        "shadow-leftovers-kept", "shadow", "shipshape/engine/shadow.py",
+        "    orphans = _orphaned_databases(target)\n", "    orphans = []\n",
+        (INTEG + "test_shadow_leftovers.py::test_doctor_reports_a_leftover_and_verify_removes_it",),
+        "the scratch database of a killed verify is never removed"),
+    Mutant(
+        "shadow-reused-pid-alive", "shadow", "shipshape/adapters/owners.py",
+        "            return (_start_of(process) == self.start\n",
+        "            return (True\n",
+        (INTEG + "test_shadow_leftovers.py::"
+                 "test_a_scratch_object_of_a_live_owner_or_another_host_is_never_removed",),
+        "a leftover whose pid another process now has is kept forever"),
+    Mutant(
+        "shadow-sigterm-ignored", "shadow", "shipshape/adapters/owners.py",
+        "    signal.signal(signal.SIGTERM, terminated)\n", "    pass\n",
+        (INTEG + "test_shadow_leftovers.py::test_sigterm_removes_the_scratch_database_on_its_way_out",),
+        "SIGTERM during the shadow build leaves its scratch database"),
+    Mutant(
+        "seed-rehearsal-skipped", "shadow", "shipshape/ops/pipeline.py",
+        "                shadow.check_seeds(target, code.migrations, code.seeds, progress)\n",
+        "                pass\n",
+        (INTEG + "test_seed_preflight.py::test_a_real_deploy_exits_5_having_migrated_nothing",),
+        "a deploy migrates, then fails to seed a value the schema refuses (incident 1)"),
     # --- engine/migrations and engine/history: exactly once, all or nothing ------------
     Mutant(
         "history-own-transaction", "migrations", "shipshape/engine/migrations.py",

@@ -143,24 +143,26 @@ def validate_container_secrets(args, report_violation) -> None:
         report_violation(f"Container {args.name} {problem}.")
 
 
-database_port_loopback_only = ResourceValidationPolicy(
-    name="database-port-loopback-only",
-    description="A PostgreSQL container's port is published on loopback only.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate_database_port,
+def mandatory(name: str, description: str, validate, **options) -> ResourceValidationPolicy:
+    """Every rule here is mandatory: a violation fails `pulumi preview` and `pulumi up`."""
+    return ResourceValidationPolicy(name=name, description=description, validate=validate,
+                                    enforcement_level=EnforcementLevel.MANDATORY, **options)
+
+
+database_port_loopback_only = mandatory(
+    "database-port-loopback-only",
+    "A PostgreSQL container's port is published on loopback only.",
+    validate_database_port,
     config_schema=PolicyConfigSchema(properties={
         "allowedAddresses": {"type": "array", "items": {"type": "string"},
                              "default": list(LOOPBACK)},
     }),
 )
 
-no_plaintext_secret_in_container_env = ResourceValidationPolicy(
-    name="no-plaintext-secret-in-container-env",
-    description="A container's env that holds a secret is itself kept secret.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate_container_secrets,
-)
-
+no_plaintext_secret_in_container_env = mandatory(
+    "no-plaintext-secret-in-container-env",
+    "A container's env that holds a secret is itself kept secret.",
+    validate_container_secrets)
 
 
 # --- Kubernetes ------------------------------------------------------------------------
@@ -382,48 +384,34 @@ def validate_image_by_digest(args, report_violation) -> None:
             f"repo@sha256:...), never a tag or a build of their own.")
 
 
-kubernetes_database_not_exposed = ResourceValidationPolicy(
-    name="kubernetes-database-not-exposed",
-    description="No LoadBalancer or NodePort Service in front of PostgreSQL.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate_database_not_exposed,
-)
-kubernetes_resource_limits = ResourceValidationPolicy(
-    name="kubernetes-resource-limits",
-    description="Every container, and the database's instances, has CPU and memory limits.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate_resource_limits,
-)
-kubernetes_no_privileged_pod = ResourceValidationPolicy(
-    name="kubernetes-no-privileged-pod",
-    description="No privileged container, privilege escalation or host namespace.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate_no_privileged_pod,
-)
-no_plaintext_secret_in_kubernetes_env = ResourceValidationPolicy(
-    name="no-plaintext-secret-in-kubernetes-env",
-    description="A secret reaches a pod through a Secret, never as a literal in a manifest.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate_kubernetes_env_secrets,
-)
-kubernetes_rollout_awaited = ResourceValidationPolicy(
-    name="kubernetes-rollout-awaited",
-    description="The gate Job and the app Deployment are awaited (no pulumi.com/skipAwait).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate_rollout_awaited,
-)
-no_latest_image = ResourceValidationPolicy(
-    name="no-latest-image",
-    description="No image by `latest` or without a tag.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate_no_latest_image,
-)
-image_by_digest_outside_dev = ResourceValidationPolicy(
-    name="image-by-digest-outside-dev",
-    description="Outside dev, the app and gate images are digests (repo@sha256:...).",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate_image_by_digest,
-)
+kubernetes_database_not_exposed = mandatory(
+    "kubernetes-database-not-exposed",
+    "No LoadBalancer or NodePort Service in front of PostgreSQL.",
+    validate_database_not_exposed)
+kubernetes_resource_limits = mandatory(
+    "kubernetes-resource-limits",
+    "Every container, and the database's instances, has CPU and memory limits.",
+    validate_resource_limits)
+kubernetes_no_privileged_pod = mandatory(
+    "kubernetes-no-privileged-pod",
+    "No privileged container, privilege escalation or host namespace.",
+    validate_no_privileged_pod)
+no_plaintext_secret_in_kubernetes_env = mandatory(
+    "no-plaintext-secret-in-kubernetes-env",
+    "A secret reaches a pod through a Secret, never as a literal in a manifest.",
+    validate_kubernetes_env_secrets)
+kubernetes_rollout_awaited = mandatory(
+    "kubernetes-rollout-awaited",
+    "The gate Job and the app Deployment are awaited (no pulumi.com/skipAwait).",
+    validate_rollout_awaited)
+no_latest_image = mandatory(
+    "no-latest-image",
+    "No image by `latest` or without a tag.",
+    validate_no_latest_image)
+image_by_digest_outside_dev = mandatory(
+    "image-by-digest-outside-dev",
+    "Outside dev, the app and gate images are digests (repo@sha256:...).",
+    validate_image_by_digest)
 
 POLICIES = [database_port_loopback_only, no_plaintext_secret_in_container_env,
             kubernetes_database_not_exposed, kubernetes_resource_limits,

@@ -12,21 +12,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shipshape import db
-from shipshape.engine import baseline as baseline_
-from shipshape.engine import bundle, history, identity, migrations, seeds, shadow, tree
-from shipshape.engine import verify as verify_
-from shipshape.engine.findings import Finding
-from shipshape.engine.render import Renderer
+from shipshape.engine import history, identity, migrations
 from shipshape.errors import ProblemsFound, Refused
-from shipshape.ops import doctor as doctor_
-from shipshape.ops import fleets, pipeline, runbooks, triage
 from shipshape.progress import Progress
 from shipshape.settings import Environment
 from shipshape.targets import Target
 
+# Each verb imports the machinery only it needs, inside its function: `db.status` starts
+# without importing runbooks, fleets, doctor, verify and the bundle (a no-op command is
+# mostly start-up). The names below are for annotations only.
+if TYPE_CHECKING:
+    from shipshape.engine import seeds
+    from shipshape.engine.findings import Finding
+    from shipshape.ops import doctor as doctor_
+    from shipshape.ops import fleets, pipeline, runbooks, triage
+
 # --- db.status ------------------------------------------------------------------------------
+
+# db.status lists every migration up to this many; beyond, a summary (--all: every one).
+STATUS_SUMMARY_FROM = 30
+STATUS_LAST = 5
+
 
 @dataclass(frozen=True)
 class StatusResult:
@@ -37,6 +46,23 @@ class StatusResult:
     @property
     def problems(self) -> list[migrations.Entry]:
         return [e for e in self.migrations if e.state != "applied"]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many migrations are in each state, in the order of migrations.State."""
+        found = {state.value: 0 for state in migrations.State}
+        for entry in self.migrations:
+            found[entry.state] += 1
+        return {state: count for state, count in found.items() if count}
+
+    def summary(self, last: int = STATUS_LAST) -> list[migrations.Entry]:
+        """What a summary shows: every migration that is not applied, and the last `last`
+        applied ones, in version order. Everything when the list is short anyway."""
+        if len(self.migrations) <= STATUS_SUMMARY_FROM:
+            return list(self.migrations)
+        applied = [e for e in self.migrations if e.state == migrations.State.APPLIED]
+        shown = {id(e) for e in applied[-last:]} | {id(e) for e in self.problems}
+        return [e for e in self.migrations if id(e) in shown]
 
     def check(self) -> None:
         if self.problems:
@@ -67,17 +93,19 @@ class MigrateResult:
 def _pending(conn, env, loaded: list[migrations.Migration], *, retry_failed: bool = False,
              to: int | None = None) -> list[migrations.Migration]:
     """What migrate would apply, after the same refusals it makes (edited, ahead, dirty,
-    undeclared destructive SQL)."""
+    undeclared destructive SQL: migrations.prepared)."""
     recorded = history.read_history(conn)
-    migrations.refuse_unsafe(migrations.status(loaded, recorded), loaded, retry_failed=retry_failed)
-    todo = migrations.plan(loaded, recorded, to)
-    migrations.check_declared(todo, env)
-    return todo
+    migrations.refuse_unsafe(migrations.status(loaded, recorded), loaded,
+                             retry_failed=retry_failed, env_name=env.name)
+    return migrations.prepared(migrations.plan(loaded, recorded, to), env)
 
 
 def migrate(target: Target, sql_dir: Path, *, to: int | None = None, retry_failed: bool = False,
             dry_run: bool = False, progress: Progress | None = None) -> MigrateResult:
     """Apply pending migrations under the deploy lock, each in its own transaction."""
+    from shipshape.engine import bundle
+    from shipshape.engine.render import Renderer
+
     renderer = Renderer(sql_dir, target.env)
     loaded = migrations.load(sql_dir, target.env, renderer)
     with db.connect(target, purpose="migrate") as conn:
@@ -104,6 +132,9 @@ class RollbackResult:
 def rollback(target: Target, sql_dir: Path, to: int, *, yes: bool = False,
              dry_run: bool = False, progress: Progress | None = None) -> RollbackResult:
     """Roll back applied migrations above `to`, newest first; --yes outside local."""
+    from shipshape.engine import bundle
+    from shipshape.engine.render import Renderer
+
     renderer = Renderer(sql_dir, target.env)
     loaded = migrations.load(sql_dir, target.env, renderer)
     with db.connect(target, purpose="rollback") as conn:
@@ -122,13 +153,26 @@ def rollback(target: Target, sql_dir: Path, to: int, *, yes: bool = False,
 
 # --- db.seed --------------------------------------------------------------------------------
 
-def seed_script(env: Environment, sql_dir: Path) -> str:
-    """The upserts seed would run; needs no database (they are the same whatever is there)."""
-    return bundle.seed_script(seeds.load(sql_dir, env), env)
+def seed_script(env: Environment, sql_dir: Path, target: Target | None = None, *,
+                progress: Progress | None = None) -> str:
+    """The upserts seed would run (the same whatever rows are there), after rehearsing
+    every row against the schema the migrations produce, in the shadow of target's server
+    (an embedded scratch server without one): a value that does not fit is exit 5 naming
+    file:line. Changes nothing."""
+    from shipshape.engine import bundle, shadow, tree
+
+    code = tree.load(sql_dir, env)
+    if target is not None:
+        shadow.check_seeds(target, code.migrations, code.seeds, progress)
+    else:
+        shadow.check_seeds_scratch(env, code.migrations, code.seeds, progress)
+    return bundle.seed_script(code.seeds, env)
 
 
 def seed(target: Target, sql_dir: Path) -> list[seeds.SeedResult]:
     """Upsert the env's declared seed rows under the deploy lock; never deletes."""
+    from shipshape.engine import seeds
+
     declared = seeds.load(sql_dir, target.env)
     with db.connect(target, purpose="seed") as conn:
         with db.advisory_lock(conn, target.env.migration_lock_wait):
@@ -142,38 +186,63 @@ def seed(target: Target, sql_dir: Path) -> list[seeds.SeedResult]:
 class VerifyResult:
     target: str
     findings: list[Finding]
+    next: triage.Route | None = None  # the one command to run next (triage.route)
 
     def check(self) -> None:
         if self.findings:
-            raise ProblemsFound(f"{len(self.findings)} finding(s) for {self.target}.",
+            hint = f" Next: `{self.next.command}`." if self.next else ""
+            raise ProblemsFound(f"{len(self.findings)} finding(s) for {self.target}.{hint}",
                                 findings=self.findings)
 
 
-def verify(target: Target, sql_dir: Path, *, progress: Progress | None = None) -> VerifyResult:
-    """The database against the code: history, drift, seeds, data checks. Read-only."""
+def verify(target: Target, sql_dir: Path, *, progress: Progress | None = None,
+           command_options: dict | None = None) -> VerifyResult:
+    """The database against the code: history, drift, seeds, data checks. Read-only.
+    The result names the next command (command_options: the flags to repeat in it)."""
+    from shipshape.engine import verify as verify_
+    from shipshape.ops import runbooks, triage
+
     with db.connect(target, purpose="verify") as conn:
         findings = verify_.verify(conn, target, sql_dir, progress=progress)
-    return VerifyResult(target.describe(), findings)
+    options = command_options or {}
+    route = triage.route(findings, target.env.name, runbooks_dir=options.get("runbooks_dir"),
+                         command=lambda book: runbooks.command(book, target.env.name, **options))
+    return VerifyResult(target.describe(), findings, route)
 
 
 def baseline(target: Target, sql_dir: Path, version: int, *,
-             progress: Progress | None = None) -> list[migrations.Migration]:
-    """Record migrations 1..version as applied, only after proving the schema equals them."""
+             progress: Progress | None = None, dry_run: bool = False
+             ) -> list[migrations.Migration]:
+    """Record migrations 1..version as applied, only after proving the schema equals them.
+    dry_run: the same proof, and nothing written (not even the env's stamp)."""
+    from shipshape.engine import baseline as baseline_
+
     loaded = migrations.load(sql_dir, target.env)
     with db.connect(target, purpose="baseline") as conn:
+        if dry_run:
+            identity.check(conn, target.env, what="db.baseline")
+            return baseline_.baseline(conn, target, loaded, version, progress=progress,
+                                      dry_run=True)
         with db.advisory_lock(conn, target.env.migration_lock_wait):
             identity.ensure(conn, target.env, what="db.baseline")
             return baseline_.baseline(conn, target, loaded, version, progress=progress)
 
 
 def baseline_from(target: Target, sql_dir: Path, tool: str, *,
-                  progress: Progress | None = None) -> list[migrations.Migration]:
+                  progress: Progress | None = None, dry_run: bool = False
+                  ) -> list[migrations.Migration]:
     """Baseline at the version another tool's history says is applied (mapped through the
     imported-from directives), after the same proof as `baseline`."""
+    from shipshape.engine import baseline as baseline_
     from shipshape.engine.importers import foreign_history
 
     loaded = migrations.load(sql_dir, target.env)
     with db.connect(target, purpose="baseline") as conn:
+        if dry_run:
+            identity.check(conn, target.env, what="db.baseline")
+            version = foreign_history.baseline_version(conn, sql_dir, tool)
+            return baseline_.baseline(conn, target, loaded, version, progress=progress,
+                                      tolerate=foreign_history.tolerate(tool), dry_run=True)
         with db.advisory_lock(conn, target.env.migration_lock_wait):
             identity.ensure(conn, target.env, what="db.baseline")
             version = foreign_history.baseline_version(conn, sql_dir, tool)
@@ -196,17 +265,22 @@ def deploy(target: Target, sql_dir: Path, *, progress: Progress | None = None,
            app_check=None) -> pipeline.DeployResult:
     """preflight -> lock -> migrate -> seed -> verify -> app -> record. A failing gate
     raises its error with the partial result attached (`error.result`)."""
+    from shipshape.ops import pipeline
+
     return pipeline.deploy(target, sql_dir, progress=progress, app_check=app_check)
 
 
 def deploy_script(target: Target, sql_dir: Path) -> str:
     """Every statement deploy would run, in order, as one psql script. Changes nothing."""
+    from shipshape.engine import bundle, shadow, tree
+
     env = target.env
     code = tree.load(sql_dir, env)
     with db.connect(target, purpose="deploy --dry-run") as conn:
         identity.check(conn, env, what="deploy")
         todo = _pending(conn, env, code.migrations)
     migrations.refuse_destructive(env, todo, rollback=False)
+    shadow.check_seeds(target, code.migrations, code.seeds)
     parts = [
         f"-- deploy --dry-run for {target.describe()}",
         f"-- {len(todo)} migration(s) pending; nothing below has been run.",
@@ -226,6 +300,8 @@ def render(env: Environment, sql_dir: Path, out_dir: Path, *, dsn: str | None = 
 
     verify.sql needs the schema the migrations produce: a shadow built on --dsn's server,
     else on a throw-away embedded one."""
+    from shipshape.engine import bundle, shadow, tree
+
     code = tree.load(sql_dir, env)
     expected = (shadow.shadow_snapshot(Target(env, dsn, "--dsn"), code.migrations) if dsn
                 else shadow.scratch_snapshot(env, code.migrations))
@@ -238,12 +314,17 @@ def render(env: Environment, sql_dir: Path, out_dir: Path, *, dsn: str | None = 
 class DoctorReport:
     diagnosis: doctor_.Diagnosis
     groups: list[triage.Group] = field(default_factory=list)
+    env: str = "local"
 
     def check(self) -> None:
         if self.diagnosis.healthy:
             return
-        first = next((g for g in self.groups if g.runbook is not None), None)
-        hint = f" Start with `{first.command}`." if first else ""
+        from shipshape.ops import triage
+
+        # Unmatched findings: doctor's own output lists each one's fix, so no hint that
+        # sends the reader back to doctor.
+        route = triage.first_route(self.groups, self.env)
+        hint = f" Start with `{route.command}`." if route.runbook else ""
         raise ProblemsFound(
             f"doctor: {len(self.diagnosis.errors)} problem(s) on {self.diagnosis.target}.{hint}",
             findings=triage.tagged(self.groups))
@@ -254,6 +335,9 @@ def doctor(target: Target, sql_dir: Path, *, runbooks_dir: Path | str | None = N
            progress: Progress | None = None) -> DoctorReport:
     """Every check, read-only; the findings grouped by the runbook that fixes them, each
     group with the exact command (command_options: the flags to repeat in it)."""
+    from shipshape.ops import doctor as doctor_
+    from shipshape.ops import runbooks, triage
+
     books = runbooks.load(runbooks_dir, sql_dir=sql_dir)
     diagnosis = doctor_.diagnose(
         target, sql_dir, long_transaction=long_transaction or doctor_.DEFAULT_LONG_TRANSACTION,
@@ -263,7 +347,8 @@ def doctor(target: Target, sql_dir: Path, *, runbooks_dir: Path | str | None = N
         return runbooks.command(book, target.env.name, long_transaction=long_transaction,
                                 **(command_options or {}))
 
-    return DoctorReport(diagnosis, triage.group(diagnosis.findings, books, command=command))
+    return DoctorReport(diagnosis, triage.group(diagnosis.findings, books, command=command),
+                        target.env.name)
 
 
 def run_runbook(target: Target, sql_dir: Path, name: str, *, runbooks_dir=None,
@@ -273,6 +358,8 @@ def run_runbook(target: Target, sql_dir: Path, name: str, *, runbooks_dir=None,
                 show=None) -> runbooks.RunResult:
     """detect -> plan -> confirm -> steps -> verify -> report. A failing run raises its
     error with the run attached (`error.result`); see shipshape.ops.runbooks."""
+    from shipshape.ops import runbooks
+
     with db.connect(target, purpose="runbook") as conn:
         identity.check(conn, target.env, what=f"runbook.run {name}")
     return runbooks.run(target, sql_dir, name, runbooks_dir=runbooks_dir, dry_run=dry_run,
@@ -281,9 +368,11 @@ def run_runbook(target: Target, sql_dir: Path, name: str, *, runbooks_dir=None,
                         progress=progress, show=show)
 
 
-def stamp(target: Target, *, previous: str, yes: bool = False, reason: str = "") -> str:
+def stamp(target: Target, *, previous: str, yes: bool = False, reason: str = "",
+          dry_run: bool = False) -> str:
     """Re-stamp a database as target's env. Deliberate only: --from must name the stamp it
-    has now, and --yes confirms. Returns the previous stamp."""
+    has now, and --yes confirms. Returns the previous stamp. dry_run: the same checks,
+    nothing written."""
     with db.connect(target, purpose="stamp") as conn:
         with db.advisory_lock(conn, target.env.migration_lock_wait):
             found = identity.read(conn)
@@ -291,6 +380,8 @@ def stamp(target: Target, *, previous: str, yes: bool = False, reason: str = "")
             if now != previous:
                 raise Refused(f"The database is `{now}`, not `{previous}`: nothing was changed. "
                               f"Name the stamp it has now: `--from {now}`.")
+            if dry_run:
+                return now
             if not yes:
                 raise Refused(f"Re-stamping a `{now}` database as `{target.env.name}` changes "
                               f"which safety rules apply to it. Rerun with --yes.")
@@ -304,6 +395,8 @@ def fleet_prepare(fleet_file: Path | str, *, sql_dir: Path | str | None = None,
                   overrides: dict | None = None, shard: str | None = None) -> fleets.Prepared:
     """The fleet file read, the tree rendered once and every DSN of the shard resolved;
     any problem is exit 5 before a database is touched."""
+    from shipshape.ops import fleets
+
     return fleets.prepare(fleet_file, sql_dir=sql_dir, overrides=overrides, shard=shard)
 
 
@@ -314,6 +407,8 @@ def fleet_deploy(prepared: fleets.Prepared, *, parallel: int | None = None,
     """Deploy every database of the fleet (this shard of it) through pipeline.deploy, in
     waves; resumes its run. A dry run reads each database's plan and changes nothing,
     writing no report. `result.check()` raises the first failure's error."""
+    from shipshape.ops import fleets
+
     if dry_run:
         return fleets.dry_run(prepared, parallel=parallel)
     return fleets.deploy(prepared, parallel=parallel, max_failures=max_failures,
@@ -322,11 +417,15 @@ def fleet_deploy(prepared: fleets.Prepared, *, parallel: int | None = None,
 
 def fleet_status(prepared: fleets.Prepared, *, parallel: int | None = None) -> fleets.Status:
     """Each database's stamp, version, pending migrations and last deploy. Read-only."""
+    from shipshape.ops import fleets
+
     return fleets.status(prepared, parallel=parallel)
 
 
 def fleet_doctor(prepared: fleets.Prepared, *, parallel: int | None = None, runbooks_dir=None,
                  long_transaction: str | None = None) -> fleets.FleetDiagnosis:
     """Doctor on each database, findings aggregated by code and object. Read-only."""
+    from shipshape.ops import fleets
+
     return fleets.diagnose(prepared, parallel=parallel, runbooks_dir=runbooks_dir,
                            long_transaction=long_transaction)

@@ -1,7 +1,12 @@
 """Environments and their settings: the context of every template and every operation.
 
-Precedence, lowest first: built-in defaults < Pulumi.<env>.yaml (the same stack files
-the Pulumi program reads) < SHIPSHAPE_<SETTING> environment variables < task flags.
+An env is a name (what --env takes, what the database is stamped with) and a profile (which
+of the built-in rule sets it runs with: local, dev, staging or prod). The four profiles are
+envs of their own name; any other env is a Pulumi stack whose stack file, Pulumi.<name>.yaml,
+declares its profile (`shipshape:profile: prod`), so `eu-prod` gets prod's safety defaults.
+
+Precedence, lowest first: the profile's built-in defaults < Pulumi.<env>.yaml (the same
+stack files the Pulumi program reads) < SHIPSHAPE_<SETTING> environment variables < flags.
 """
 
 from __future__ import annotations
@@ -15,8 +20,15 @@ from pathlib import Path
 from shipshape.errors import ConfigError
 from shipshape.paths import project_root
 
-KNOWN_ENVS = ("local", "dev", "staging", "prod")
+# The profiles: the built-in rule sets, each also an env of its own name. Other env names
+# are free (stack files); known_envs() lists them all.
+PROFILES = ("local", "dev", "staging", "prod")
+KNOWN_ENVS = PROFILES  # the name seed files and fleet files use for the profiles
+# Profiles a stack file may declare: `local` runs the embedded server, never a stack.
+STACK_PROFILES = tuple(p for p in PROFILES if p != "local")
 PULUMI_NAMESPACE = "shipshape"
+PROFILE_KEY = "profile"
+PROFILE_VARIABLE = "SHIPSHAPE_PROFILE"  # a stack's profile where its stack file is not at hand
 
 
 @dataclass(frozen=True)
@@ -24,6 +36,8 @@ class Environment:
     """Everything that differs between environments. It is also the templates' context."""
 
     name: str
+    # The rule set (one of PROFILES) the env runs with; the name itself for the profiles.
+    profile: str = ""
     # PostgreSQL interval strings, applied with SET LOCAL around every migration.
     lock_timeout: str = "5s"
     statement_timeout: str = "0"
@@ -47,12 +61,21 @@ class Environment:
     # Settings of the stack file that shipshape itself does not use (infra reads them).
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def __post_init__(self):
+        if not self.profile:
+            object.__setattr__(self, "profile", self.name)
+
     @property
     def is_local(self) -> bool:
         return self.name == "local"
 
+    @property
+    def is_prod(self) -> bool:
+        """prod's rules (a --reason for every change) hold for every env of the prod profile."""
+        return self.profile == "prod"
+
     def context(self) -> dict:
-        """The Jinja context: every setting, plus the env name."""
+        """The Jinja context: every setting, plus the env name and its profile."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         data["seed_sets"] = list(self.seed_sets)
         return data
@@ -73,7 +96,19 @@ _BUILTIN = {
     },
 }
 
-SETTINGS = tuple(f.name for f in fields(Environment) if f.name not in ("name", "extra"))
+SETTINGS = tuple(f.name for f in fields(Environment) if f.name not in ("name", "profile", "extra"))
+
+
+def stack_file(name: str, config_dir: Path | str | None = None) -> Path:
+    return (Path(config_dir) if config_dir else project_root()) / f"Pulumi.{name}.yaml"
+
+
+def known_envs(config_dir: Path | str | None = None) -> tuple[str, ...]:
+    """The profiles, then every stack that has a stack file in config_dir, sorted."""
+    directory = Path(config_dir) if config_dir else project_root()
+    stacks = sorted(path.name[len("Pulumi."):-len(".yaml")]
+                    for path in directory.glob("Pulumi.*.yaml"))
+    return PROFILES + tuple(name for name in stacks if name not in PROFILES)
 
 
 def load_environment(
@@ -82,18 +117,38 @@ def load_environment(
     overrides: dict | None = None,
     config_dir: Path | str | None = None,
     environ: dict | None = None,
+    profile: str | None = None,
 ) -> Environment:
-    """Resolve an environment's settings with the documented precedence."""
-    if name not in KNOWN_ENVS:
-        raise ConfigError(
-            f"Unknown environment {name!r}. Known environments: {', '.join(KNOWN_ENVS)}. "
-            f"Pass one of them with --env."
-        )
+    """Resolve an environment's settings with the documented precedence.
+
+    name is a profile, or a stack whose file Pulumi.<name>.yaml (in config_dir, default the
+    project root) declares one; ConfigError (exit 5) for anything else. A stack's settings
+    start from its profile's built-in defaults, never from another stack's file.
+
+    Where a stack's file is not at hand, its profile is given instead: by the caller that
+    holds the stack's settings (profile=, the Pulumi program and its gate), or, in a
+    process that has no stack files (the Kubernetes gate Job), by SHIPSHAPE_PROFILE.
+    """
     environ = os.environ if environ is None else environ
     config_dir = Path(config_dir) if config_dir else project_root()
-    values: dict = dict(_BUILTIN[name])
-    extra: dict = {}
-    stack_values, extra = _read_stack_file(config_dir / f"Pulumi.{name}.yaml")
+    if not _STACK_NAME.match(name):
+        raise ConfigError(
+            f"{name!r} is not an environment name: an env is a profile "
+            f"({', '.join(PROFILES)}) or a Pulumi stack name (letters, digits, '-', '_', '.', "
+            f"starting with a letter or digit). Known environments: "
+            f"{', '.join(known_envs(config_dir))}. Pass one of them with --env.")
+    path = stack_file(name, config_dir)
+    given = profile or (None if name in PROFILES else environ.get(PROFILE_VARIABLE))
+    if name not in PROFILES and not path.exists() and not given:
+        raise ConfigError(
+            f"Unknown environment {name!r}: it is no profile and has no stack file "
+            f"({path.name} in {config_dir}). Known environments: "
+            f"{', '.join(known_envs(config_dir))}. Pass one of them with --env, or create the "
+            f"stack file, naming the profile whose rules it runs with: "
+            f"`printf 'config:\\n  {PULUMI_NAMESPACE}:{PROFILE_KEY}: prod\\n' > {path.name}`.")
+    stack_values, extra = _read_stack_file(path)
+    profile = _profile(name, path, extra.pop(PROFILE_KEY, None), given)
+    values: dict = dict(_BUILTIN[profile])
     values.update(stack_values)
     for setting in SETTINGS:
         env_value = environ.get(f"SHIPSHAPE_{setting.upper()}")
@@ -106,7 +161,41 @@ def load_environment(
             )
         values[key] = value
     coerced = {key: _coerce(key, value) for key, value in values.items()}
-    return Environment(name=name, extra=extra, **coerced)
+    return Environment(name=name, profile=profile, extra=extra, **coerced)
+
+
+# What Pulumi accepts as a stack name; nothing else reaches a path or a suggested command.
+_STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _profile(name: str, path: Path, declared, given: str | None) -> str:
+    """The profile env `name` runs with: what its stack file declares, else the one given,
+    else its own name."""
+    if declared is not None and given and str(declared) != given:
+        raise ConfigError(
+            f"{path} declares {PULUMI_NAMESPACE}:{PROFILE_KEY} {declared!r}, but the profile "
+            f"{given!r} was given for the stack {name!r} (SHIPSHAPE_PROFILE or the Pulumi "
+            f"program). One stack has one profile: unset SHIPSHAPE_PROFILE, or fix the file "
+            f"with `pulumi config set --stack {name} {PULUMI_NAMESPACE}:{PROFILE_KEY} {given}`.")
+    declared = declared if declared is not None else given
+    if name == "local" and declared in (None, "local"):
+        return name  # the embedded server's env; a stack file cannot make it another
+    if declared is None:
+        if name in PROFILES:
+            return name
+        raise ConfigError(
+            f"{path}: the stack {name!r} does not say which profile it runs with, so shipshape "
+            f"cannot tell which safety rules hold for it. Add the line "
+            f"`{PULUMI_NAMESPACE}:{PROFILE_KEY}: <{'|'.join(STACK_PROFILES)}>` under `config:` "
+            f"(or run `pulumi config set --stack {name} {PULUMI_NAMESPACE}:{PROFILE_KEY} prod`).")
+    if declared not in STACK_PROFILES:
+        hint = (" `local` is the embedded server of `make up`, never a stack."
+                if declared == "local" else "")
+        raise ConfigError(
+            f"{path}: {PULUMI_NAMESPACE}:{PROFILE_KEY} is {declared!r}; it must be one of "
+            f"{', '.join(STACK_PROFILES)}.{hint} Fix it with `pulumi config set --stack {name} "
+            f"{PULUMI_NAMESPACE}:{PROFILE_KEY} <{'|'.join(STACK_PROFILES)}>`.")
+    return str(declared)
 
 
 def parse_overrides(pairs) -> dict:

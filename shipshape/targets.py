@@ -32,8 +32,8 @@ NOT_RUNNING = "embedded server, not running"
 
 def resolve_target(env: Environment, dsn: str | None = None, *, environ: dict | None = None,
                    start: bool = True) -> Target:
-    """Where env's database is: --dsn > DATABASE_URL > the Pulumi stack's output (dev,
-    staging, prod) > the embedded server (`local`, which has no stack).
+    """Where env's database is: --dsn > DATABASE_URL > the output of the Pulumi stack of
+    env's name (dev, eu-prod, ...) > the embedded server (`local`, which has no stack).
 
     An explicit DSN always wins, also for `local`. With start=False (read-only commands)
     a stopped embedded server stays stopped: the target then has no DSN and its source

@@ -2,6 +2,11 @@
 
 Never a mocked database. Each test that needs one gets a fresh database of its own.
 SHIPSHAPE_TEST_DSN (an admin DSN) overrides the choice.
+
+The engine's round trips (migrate, rollback, verify, catalog) run on BOTH servers the
+machines have, through the `server` fixture: the system one (PostgreSQL 15 here and in CI)
+and the embedded PostgreSQL 18 that `local` and shadow databases use, started once per
+session. `server_dsn` is a fresh database on each in turn.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -52,12 +58,55 @@ def admin_dsn(request):
     return request.getfixturevalue("embedded_admin_dsn")
 
 
+@dataclass(frozen=True)
+class Server:
+    """A PostgreSQL server under test: which one, its admin DSN, its major version."""
+
+    name: str  # "system" (127.0.0.1:5432, or SHIPSHAPE_TEST_DSN) or "embedded"
+    admin_dsn: str
+    major: int
+
+
+SERVERS = ("system", "embedded")
+
+
+def server_major(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.info.server_version // 10000
+
+
+@pytest.fixture(scope="session", params=SERVERS)
+def server(request) -> Server:
+    """Each server the machines have, in turn (parametrize it with indirect=True to choose).
+    The system one is skipped, saying why, only where none answers: the embedded one then
+    still runs."""
+    if request.param == "system":
+        dsn = os.environ.get("SHIPSHAPE_TEST_DSN") or SYSTEM_DSN
+        if not _answers(dsn):
+            pytest.skip(f"no PostgreSQL answers at {dsn.split('@')[-1]} (set SHIPSHAPE_TEST_DSN "
+                        f"to an admin DSN of one); the embedded server runs these tests")
+    elif request.param == "embedded":
+        dsn = request.getfixturevalue("embedded_admin_dsn")
+    else:
+        raise ValueError(f"unknown test server {request.param!r}; one of {', '.join(SERVERS)}")
+    return Server(request.param, dsn, server_major(dsn))
+
+
+@pytest.fixture
+def server_dsn(server):
+    """DSN of a new, empty database on `server`, dropped after the test."""
+    name = create_database(server.admin_dsn)
+    yield dsn_for(server.admin_dsn, name)
+    drop_database(server.admin_dsn, name)
+
+
 def pytest_report_header(config):
     dsn = os.environ.get("SHIPSHAPE_TEST_DSN") or SYSTEM_DSN
     if _answers(dsn):
         with psycopg.connect(dsn) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
-        return f"test database server: PostgreSQL {version} at {dsn.split('@')[-1]}"
+        return (f"test database server: PostgreSQL {version} at {dsn.split('@')[-1]}; "
+                f"the `server` tests also on the embedded PostgreSQL 18")
     return "test database server: embedded PostgreSQL (127.0.0.1:5432 did not answer)"
 
 

@@ -15,9 +15,7 @@ from pathlib import Path
 from shipshape.errors import ConfigError, Refused
 from shipshape.paths import project_root
 from shipshape.secrets import redact
-from shipshape.settings import KNOWN_ENVS
-
-STACK_ENVS = tuple(e for e in KNOWN_ENVS if e != "local")
+from shipshape.settings import known_envs, load_environment
 
 INSTALL_HINT = (
     "Install the Pulumi CLI (https://www.pulumi.com/docs/install/ — e.g. "
@@ -48,21 +46,28 @@ def require_cli(what: str) -> str:
     return cli
 
 
-def check_env(env: str) -> None:
-    if env not in STACK_ENVS:
-        if env == "local":
-            raise ConfigError(
-                "The local env has no Pulumi stack: it runs on the embedded PostgreSQL. Use "
-                "`make up` (or `invoke up`); for a stack pass --env dev, staging or prod.")
-        raise ConfigError(f"Unknown environment {env!r}. Stacks: {', '.join(STACK_ENVS)}.")
+def check_env(env: str, project_dir: Path | None = None) -> None:
+    """env names a stack: a profile's own (dev, staging, prod) or any name with a stack file
+    that declares its profile; ConfigError (exit 5) otherwise, saying how to make one."""
+    if env == "local":
+        raise ConfigError(
+            "The local env has no Pulumi stack: it runs on the embedded PostgreSQL. Use "
+            "`make up` (or `invoke up`); for a stack pass --env with a stack's name "
+            f"({', '.join(stack_envs(project_dir))}).")
+    load_environment(env, config_dir=project_dir or project_root())
+
+
+def stack_envs(project_dir: Path | None = None) -> tuple[str, ...]:
+    """The envs that are stacks: every known env but local."""
+    return tuple(e for e in known_envs(project_dir or project_root()) if e != "local")
 
 
 def stack(env: str, *, create: bool = False, project_dir: Path | None = None,
           what: str | None = None):
     """The Automation API stack `env` of this project (the program in infra/)."""
-    check_env(env)
-    cli = require_cli(what or f"Reading the Pulumi stack {env}")
     project_dir = project_dir or project_root()
+    check_env(env, project_dir)
+    cli = require_cli(what or f"Reading the Pulumi stack {env}")
     if not (project_dir / "Pulumi.yaml").is_file():
         raise ConfigError(f"No Pulumi.yaml in {project_dir}: run this from the project directory.")
     from pulumi import automation as auto
@@ -139,7 +144,7 @@ def stack_output(env: str, name: str, *, project_dir: Path | None = None) -> str
     """One output of stack `env`; None when there is no CLI, no project, no stack, or no such
     output. Used by DSN resolution (environments.resolve_target), where None means: try
     the next way."""
-    if env not in STACK_ENVS or find_cli() is None:
+    if env == "local" or find_cli() is None:
         return None
     project_dir = project_dir or project_root()
     if not (project_dir / "Pulumi.yaml").is_file() or not (project_dir / f"Pulumi.{env}.yaml").is_file():

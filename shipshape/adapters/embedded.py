@@ -6,14 +6,21 @@ running after the process that started it exits, and is reused by the next `make
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
+import signal
 import subprocess
 import tempfile
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
+from shipshape.adapters import owners
 from shipshape.errors import ConfigError
 from shipshape.paths import state_dir
 
@@ -117,18 +124,90 @@ def stop_local(root: Path | None = None) -> bool:
     return True
 
 
-@contextmanager
-def scratch_server():
-    """A throw-away server in a temporary directory, deleted on exit. Yields its admin DSN."""
-    tmp = Path(tempfile.mkdtemp(prefix="shipshape-pg-"))
-    server = _server(tmp / "pgdata", cleanup_mode="delete")
-    try:
-        yield server.get_uri("postgres")
-    finally:
-        server.cleanup()
-        import shutil
+SCRATCH_PREFIX = "shipshape-pg-"
 
+
+@contextmanager
+def scratch_server(*, sweep: bool = True):
+    """A throw-away server in a temporary directory, deleted on exit. Yields its admin DSN.
+
+    The directory's name carries its owner (pid, start time, host: adapters.owners), so
+    that when the owner dies without cleaning up (SIGKILL), the next scratch server, or
+    the next shadow build, stops the orphaned postgres and deletes the folder (unless
+    sweep is false: doctor reports them instead)."""
+    if sweep:
+        remove_leftover_servers()
+    tmp = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{owners.me().marker}-"))
+    try:
+        with owners.terminate_as_exception():
+            server = _server(tmp / "pgdata", cleanup_mode="delete")
+            try:
+                yield server.get_uri("postgres")
+            finally:
+                server.cleanup()
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A scratch server's folder whose owner is gone, and its postgres if it still runs."""
+
+    path: Path
+    owner: owners.Owner
+    postmaster: int | None
+
+    def describe(self) -> str:
+        running = f", postgres pid {self.postmaster} still running" if self.postmaster else ""
+        return (f"scratch server folder {self.path} of {self.owner.describe()}, which is "
+                f"gone{running}")
+
+
+def leftover_servers() -> list[Leftover]:
+    """This host's scratch-server folders whose owning process is gone. Reads only."""
+    found = []
+    for path in sorted(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*")):
+        owner = owners.parse(path.name[len(SCRATCH_PREFIX):])
+        if owner is None or not owner.local or owner.alive() or not path.is_dir():
+            continue
+        found.append(Leftover(path, owner, _postmaster_of(path / "pgdata")))
+    return found
+
+
+def remove_leftover_servers() -> list[Leftover]:
+    """Stop the orphaned postgres of each leftover scratch server and delete its folder."""
+    removed = leftover_servers()
+    for leftover in removed:
+        if leftover.postmaster:
+            _stop_orphan(leftover.postmaster)
+        shutil.rmtree(leftover.path, ignore_errors=True)
+    return removed
+
+
+def _postmaster_of(pgdata: Path) -> int | None:
+    """The postmaster that serves pgdata, when one runs: its pidfile's pid, checked to be
+    a postgres started on this very data directory (not a reused pid)."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+        process = psutil.Process(pid)
+        if str(pgdata) in " ".join(process.cmdline()):
+            return pid
+    except (OSError, ValueError, IndexError, psutil.Error):
+        pass
+    return None
+
+
+def _stop_orphan(pid: int) -> None:
+    """Immediate shutdown (SIGQUIT makes the postmaster end its children too), then KILL."""
+    try:
+        process = psutil.Process(pid)
+        process.send_signal(signal.SIGQUIT)
+        process.wait(5)
+    except psutil.TimeoutExpired:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    except psutil.Error:
+        pass
 
 
 def _create_database(admin_dsn: str, database: str) -> None:

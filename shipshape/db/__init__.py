@@ -21,12 +21,17 @@ from shipshape.db.locks import (
 )
 from shipshape.db.messages import server_message
 from shipshape.db.queries import query, statement
-from shipshape.db.timeouts import retry_on_lock_timeout, set_local_timeouts, set_session_timeouts
+from shipshape.db.timeouts import (
+    local_timeouts_sql,
+    retry_on_lock_timeout,
+    set_local_timeouts,
+    set_session_timeouts,
+)
 from shipshape.db.transactions import autocommit, read_only
 
 __all__ = [
     "MIGRATION_LOCK", "advisory_lock", "autocommit", "connect", "describe_holders",
-    "end_read", "identifier", "lock_holders", "operator", "query", "read_only",
+    "end_read", "identifier", "local_timeouts_sql", "lock_holders", "operator", "query", "read_only",
     "retry_on_lock_timeout", "server_message", "server_version", "set_local_timeouts", "set_session_timeouts",
     "statement", "table_exists", "table_lock_holders",
 ]

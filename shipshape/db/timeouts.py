@@ -12,12 +12,16 @@ from shipshape.errors import Busy
 from shipshape.settings import Environment, parse_duration
 
 
+def local_timeouts_sql(env: Environment) -> str:
+    """The statements that apply the env's timeouts to the current transaction only, as
+    one line of SQL (to be sent with other statements in one message)."""
+    return sql.SQL("SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {};").format(
+        sql.Literal(env.lock_timeout), sql.Literal(env.statement_timeout)).as_string(None)
+
+
 def set_local_timeouts(conn: psycopg.Connection, env: Environment) -> None:
-    """Apply the env's timeouts to the current transaction only."""
-    conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(env.lock_timeout)))
-    conn.execute(
-        sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(env.statement_timeout))
-    )
+    """Apply the env's timeouts to the current transaction only (one round trip)."""
+    conn.execute(local_timeouts_sql(env))
 
 
 def set_session_timeouts(conn: psycopg.Connection, env: Environment) -> None:

@@ -19,13 +19,14 @@ from shipshape.targets import Target
 
 def baseline(conn: psycopg.Connection, target: Target, loaded: list[migrations.Migration],
              version: int, *, progress: Progress | None = None,
-             tolerate=None) -> list[migrations.Migration]:
+             tolerate=None, dry_run: bool = False) -> list[migrations.Migration]:
     """Adopt a database whose objects were created by hand, as being at `version`.
 
     Only after proving that its schema equals what migrations 1..version produce;
     otherwise refuse (exit 3) and list the differences. Call with the migration lock held.
     `tolerate(difference)` may excuse a difference that is not the schema's (another
-    tool's own history table, for `db.baseline --from`).
+    tool's own history table, for `db.baseline --from`). dry_run: the same proof, and
+    nothing written (no history table, no row).
     """
     progress = progress or Progress()
     if version not in {m.version for m in loaded}:
@@ -33,6 +34,8 @@ def baseline(conn: psycopg.Connection, target: Target, loaded: list[migrations.M
     _refuse_a_history(conn)
     adopted = [m for m in loaded if m.version <= version]
     _prove(conn, target, adopted, version, progress, tolerate)
+    if dry_run:  # proven, and nothing recorded: the caller shows what would be
+        return adopted
     history.ensure_history(conn)
     with conn.transaction():
         for migration in adopted:

@@ -16,6 +16,8 @@ CODES: dict[str, str] = {
     "MIGRATION_PENDING": "a migration in the code is not applied to the database",
     "MIGRATION_FAILED": "a migration's history row says it failed part-way (success = false)",
     "MIGRATION_CHECKSUM": "an applied migration's file was changed after it ran",
+    "MIGRATION_RENDERED_OTHERWISE": "an applied migration, unchanged, renders differently for "
+                                    "the env's settings now than when it ran",
     "MIGRATION_UNKNOWN": "the database has applied a migration that this code does not contain",
     "DRIFT_MISSING": "an object that the applied migrations create is missing",
     "DRIFT_UNEXPECTED": "an object exists that no applied migration creates",
@@ -33,6 +35,7 @@ CODES: dict[str, str] = {
     "LONG_TRANSACTION": "a session has held locks on application tables for too long",
     "VERIFY_BLOCKED": "verify could not read a table: a lock held by another session",
     "APP_NOT_READY": "the app's /health/ready does not answer 200",
+    "SHADOW_LEFTOVER": "a scratch database or server of a killed shadow build is left over",
 }
 
 

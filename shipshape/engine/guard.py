@@ -139,20 +139,27 @@ class Guard:
         """The watched transaction committed: its after-snapshot is the next before."""
         self.before, self.pending = self.pending, None
 
-    @contextmanager
-    def watch(self, *, declared: bool, what: str, path, command: str) -> Iterator[None]:
-        """Around a migration's SQL, inside its transaction: refuse (exit 3) what it lost
-        without declaring it. Raising inside the caller's transaction rolls it back, its
-        history row with it. An error in the SQL itself passes through unchecked."""
+    def start(self, *, declared: bool) -> bool:
+        """Before a migration's SQL is sent: whether it is watched, and if so the snapshot
+        to compare with (read now, in its own short read, unless one is kept from the
+        run). A migration declared destructive is not watched: it may change anything,
+        so the next one reads the catalog again."""
         self.pending = None
         if declared:
             self.forget()
-            yield
-            return
+            return False
         if self.before is None:
+            idle = self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             self.before = snapshot(self.conn)
-        yield
-        found, after = losses(self.conn, self.before)
+            if idle:  # the migration's own message opens its transaction
+                db.end_read(self.conn)
+        return True
+
+    def check(self, *, what: str, path, command: str) -> None:
+        """After a watched migration's SQL, inside its transaction, before COMMIT (the
+        engine's before-commit hook): refuse (exit 3) what it lost without declaring it.
+        Raising there rolls the transaction back, its history row with it."""
+        found, after = losses(self.conn, self.before or {})
         if found:
             raise Refused(
                 f"{what} ({path}) lost data it does not declare: it has no "
@@ -164,3 +171,12 @@ class Guard:
                 details=found,
             )
         self.pending = after
+
+    @contextmanager
+    def watch(self, *, declared: bool, what: str, path, command: str) -> Iterator[None]:
+        """start() and check() around SQL the caller runs itself, inside its transaction
+        (the shadow's savepoints). An error in the SQL itself passes through unchecked."""
+        watched = self.start(declared=declared)
+        yield
+        if watched:
+            self.check(what=what, path=path, command=command)

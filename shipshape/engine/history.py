@@ -1,7 +1,7 @@
 """shipshape.history: the table of applied migrations, and the one writer of its rows.
 
-Every row is written here, whoever applies the migration: the engine (`record`, in the
-migration's own transaction), the shadow build, baseline and the runbooks (`record`, or
+Every row is written here, whoever applies the migration: the engine (`record_inline`,
+sent with the migration in one message, or `record`, in the migration's own transaction), the shadow build, baseline and the runbooks (`record`, or
 `record_sql` for a plan that shows it), and the psql script that `render` writes
 (`record_script`). All of them render ONE statement, queries/history_insert.sql: the
 engine fills its fields with parameters, the psql script with literals and with what
@@ -98,6 +98,16 @@ def record_sql(conn: psycopg.Connection, migration: Recorded, *, applied_by: str
         migration, applied_by=applied_by, duration_ms=duration_ms, success=success))
 
 
+def record_inline(migration: Recorded, *, applied_by: str) -> str:
+    """The statement record() runs, with literals (without its semicolon), to be sent in
+    one message with the migration itself: the duration is the server's time since the
+    transaction began, as in the psql script."""
+    values = {field: sql.Literal(value) for field, value in row(
+        migration, applied_by=applied_by, success=True).items()}
+    values.update(duration_ms=sql.SQL(_PSQL_DURATION))
+    return _statement("history_insert").format(**values).as_string(None)
+
+
 def record_script(migration: Recorded) -> str:
     """The statement record() runs, as the psql script runs it (without its semicolon):
     the duration is the time since the transaction began, applied_by psql's role."""
@@ -105,6 +115,23 @@ def record_script(migration: Recorded) -> str:
         migration, applied_by="", success=True).items()}
     values.update(duration_ms=sql.SQL(_PSQL_DURATION), applied_by=sql.SQL(_PSQL_APPLIED_BY))
     return _statement("history_insert").format(**values).as_string(None)
+
+
+def rerecord(conn: psycopg.Connection, migration: Recorded, *, note: str) -> int:
+    """Give an applied migration's row the (edited) file's checksums, appending note (who,
+    and why) to applied_by, in conn's current transaction. The caller has proved that the
+    edit changes nothing. Returns the rows changed (0: not applied successfully)."""
+    return conn.execute(_rerecord(), _rerecord_values(migration, note)).rowcount
+
+
+def rerecord_sql(conn: psycopg.Connection, migration: Recorded, *, note: str) -> str:
+    """The statement rerecord() runs, its values as literals: the exact SQL, for a plan."""
+    return psycopg.ClientCursor(conn).mogrify(_rerecord(), _rerecord_values(migration, note))
+
+
+def _rerecord_values(migration: Recorded, note: str) -> dict:
+    return {"version": migration.version, "name": migration.name, "checksum": migration.checksum,
+            "source_checksum": migration.source_checksum, "note": f"; re-recorded {note}"}
 
 
 def delete(conn: psycopg.Connection, version: int) -> None:
@@ -127,6 +154,14 @@ def _statement(name: str) -> sql.SQL:
 def _insert() -> str:
     return _statement("history_insert").format(
         **{f: sql.Placeholder(f) for f in FIELDS}).as_string(None)
+
+
+@cache
+def _rerecord() -> str:
+    return _statement("history_rerecord").format(
+        **{f: sql.Placeholder(f) for f in ("version", "name", "checksum", "source_checksum",
+                                             "note")}
+    ).as_string(None)
 
 
 @cache

@@ -16,19 +16,18 @@ from shipshape.errors import Refused
 DIRECTIVE = "irreversible"
 
 
-def declared_reason(migrate_path: Path) -> str | None:
-    """The reason given by the template's irreversible directive, None when it has none."""
-    try:
-        text = migrate_path.read_text()
-    except OSError:
+def reason_in(source: str | None) -> str | None:
+    """The reason given by a migrate template's irreversible directive (source: its
+    text), None when it has none."""
+    if not source or "shipshape:" not in source:  # the common case, without a regex
         return None
-    arguments = directive_arguments(text)
-    return arguments.get(DIRECTIVE)
+    return directive_arguments(source).get(DIRECTIVE)
 
 
-def problems(directory: Path, migrate_file: str, rollback_file: str) -> list[str] | None:
-    """Problems of a migration declared irreversible; None when it is not declared so."""
-    reason = declared_reason(directory / migrate_file)
+def problems(directory: Path, source: str | None, rollback_file: str) -> list[str] | None:
+    """Problems of a migration declared irreversible (source: its migrate template's
+    text, None when unreadable); None when it is not declared so."""
+    reason = reason_in(source)
     if reason is None:
         return None
     found = []

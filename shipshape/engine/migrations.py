@@ -9,10 +9,13 @@ CONCURRENTLY in prod).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 
 import psycopg
@@ -30,11 +33,12 @@ ROLLBACK_FILE = "rollback.sql.j2"
 
 @dataclass(frozen=True)
 class Source:
-    """A migration directory as found on disk."""
+    """A migration directory as found on disk, with its migrate template's source."""
 
     version: int
     name: str
     directory: Path
+    text: str = field(default="", compare=False, repr=False)
 
     @property
     def migrate_path(self) -> Path:
@@ -46,25 +50,70 @@ class Source:
 
 
 @dataclass(frozen=True)
-class Migration:
-    """A migration rendered for one environment."""
+class Rendered:
+    """One template of a migration rendered for an env, and checked."""
 
-    version: int
-    name: str
-    path: Path
     sql: str
-    rollback_sql: str
     checksum: str
-    source_checksum: str
     transactional: bool
     destructive: bool
-    rollback_transactional: bool
-    rollback_destructive: bool
-    irreversible: str = ""  # the declared reason of a forward-only migration (no rollback)
+
+
+class Migration:
+    """A migration of the tree for one environment.
+
+    What the history compares first (version, name, the template's source checksum) is
+    known from discovery; the rendered SQL is rendered (or read from the render cache)
+    only when something asks for it, so a run with nothing to apply renders nothing.
+    `prepare` is the one place a template becomes SQL that may run.
+    """
+
+    def __init__(self, source: Source, renderer: Renderer):
+        self.version = source.version
+        self.name = source.name
+        self.source_checksum = sha256(source.text)
+        self.irreversible = irreversible.reason_in(source.text) or ""  # no rollback file
+        self._source = source
+        self._renderer = renderer
+
+    def __repr__(self) -> str:
+        return f"Migration({self.version:04d}, {self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Migration)
+                and (self.version, self.name, self.source_checksum, self._renderer.env)
+                == (other.version, other.name, other.source_checksum, other._renderer.env))
+
+    def __hash__(self) -> int:
+        return hash((self.version, self.name, self.source_checksum))
+
+    @cached_property
+    def path(self) -> Path:
+        """The migrate template (built when asked: pathlib is slow at 1000 of them)."""
+        return self._source.migrate_path
 
     @property
     def rollback_path(self) -> Path:
-        return self.path.parent / ROLLBACK_FILE
+        return self._source.rollback_path
+
+    @cached_property
+    def up(self) -> Rendered:
+        return prepare(self.path, self._renderer, self._source.text)
+
+    @cached_property
+    def down(self) -> Rendered:
+        if self.irreversible:
+            return Rendered("", sha256(""), True, False)
+        return prepare(self.rollback_path, self._renderer)
+
+    # the rendered forms, by the names the rest of the engine reads
+    sql = property(lambda self: self.up.sql)
+    checksum = property(lambda self: self.up.checksum)
+    transactional = property(lambda self: self.up.transactional)
+    destructive = property(lambda self: self.up.destructive)
+    rollback_sql = property(lambda self: self.down.sql)
+    rollback_transactional = property(lambda self: self.down.transactional)
+    rollback_destructive = property(lambda self: self.down.destructive)
 
 
 class State(StrEnum):
@@ -104,23 +153,33 @@ def discover(sql_dir: Path | str) -> list[Source]:
         )
     found: dict[int, Source] = {}
     problems = []
-    for directory in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
-        match = _NAME.match(directory.name)
-        if not directory.is_dir() or not match:
+    # os.scandir and plain strings: at 1000 migrations, pathlib's per-call overhead was
+    # most of a no-op run's discovery. One read (the migrate template, whose source the
+    # history is compared by) and one stat (the rollback) per migration.
+    with os.scandir(root) as listing:
+        entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+    for entry in entries:
+        directory = root / entry.name
+        match = _NAME.match(entry.name)
+        if not match or not entry.is_dir():
             problems.append(f"{directory}: not a migration directory named NNNN_slug "
                             f"(four digits, then lower-case letters, digits, underscores)")
             continue
         version = int(match["version"])
-        forward_only = irreversible.problems(directory, MIGRATE_FILE, ROLLBACK_FILE)
+        migrate_file = os.path.join(entry.path, MIGRATE_FILE)
+        text = _read(migrate_file)
+        forward_only = irreversible.problems(directory, text, ROLLBACK_FILE)
         problems += forward_only or []
-        for required in (MIGRATE_FILE,) if forward_only is not None else (MIGRATE_FILE, ROLLBACK_FILE):
-            if not (directory / required).is_file():
-                problems.append(f"{directory}: missing {required}")
+        if text is None:
+            problems.append(f"{directory}: missing {MIGRATE_FILE}" if not os.path.isfile(migrate_file)
+                            else f"{directory / MIGRATE_FILE}: cannot be read")
+        if forward_only is None and not os.path.isfile(os.path.join(entry.path, ROLLBACK_FILE)):
+            problems.append(f"{directory}: missing {ROLLBACK_FILE}")
         if version in found:
             problems.append(f"{directory}: version {version:04d} is also used by "
                             f"{found[version].directory.name}")
             continue
-        found[version] = Source(version, directory.name, directory)
+        found[version] = Source(version, entry.name, directory, text or "")
     if problems:
         raise Refused(
             f"The migrations in {root} are malformed; fix them before anything is applied.",
@@ -130,41 +189,33 @@ def discover(sql_dir: Path | str) -> list[Source]:
 
 
 def load(sql_dir: Path | str, env: Environment, renderer: Renderer | None = None) -> list[Migration]:
-    """Render every migration (and its rollback) for env."""
+    """The tree's migrations for env; each is rendered when its SQL is first needed."""
     renderer = renderer or Renderer(sql_dir, env)
-    return [_render(source, renderer) for source in discover(sql_dir)]
+    return [Migration(source, renderer) for source in discover(sql_dir)]
 
 
-def _render(source: Source, renderer: Renderer) -> Migration:
-    reason = irreversible.declared_reason(source.migrate_path)
-    for path in (source.migrate_path,) + ((source.rollback_path,) if reason is None else ()):
-        if not path.is_file() or not _readable(path):
+def prepare(path: Path, renderer: Renderer, source: str | None = None) -> Rendered:
+    """The one place a migration's template becomes SQL that may run: rendered (through
+    the render cache) and its directives read. What of it is about to run is checked for
+    undeclared destructive SQL by prepared() (check_declared: PostgreSQL's grammar), not
+    here: rendering for a view (render, verify's checksums) parses nothing."""
+    if source is None:
+        source = _read(path)
+        if source is None:
             raise ConfigError(f"{path}: cannot be read.")
-    up = renderer.render(source.migrate_path)
-    down = renderer.render(source.rollback_path) if reason is None else ""
-    up_directives, down_directives = directives(up), directives(down)
-    return Migration(
-        version=source.version,
-        name=source.name,
-        path=source.migrate_path,
-        sql=up,
-        rollback_sql=down,
-        checksum=sha256(up),
-        source_checksum=sha256(source.migrate_path.read_text()),
-        transactional="no-transaction" not in up_directives,
-        destructive="destructive" in up_directives,
-        rollback_transactional="no-transaction" not in down_directives,
-        rollback_destructive="destructive" in down_directives,
-        irreversible=reason or "",
-    )
+    text = renderer.render_source(path, source)
+    found = directives(text)
+    return Rendered(sql=text, checksum=sha256(text),
+                    transactional="no-transaction" not in found,
+                    destructive="destructive" in found)
 
 
-def _readable(path: Path) -> bool:
+def _read(path: Path | str) -> str | None:
     try:
-        path.read_bytes()
-        return True
-    except OSError:
-        return False
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def check_declared(todo: list[Migration], env: Environment, *, rollback: bool = False) -> None:
@@ -231,7 +282,7 @@ def status(migrations: list[Migration], history: dict[int, dict]) -> list[Entry]
             entries.append(Entry(version, migration.name, State.FAILED,
                                  f"failed at {row['applied_at']:%Y-%m-%d %H:%M:%S} by "
                                  f"{row['applied_by']}", row["applied_at"]))
-        elif row["checksum"] != migration.checksum or row["name"] != migration.name:
+        elif row["name"] != migration.name or not same_as_applied(migration, row):
             entries.append(Entry(version, migration.name, State.CHECKSUM_MISMATCH,
                                  f"{migration.path} renders to {migration.checksum[:12]}, "
                                  f"the database ran {row['name']} with {row['checksum'][:12]}",
@@ -241,13 +292,48 @@ def status(migrations: list[Migration], history: dict[int, dict]) -> list[Entry]
     return entries
 
 
+def same_as_applied(migration: Migration, row: dict) -> bool:
+    """Whether the history row ran this migration as the code has it now.
+
+    The template's source decides, without rendering: an unchanged source counts as
+    applied even when the env's settings (or an included macro) now render it
+    differently; that is not an edit of the migration, and verify compares the schema
+    those settings expect with the live one. A changed source is compared by what it
+    renders to, so an edit that renders the same SQL (a Jinja comment) is no change."""
+    if row.get("source_checksum") and row["source_checksum"] == migration.source_checksum:
+        return True
+    return row["checksum"] == migration.checksum
+
+
+def renders_differently(migrations: list[Migration], history: dict[int, dict]) -> list[Migration]:
+    """Applied migrations whose unchanged source renders differently for the env's
+    settings now than when they ran (renders them: for verify, not for a no-op run)."""
+    return [m for m in migrations
+            if (row := history.get(m.version)) and row["success"] and row["name"] == m.name
+            and row.get("source_checksum") == m.source_checksum
+            and row["checksum"] != m.checksum]
+
+
+def prepared(todo: list[Migration], env: Environment, *, rollback: bool = False
+             ) -> list[Migration]:
+    """Render and check every migration of todo now (prepare, then check_declared on
+    what is about to run: its rollback when rollback), in order, so that a template
+    error or undeclared destructive SQL stops the run before its first write."""
+    for migration in todo:
+        _ = migration.down if rollback else migration.up
+    check_declared(todo, env, rollback=rollback)
+    return todo
+
+
 def current_version(history: dict[int, dict]) -> int | None:
     applied = [v for v, row in history.items() if row["success"]]
     return max(applied) if applied else None
 
 
-def refuse_unsafe(entries: list[Entry], migrations: list[Migration], *, retry_failed: bool = False) -> None:
-    """Stop before applying anything when the history disagrees with the code (exit 3)."""
+def refuse_unsafe(entries: list[Entry], migrations: list[Migration], *, retry_failed: bool = False,
+                  env_name: str | None = None) -> None:
+    """Stop before applying anything when the history disagrees with the code (exit 3).
+    env_name: the env, for the command the message names."""
     by_version = {m.version: m for m in migrations}
     unknown = [e for e in entries if e.state == State.UNKNOWN]
     if unknown:
@@ -260,9 +346,11 @@ def refuse_unsafe(entries: list[Entry], migrations: list[Migration], *, retry_fa
         )
     mismatched = [e for e in entries if e.state == State.CHECKSUM_MISMATCH]
     if mismatched:
+        env_flag = f" --env {env_name}" if env_name else ""
         raise Refused(
             "Applied migrations were changed after they ran. Restore the files as they were "
-            "and add a new migration for the change:",
+            "and add a new migration for the change, or prove the edit changes nothing: "
+            f"`invoke runbook.run edited-migration{env_flag}` does either:",
             details=[e.detail for e in mismatched],
         )
     failed = [e for e in entries if e.state == State.FAILED]
@@ -287,24 +375,27 @@ def plan(migrations: list[Migration], history: dict[int, dict], to: int | None =
 # --- the operations: migrate and rollback (the caller holds the migration lock) ---------
 
 def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration], *,
-            to: int | None = None, retry_failed: bool = False, progress=None) -> tuple[int | None, list[Migration]]:
-    """Apply what is pending (up to `to`). Returns the version before, and what was applied."""
+            to: int | None = None, retry_failed: bool = False, progress=None,
+            before_commit: BeforeCommit | None = None) -> tuple[int | None, list[Migration]]:
+    """Apply what is pending (up to `to`). Returns the version before, and what was applied.
+    before_commit: see apply()."""
     from shipshape.progress import Progress
 
     progress = progress or Progress()
-    history.ensure_history(conn)
     recorded = history.read_history(conn)
-    refuse_unsafe(status(loaded, recorded), loaded, retry_failed=retry_failed)
-    todo = plan(loaded, recorded, to)
-    check_declared(todo, env)
+    refuse_unsafe(status(loaded, recorded), loaded, retry_failed=retry_failed, env_name=env.name)
+    todo = prepared(plan(loaded, recorded, to), env)
     refuse_destructive(env, todo, rollback=False)
+    history.ensure_history(conn)  # after every refusal: a refused run writes nothing
     half_built = bool(todo) and indexes.any_invalid(conn)
-    watcher = guard.Guard(conn)
+    watcher = guard.Guard(conn)  # one catalog snapshot for the run, kept up to date
+    applied_by = db.operator()
     for migration in todo:
         with progress.step(f"migrate {migration.name}") as step:
             rebuilt = _drop_half_built(conn, env, migration, progress) if half_built else ""
-            ms = apply(conn, env, migration, applied_by=db.operator(), watcher=watcher)
-            step.note(f"{ms} ms in SQL" + (f"; rebuilt {rebuilt}" if rebuilt else ""))
+            took = apply(conn, env, migration, applied_by=applied_by, watcher=watcher,
+                         before_commit=before_commit)
+            step.note(f"{took} ms in SQL" + (f"; rebuilt {rebuilt}" if rebuilt else ""))
     return current_version(recorded), todo
 
 
@@ -363,48 +454,122 @@ def refuse_destructive(env: Environment, todo: list[Migration], *, rollback: boo
 
 # --- applying --------------------------------------------------------------------------
 
+# A hook run inside a migration's transaction after its SQL and its history row, just
+# before COMMIT: raising rolls both back. (The place for a check of what the migration did.)
+BeforeCommit = Callable[[psycopg.Connection, "Migration"], None]
+_SAVEPOINT = "shipshape_migration"
+
+
 def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,
-          applied_by: str, watcher: guard.Guard | None = None) -> int:
+          applied_by: str, watcher: guard.Guard | None = None,
+          before_commit: BeforeCommit | None = None) -> int:
     """Apply one migration with its history row; returns its duration in ms.
 
     Transactional migrations retry with backoff when lock_timeout expires; a SQL error
-    rolls everything back and names the line of the rendered file (exit 6).
+    rolls everything back and names the line of the rendered file (exit 6). A
+    transactional migration is one round trip (see _in_one_transaction) unless
+    before_commit is given: that runs after the SQL and the history row, before COMMIT.
+
+    watcher: the runtime guard (engine.guard) of the run; migrate() and the shadow always
+    pass one. A watched migration's check runs as a before-commit hook (before the
+    caller's own), so a refusal rolls it back with its history row; that costs one query
+    after the SQL, and the COMMIT in a message of its own. A non-transactional migration
+    is not watched (no transaction to roll back).
     """
-    watcher = watcher or guard.Guard(conn)
-    if not migration.transactional:
-        watcher.forget()  # unwatched: it may change anything
+    if migration.transactional:
+        def work():
+            return _apply_in_transaction(conn, env, migration, applied_by, before_commit,
+                                         watcher)
+    else:
+        if watcher:
+            watcher.forget()  # unwatched: it may change anything
 
         def work():
-            return _apply_autocommit(conn, env, migration, applied_by)
-    else:
-        def work():
-            return _apply_in_transaction(conn, env, migration, applied_by, watcher)
+            return _apply_autocommit(conn, env, migration, applied_by, before_commit)
     return db.retry_on_lock_timeout(
         conn, env, work,
         what=f"Migration {migration.name}", then="deploy again; nothing of it was applied.")
 
 
-def _apply_in_transaction(conn, env, migration, applied_by, watcher: guard.Guard) -> int:
+def _guarded(watcher: guard.Guard | None, env: Environment, migration: Migration,
+             before_commit: BeforeCommit | None) -> BeforeCommit | None:
+    """What runs before migration's COMMIT: the runtime guard's check, when watcher
+    watches it, then the caller's before_commit. Called before the migration's message
+    is sent: the guard reads its snapshot then, if it keeps none from the run."""
+    if watcher is None or not watcher.start(declared=migration.destructive):
+        return before_commit
+
+    def check(conn: psycopg.Connection, migration: Migration) -> None:
+        watcher.check(what=f"Migration {migration.name}", path=migration.path,
+                      command=f"invoke deploy --env {env.name}")
+        if before_commit:
+            before_commit(conn, migration)
+    return check
+
+
+def _apply_in_transaction(conn, env, migration, applied_by, before_commit,
+                          watcher: guard.Guard | None = None) -> int:
     started = time.monotonic()
+    closing = f"{history.record_inline(migration, applied_by=applied_by)};"
+    check = _guarded(watcher, env, migration, before_commit)  # before _head: it may read
+    hook = (lambda: check(conn, migration)) if check else None
+    head = _head(conn, env)
     try:
-        with conn.transaction():
-            db.set_local_timeouts(conn, env)
-            with watcher.watch(declared=migration.destructive, path=migration.path,
-                               what=f"Migration {migration.name}",
-                               command=f"invoke deploy --env {env.name}"):
-                conn.execute(migration.sql)
-            duration = int((time.monotonic() - started) * 1000)
-            history.record(conn, migration, applied_by=applied_by, duration_ms=duration)
-        watcher.committed()
+        _in_one_transaction(conn, head, migration.sql, closing, before_commit=hook)
     except psycopg.errors.LockNotAvailable:
         raise
     except psycopg.Error as exc:
-        raise _sql_failed(conn, env, migration, migration.sql, exc) from None
-    return duration
+        raise _sql_failed(conn, env, migration, migration.sql, exc, offset=len(head)) from None
+    if watcher:
+        watcher.committed()
+    return int((time.monotonic() - started) * 1000)
 
 
-def _apply_autocommit(conn, env, migration, applied_by) -> int:
-    """Statement by statement, as CREATE INDEX CONCURRENTLY requires."""
+def _head(conn: psycopg.Connection, env: Environment) -> str:
+    """What the message of a migration sends before its SQL: BEGIN (or, inside a caller's
+    transaction, a savepoint) and the env's timeouts for this transaction only."""
+    idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    opening = "BEGIN;" if idle else f"SAVEPOINT {_SAVEPOINT};"
+    return f"{opening} {db.local_timeouts_sql(env)}\n"
+
+
+def _in_one_transaction(conn: psycopg.Connection, head: str, body: str, closing: str, *,
+                        before_commit=None) -> None:
+    """head, body and closing (the history statement), and COMMIT, as ONE simple-query
+    message: a single round trip, where BEGIN, two SET LOCALs, the SQL, the history
+    row and COMMIT took six. The server stops at the first error and skips the rest of
+    the message, COMMIT included; the transaction is then rolled back here. Error
+    positions count from the start of the message: callers subtract len(head).
+
+    before_commit, when given, runs in the open transaction before COMMIT (then a second
+    round trip commits). Inside a caller's transaction (head opens a savepoint) the
+    savepoint is released instead of committing, as conn.transaction() would."""
+    savepoint = not head.startswith("BEGIN")
+    end = f"RELEASE SAVEPOINT {_SAVEPOINT};" if savepoint else "COMMIT;"
+    message = f"{head}{body}\n;\n{closing}" + ("" if before_commit else f"\n{end}")
+    was_autocommit = conn.autocommit
+    if not savepoint:
+        conn.autocommit = True  # so that psycopg sends no BEGIN of its own
+    try:
+        conn.execute(message)
+        if before_commit:
+            before_commit()
+            conn.execute(end)
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status in (
+                psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR):
+            conn.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}"
+                         if savepoint else "ROLLBACK")
+        raise
+    finally:
+        if not savepoint and not conn.closed:
+            conn.autocommit = was_autocommit
+
+
+def _apply_autocommit(conn, env, migration, applied_by, before_commit=None) -> int:
+    """Statement by statement, as CREATE INDEX CONCURRENTLY requires. There is no
+    transaction to commit: before_commit runs after the last statement, before the
+    history row that says the migration is done."""
     started = time.monotonic()
     with db.autocommit(conn, env):
         for statement in split(migration.sql):
@@ -418,6 +583,8 @@ def _apply_autocommit(conn, env, migration, applied_by) -> int:
                                success=False)
                 raise _sql_failed(conn, env, migration, migration.sql, exc, statement=statement,
                                   partial=True) from None
+        if before_commit:
+            before_commit(conn, migration)
         duration = int((time.monotonic() - started) * 1000)
         try:
             _refuse_invalid_indexes(conn, env, migration)
@@ -444,20 +611,26 @@ def _refuse_invalid_indexes(conn, env: Environment, migration: Migration) -> Non
 
 def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migration) -> int:
     """Run a migration's rollback and delete its history row, in one transaction unless
-    the rollback declares no-transaction (DROP INDEX CONCURRENTLY)."""
+    the rollback declares no-transaction (DROP INDEX CONCURRENTLY). The runtime guard
+    watches a transactional rollback that does not declare itself destructive."""
     started = time.monotonic()
 
+    head = ""
+
     def work():
+        nonlocal head
         if migration.rollback_transactional:
-            with conn.transaction():
-                db.set_local_timeouts(conn, env)
-                with guard.Guard(conn).watch(
-                        declared=migration.rollback_destructive, path=migration.rollback_path,
-                        what=f"The rollback of {migration.name}",
-                        command=(f"invoke db.rollback --env {env.name} "
-                                 f"--to {migration.version - 1}")):
-                    conn.execute(migration.rollback_sql)
-                history.delete(conn, migration.version)
+            watcher = guard.Guard(conn)
+            check = None
+            if watcher.start(declared=migration.rollback_destructive):  # before _head: a read
+                def check():
+                    watcher.check(what=f"The rollback of {migration.name}",
+                                  path=migration.rollback_path,
+                                  command=(f"invoke db.rollback --env {env.name} "
+                                           f"--to {migration.version - 1}"))
+            head = _head(conn, env)
+            _in_one_transaction(conn, head, migration.rollback_sql,
+                                f"{history.delete_script(migration)};", before_commit=check)
         else:
             with db.autocommit(conn, env):
                 for statement in split(migration.rollback_sql):
@@ -469,7 +642,7 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
                                        then="run the rollback again.")
     except psycopg.Error as exc:
         raise _sql_failed(conn, env, migration, migration.rollback_sql, exc,
-                          path=migration.rollback_path,
+                          path=migration.rollback_path, offset=len(head),
                           partial=not migration.rollback_transactional) from None
     return int((time.monotonic() - started) * 1000)
 
@@ -481,10 +654,11 @@ def split(sql_text: str) -> list[str]:
     return sqlparse.split(sql_text)
 
 
-def _sql_failed(conn, env, migration, script, exc, *, statement=None, partial=False, path=None):
+def _sql_failed(conn, env, migration, script, exc, *, statement=None, partial=False, path=None,
+                offset=0):
     path = path or migration.path
     reason = db.server_message(exc, env)
-    line = _error_line(conn, script, exc, statement)
+    line = _error_line(conn, script, exc, statement, offset)
     where = f"{path} (rendered line {line})" if line else str(path)
     if partial and path == migration.path:
         tail = ("It is non-transactional: the statements before the failing one ran; its "
@@ -499,8 +673,10 @@ def _sql_failed(conn, env, migration, script, exc, *, statement=None, partial=Fa
                      f"See the rendered SQL with `invoke render --env {env.name}`.")
 
 
-def _error_line(conn, script: str, exc: psycopg.Error, statement: str | None) -> int | None:
-    """The 1-based line in the rendered script where the failing statement starts."""
+def _error_line(conn, script: str, exc: psycopg.Error, statement: str | None,
+                offset: int = 0) -> int | None:
+    """The 1-based line in the rendered script where the failing statement starts.
+    offset: how many characters the message sent before the script."""
     position = exc.diag.statement_position
     if statement is not None:
         offset = script.find(statement)
@@ -508,7 +684,9 @@ def _error_line(conn, script: str, exc: psycopg.Error, statement: str | None) ->
             return script.count("\n", 0, offset + int(position) - 1) + 1
         return script.count("\n", 0, offset) + 1 if offset >= 0 else None
     if position:
-        return script.count("\n", 0, int(position) - 1) + 1
+        at = int(position) - 1 - offset
+        # beyond the script: the history statement after it failed (no line of the file)
+        return script.count("\n", 0, at) + 1 if 0 <= at <= len(script) else None
     return _locate_by_replay(conn, script)
 
 
@@ -527,3 +705,10 @@ def _locate_by_replay(conn: psycopg.Connection, script: str) -> int | None:
     except psycopg.Error:
         return None
     return None
+
+
+def failure(conn: psycopg.Connection, env: Environment, migration: Migration,
+            exc: psycopg.Error, *, statement: str | None = None) -> SQLFailed:
+    """The error (exit 6, file and rendered line) for exc, raised by migration's SQL where
+    the caller ran it itself (the shadow, inside its one rolled-back transaction)."""
+    return _sql_failed(conn, env, migration, migration.sql, exc, statement=statement)

@@ -34,7 +34,7 @@ def load_checks(sql_dir: Path, renderer: Renderer) -> list[Check]:
         return []
     checks = []
     for path in sorted(directory.glob("*.sql.j2")):
-        text = renderer.render(path)
+        text = renderer.render_source(path, path.read_text())
         header = dict(re.findall(r"^--\s*(description|severity|fix):\s*(.+?)\s*$", text, re.M))
         checks.append(Check(
             name=path.name.removesuffix(".sql.j2"), path=path, sql=text,

@@ -21,9 +21,11 @@ from shipshape.targets import Target
 
 
 def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
-           progress: Progress | None = None, code: tree.Tree | None = None) -> list[Finding]:
+           progress: Progress | None = None, code: tree.Tree | None = None,
+           sweep: bool = True) -> list[Finding]:
     """Every finding for target's database, read-only. `code` is sql_dir already loaded
-    for target's env (a deploy has it from its preflight)."""
+    for target's env (a deploy has it from its preflight). sweep: let the shadow remove
+    scratch leftovers of killed builds first (doctor reports them instead)."""
     progress = progress or Progress()
     env = target.env
     code = code or tree.load(sql_dir, env)
@@ -32,10 +34,12 @@ def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
     recorded = history.read_history(conn)
     with progress.step("history") as step:
         findings += history_findings(migrations.status(loaded, recorded), env.name)
+        findings += rendered_otherwise_findings(
+            migrations.renders_differently(loaded, recorded), recorded, env.name)
         step.note(f"{len(recorded)} applied")
     with progress.step("schema against a shadow database") as step:
         applied = [m for m in loaded if m.version in recorded and recorded[m.version]["success"]]
-        expected = shadow_snapshot(target, applied, progress)
+        expected = shadow_snapshot(target, applied, progress, sweep=sweep)
         actual = db.read_only(conn, lambda: catalog.snapshot(conn))
         drift = catalog.diff(expected, actual)
         findings += drift_findings(drift, env.name)
@@ -50,12 +54,15 @@ def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
     return findings
 
 
-def raise_if_problems(findings: list[Finding]) -> None:
+def raise_if_problems(findings: list[Finding], next_command: str | None = None) -> None:
+    """ProblemsFound for error findings. next_command: the one command that fixes them,
+    decided above the engine (shipshape.ops.triage.route); else the first finding's fix."""
     errors = [f for f in findings if f.severity == "error"]
     if errors:
+        fix = f"Run `{next_command}`." if next_command else f"Fix: {errors[0].fix}"
         raise ProblemsFound(
             f"Verify found {len(errors)} problem(s); the database does not match the code. "
-            f"First: {errors[0].object}: {errors[0].message} Fix: {errors[0].fix}",
+            f"First: {errors[0].object}: {errors[0].message} {fix}",
             findings=findings,
         )
 
@@ -70,7 +77,9 @@ def history_findings(entries: list[migrations.Entry], env_name: str) -> list[Fin
         state.FAILED: ("MIGRATION_FAILED", "failed part-way",
                        f"invoke db.migrate --env {env_name} --retry-failed"),
         state.CHECKSUM_MISMATCH: ("MIGRATION_CHECKSUM", "was changed after it was applied",
-                                  "restore the applied file; put the change in a new migration"),
+                                  (f"`invoke runbook.run edited-migration --env {env_name}`: "
+                                   f"restore the applied file, or prove the edit changes "
+                                   f"nothing and re-record it")),
         state.UNKNOWN: ("MIGRATION_UNKNOWN", "is applied but missing from this code",
                         "deploy the artifact that contains it (the database is ahead)"),
     }
@@ -84,11 +93,23 @@ def history_findings(entries: list[migrations.Entry], env_name: str) -> list[Fin
     return findings
 
 
+def rendered_otherwise_findings(changed: list[migrations.Migration], recorded: dict[int, dict],
+                                env_name: str) -> list[Finding]:
+    """A settings change is not an edit of the migration (it counts as applied); the
+    schema comparison says whether the database differs from what the settings expect."""
+    return [Finding("MIGRATION_RENDERED_OTHERWISE", "warning", f"migration {m.name}",
+                    f"Migration renders to {m.checksum[:12]} with env {env_name}'s settings "
+                    f"now; it ran as {recorded[m.version]['checksum'][:12]}. Its template is "
+                    f"unchanged, so it counts as applied.",
+                    "if the schema findings show a difference, put the change in a new "
+                    "migration; otherwise nothing") for m in changed]
+
+
 def drift_findings(differences, env_name: str) -> list[Finding]:
     codes = {"missing": "DRIFT_MISSING", "unexpected": "DRIFT_UNEXPECTED", "changed": "DRIFT_CHANGED"}
     fixes = {
-        "missing": (f"`invoke deploy --env {env_name}` if a migration is pending; otherwise "
-                    f"restore it through a new migration, never by hand"),
+        "missing": (f"restore it as the applied migrations define it: "
+                    f"`invoke runbook.run schema-drift --env {env_name}`"),
         "unexpected": "add a migration that creates it, or one that drops it",
         "changed": "align it through a new migration",
     }

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 
 from shipshape import db
 from shipshape.adapters import app_probe
-from shipshape.engine import identity, tree, verify
+from shipshape.engine import identity, shadow, tree, verify
 from shipshape.engine.findings import Finding
 from shipshape.errors import ConfigError, ProblemsFound, Refused
 from shipshape.progress import Progress
@@ -112,6 +112,7 @@ def diagnose(target: Target, sql_dir: Path | str, *, long_transaction: str = DEF
         with progress.step("connection health") as step:
             diagnosis.findings += _connection_findings(conn, diagnosis)
             diagnosis.findings += _identity_findings(conn, env)
+            diagnosis.findings += _leftover_findings(target)
             step.note(f"PostgreSQL {diagnosis.server_version}")
         with progress.step("sessions and locks") as step:
             sessions = _sessions(conn)
@@ -122,7 +123,8 @@ def diagnose(target: Target, sql_dir: Path | str, *, long_transaction: str = DEF
                 f"{len(sessions)} open transaction(s), {len(found)} finding(s)")
         conn.autocommit = False
         try:
-            diagnosis.findings += verify.verify(conn, target, sql_dir, progress=progress, code=code)
+            diagnosis.findings += verify.verify(conn, target, sql_dir, progress=progress,
+                                                code=code, sweep=False)
         except psycopg.errors.LockNotAvailable as exc:
             if not conn.closed:
                 conn.rollback()
@@ -163,6 +165,16 @@ def _identity_findings(conn: psycopg.Connection, env) -> list[Finding]:
         return [Finding("ENV_MISMATCH", "error", "database", exc.message,
                         f"run doctor with `--env {found.name}`")]
     return []
+
+
+def _leftover_findings(target: Target) -> list[Finding]:
+    """Scratch objects of shadow builds whose owner was killed; reported, not removed
+    (doctor changes nothing), each naming the command that removes them."""
+    return [Finding("SHADOW_LEFTOVER", "warning", f"scratch {found.kind} {found.name}",
+                    f"Left by a killed shadow build: {found.description}.",
+                    f"run `invoke db.verify --env {target.env.name}`: every shadow build "
+                    f"first removes the leftovers whose owner is gone")
+            for found in shadow.leftovers(target)]
 
 
 def _connection_findings(conn: psycopg.Connection, diagnosis: Diagnosis) -> list[Finding]:

@@ -24,8 +24,11 @@ from psycopg.types.json import Jsonb
 
 from shipshape import db
 from shipshape.adapters import app_probe
-from shipshape.engine import identity, migrations, seeds, tree, verify
-from shipshape.errors import ProblemsFound, ShipshapeError
+from shipshape.engine import history, identity, migrations, seeds, shadow, tree, verify
+from shipshape.errors import ProblemsFound, ShipshapeError, SQLFailed
+from shipshape.ops import triage
+from shipshape.ops.runbooks.book import command as runbook_command
+from shipshape.paths import project_root
 from shipshape.progress import Progress
 from shipshape.secrets import redact
 from shipshape.targets import Target
@@ -134,8 +137,20 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             conn = db.connect(target, purpose="deploy")
             version = db.server_version(conn)
             conn.commit()
+            # Render what is pending (only that: a no-op deploy renders nothing), so that
+            # a template error stops the deploy here, before the lock, the stamp or a row.
+            migrations.prepared(migrations.plan(code.migrations, history.read_history(conn)), env)
+            # Every seed row rehearsed in the shadow of the migrated schema before anything
+            # is applied: a deploy never migrates a database it would then fail to seed.
+            # When a migration itself fails there, the migrate gate reports it as always
+            # (its transaction rolled back, the deploy recorded as failed at migrate).
+            rehearsal = "rehearsed"
+            try:
+                shadow.check_seeds(target, code.migrations, code.seeds, progress)
+            except SQLFailed:
+                rehearsal = "not rehearsed: a migration fails in the shadow"
             gate.note(f"PostgreSQL {version}; {len(code.migrations)} migrations, "
-                      f"{len(code.seeds)} seed files")
+                      f"{len(code.seeds)} seed files ({rehearsal})")
         with ExitStack() as held:
             with run.gate("lock", "lock: wait for other deploys") as gate:
                 held.enter_context(db.advisory_lock(conn, env.migration_lock_wait))
@@ -184,8 +199,12 @@ def _migrate_seed_verify(run: _Run, conn, target: Target, code: tree.Tree) -> No
     env = target.env
     result = run.result
     with run.gate("migrate") as gate:
-        result.from_version, todo = migrations.migrate(conn, env, code.migrations,
-                                                       progress=run.progress)
+        try:
+            result.from_version, todo = migrations.migrate(conn, env, code.migrations,
+                                                           progress=run.progress)
+        except SQLFailed as exc:
+            _point_to_baseline(exc, conn, target, code)
+            raise
         result.to_version = max((m.version for m in code.migrations), default=result.from_version)
         gate.note(f"{len(todo)} applied, at version {result.to_version or 0:04d}"
                   if todo else f"nothing to apply, at version {result.to_version or 0:04d}")
@@ -197,9 +216,41 @@ def _migrate_seed_verify(run: _Run, conn, target: Target, code: tree.Tree) -> No
     with run.gate("verify") as gate:
         findings = verify.verify(conn, target, code.sql_dir, code=code, progress=run.progress)
         result.findings = findings
-        verify.raise_if_problems(findings)
+        route = triage.route(findings, env.name,
+                             command=lambda book: _runbook_command(book, env.name, code.sql_dir))
+        verify.raise_if_problems(findings, route.command if route else None)
         warnings = [f for f in findings if f.severity != "error"]
         gate.note("clean" + (f", {len(warnings)} warning(s)" if warnings else ""))
+
+
+def _point_to_baseline(exc: SQLFailed, conn, target: Target, code: tree.Tree) -> None:
+    """A migration failed on a database without history that holds objects anyway (the
+    history table dropped, a database made by another tool): `relation "users" already
+    exists` alone names no fix. Ask verify and the router which runbook adopts them, and
+    add it to the message. Best effort: the SQL error stays the error."""
+    try:
+        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        if any(row["success"] for row in history.read_history(conn).values()):
+            return
+        findings = verify.verify(conn, target, code.sql_dir, code=code)
+        conn.rollback()
+    except (psycopg.Error, ShipshapeError):
+        return
+    if not any(f.code == "DRIFT_UNEXPECTED" for f in findings):
+        return
+    route = triage.route(findings, target.env.name,
+                         command=lambda book: _runbook_command(book, target.env.name,
+                                                               code.sql_dir))
+    if route and route.runbook:
+        exc.message += (f" No migration is recorded in shipshape.history, yet the database "
+                        f"holds objects they create: run `{route.command}`.")
+
+
+def _runbook_command(book, env_name: str, sql_dir: Path) -> str:
+    """The runbook's command, with --sql-dir when the deploy used another SQL tree."""
+    default = Path(sql_dir).resolve() == (project_root() / "sql").resolve()
+    return runbook_command(book, env_name, sql_dir=None if default else sql_dir)
 
 
 def deployed_by(conn, run_id: str) -> tuple[int, int | None, int | None] | None:
@@ -215,10 +266,17 @@ def deployed_by(conn, run_id: str) -> tuple[int, int | None, int | None] | None:
 def _record(run: _Run, conn, target: Target, started_at, started) -> None:
     """Write the deployments row; best effort when the database itself is the problem."""
     result = run.result
-    if conn is None or conn.closed or conn.broken:
-        run.skip("record", "database not reachable")
-        return
     failed = next((g.name for g in result.gates if g.status == GateStatus.FAILED), None)
+    if conn is None:
+        # say why: a template error fails the preflight before any connection is made, and
+        # "database not reachable" sent people to check a database that was fine (issue 11)
+        why = redact((result.error or "").split("\n")[0])[:120]
+        run.skip("record", f"no connection to record on: {failed or 'preflight'} failed"
+                           + (f" ({why})" if why else ""))
+        return
+    if conn.closed or conn.broken:
+        run.skip("record", "the connection to the database was lost")
+        return
     try:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()

@@ -2,6 +2,10 @@
 
 Doctor finds; triage routes. Kept apart so that doctor knows nothing of runbooks and
 the runbooks can call doctor: dependencies run one way, runbooks -> doctor.
+
+`route` is the one place that decides the next command from a set of findings: deploy's
+exit-2 message, db.verify, doctor and runbook.run all ask it, so that no two messages
+point at each other (issue 11: drift sent people from deploy to deploy).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 from shipshape.engine.findings import Finding
 from shipshape.ops.doctor import Diagnosis
 from shipshape.ops.runbooks.book import Runbook, assign
+from shipshape.ops.runbooks.book import command as runbook_command
 from shipshape.secrets import redact
 
 
@@ -41,6 +46,51 @@ def group(findings: list[Finding], runbooks: list, *, command=None) -> list[Grou
     if None in groups:
         ordered.append(groups[None])
     return ordered
+
+
+@dataclass(frozen=True)
+class Route:
+    """The one command to run next, and the runbook it runs (None: no runbook fixes the
+    findings, and the command is doctor, which lists each finding's own fix)."""
+
+    command: str
+    runbook: Runbook | None = None
+
+
+def route(findings: list[Finding], env_name: str, *, runbooks: list | None = None,
+          runbooks_dir=None, command=None) -> Route | None:
+    """The next command for these findings: the first runbook (in doctor's order) that
+    fixes any of them, else `invoke doctor`. None when no finding is an error.
+
+    runbooks: already loaded, else read from runbooks_dir (default runbooks/); command(book):
+    how to spell a runbook's command, with the flags to repeat (default: `invoke
+    runbook.run <id> --env <env_name>`). Routing never hides the error it serves: runbooks
+    that do not load send the reader to doctor, which reports why."""
+    if not any(f.severity == "error" for f in findings):
+        return None
+    if runbooks is None:
+        from shipshape.errors import ConfigError
+        from shipshape.ops.runbooks.loading import load
+
+        try:
+            # no sql_dir: routing needs no fix template (another SQL tree may have none)
+            runbooks = load(runbooks_dir)
+        except ConfigError:
+            return Route(f"invoke doctor --env {env_name}")
+    if command is None:
+        def command(book):
+            return runbook_command(book, env_name)
+    errors = [f for f in findings if f.severity == "error"]
+    return first_route(group(errors, runbooks, command=command), env_name)
+
+
+def first_route(groups: list[Group], env_name: str) -> Route:
+    """The route for findings already grouped (doctor has the groups): the first group
+    that a runbook fixes."""
+    first = next((g for g in groups if g.runbook is not None), None)
+    if first is None:
+        return Route(f"invoke doctor --env {env_name}")
+    return Route(first.command, first.runbook)
 
 
 def tagged(groups: list[Group]) -> list[Finding]:

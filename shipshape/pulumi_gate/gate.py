@@ -175,7 +175,8 @@ def password_matches(check: str | None, password) -> bool:
 def provider_apply(props: dict) -> dict:
     """Run the gate for a resource's properties; returns its outputs.
 
-    props: env (name), settings (the env's settings, as Environment.context() gives them),
+    props: env (the stack's name), settings (the env's settings and its profile, as
+    Environment.context() gives them),
     sql_dir, checksums, database_id, admin_dsn, app_role, app_password. The outputs are
     OUTPUTS: no secret among them.
     """
@@ -184,7 +185,9 @@ def provider_apply(props: dict) -> dict:
     sql_dir = Path(props["sql_dir"])
     settings = {k: v for k, v in (props.get("settings") or {}).items() if k in SETTINGS}
     settings["app_role"] = props.get("app_role") or settings.get("app_role", "avatar_app")
-    env = load_environment(props["env"], overrides=settings, config_dir=sql_dir)
+    # env is the stack's name; its profile travels with the settings (no stack file here)
+    env = load_environment(props["env"], overrides=settings, config_dir=sql_dir,
+                           profile=(props.get("settings") or {}).get("profile"))
     current = checksums(env, sql_dir)
     if props.get("checksums") and current != props["checksums"]:
         from shipshape.errors import Refused
@@ -215,7 +218,7 @@ APP_PASSWORD_VARIABLE = "APP_DB_PASSWORD"
 
 def main(argv: list[str] | None = None, environ: dict | None = None) -> int:
     """`python -m shipshape.gate app-login`: what the Kubernetes gate Job runs after its
-    `invoke deploy --env <profile>` init container passed (infra/components/kubernetes/gate.py).
+    `invoke deploy --env <stack>` init container passed (infra/components/kubernetes/gate.py).
 
     There is no invoke task for it on purpose: it is the gate's own step, never an
     operator's. Reads DATABASE_URL (the superuser DSN), SHIPSHAPE_PROFILE, the app role from

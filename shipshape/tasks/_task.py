@@ -14,7 +14,7 @@ from invoke.exceptions import Exit
 from shipshape.errors import ShipshapeError
 
 HELP = {
-    "env": "environment: local (default), dev, staging or prod",
+    "env": "environment: local (default), dev, staging, prod, or a stack with a Pulumi.<name>.yaml",
     "dsn": "database URL; wins over DATABASE_URL and the env's own database",
     "sql_dir": "SQL tree to use (default: sql/)",
     "json": "print machine-readable JSON on stdout",

@@ -5,27 +5,35 @@ from __future__ import annotations
 from shipshape.tasks._task import environment, progress, target, task
 
 
-@task(iterable=["set_"])
-def status(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
+@task(iterable=["set_"], help={"all": "list every migration, not a summary of a long history"})
+def status(c, env="local", dsn=None, sql_dir=None, json_=False, all_=False, set_=None):
     """List migrations and their state (applied, pending, failed, changed, unknown).
 
     States: applied, pending, failed (a non-transactional migration stopped part-way),
     checksum-mismatch (the file changed after it ran), unknown (in the database, not in
-    this code). Exit 0 when everything is applied, 2 otherwise.
+    this code). A long history is summarised: the count in each state, every migration
+    that is not applied, and the last few applied; --all lists every one, and --json
+    always has the full list. Exit 0 when everything is applied, 2 otherwise.
     """
     from shipshape import commands
-    from shipshape.console import emit_json, print_table
+    from shipshape.console import emit_json, print_table, print_text
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     result = commands.status(tgt, sql_dir)
     if json_:
         emit_json({"target": result.target, "migrations": result.migrations})
     else:
+        shown = result.migrations if all_ else result.summary()
         print_table(f"migrations of {result.target}",
                     ["version", "name", "state", "applied at", "detail"],
                     [[f"{e.version:04d}", e.name, e.state,
                       f"{e.applied_at:%Y-%m-%d %H:%M:%S}" if e.applied_at else "", e.detail]
-                     for e in result.migrations])
+                     for e in shown])
+        if len(shown) < len(result.migrations):
+            print_text(f"{len(result.migrations)} migrations: "
+                       + ", ".join(f"{n} {state}" for state, n in result.counts.items())
+                       + f". {len(result.migrations) - len(shown)} other applied ones are "
+                       f"not shown: `invoke db.status --all` lists every migration.")
     result.check()
 
 
@@ -78,8 +86,9 @@ def seed(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, set
     from shipshape.targets import resolve_target
 
     env_, sql_dir = environment(env, set_, sql_dir)
-    if dry_run:  # needs no database: the upserts are the same whatever the rows are
-        print_text(commands.seed_script(env_, sql_dir))
+    if dry_run:  # the upserts are the same whatever the rows are; the rows are rehearsed
+        print_text(commands.seed_script(env_, sql_dir, _dry_run_target(env_, dsn),
+                                        progress=progress()))
         return
     tgt = resolve_target(env_, dsn)
     results = commands.seed(tgt, sql_dir)
@@ -88,6 +97,19 @@ def seed(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, set
         return
     print_table(f"seeds for {tgt.describe()}", ["file", "table", "inserted", "updated", "unchanged"],
                 [[r.path.name, r.table, r.inserted, r.updated, r.unchanged] for r in results])
+
+
+def _dry_run_target(env_, dsn):
+    """The server to rehearse seeds on: env's database when one is known and running
+    (never started, never looked up through Pulumi); else None, an embedded scratch one."""
+    import os
+
+    from shipshape.targets import NOT_RUNNING, resolve_target
+
+    if not (dsn or os.environ.get("DATABASE_URL") or env_.is_local):
+        return None
+    found = resolve_target(env_, dsn, start=False)
+    return None if found.source == NOT_RUNNING else found
 
 
 @task(iterable=["set_"])
@@ -100,8 +122,10 @@ def verify(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
     from shipshape import commands
     from shipshape.console import emit_json, print_findings
 
+    sql_dir_flag = sql_dir
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
-    result = commands.verify(tgt, sql_dir, progress=progress(quiet=json_))
+    result = commands.verify(tgt, sql_dir, progress=progress(quiet=json_),
+                             command_options={"sql_dir": sql_dir_flag})
     # With --json and findings, the error handler prints them as the one JSON document.
     if json_ and not result.findings:
         emit_json({"target": result.target, "findings": []})
@@ -115,13 +139,15 @@ def verify(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
     "from_": "read the version from this tool's history instead: prisma, flyway, dbmate or "
              "golang-migrate (after db.import)",
 })
-def baseline(c, version=None, env="local", dsn=None, sql_dir=None, from_=None, set_=None):
+def baseline(c, version=None, env="local", dsn=None, sql_dir=None, from_=None, dry_run=False,
+             set_=None):
     """Adopt a hand-built database as being at --version, after proving it.
 
     Records migrations 1..VERSION as applied only when the schema equals what they
     produce; otherwise exits 3 listing the differences. With --from TOOL, VERSION is what
     the tool's own history (_prisma_migrations, flyway_schema_history, schema_migrations)
     says is applied, mapped through the imported-from directives; the proof is the same.
+    --dry-run proves it and prints the history rows it would record; it records nothing.
     """
     from shipshape import commands
     from shipshape.console import print_text
@@ -131,10 +157,19 @@ def baseline(c, version=None, env="local", dsn=None, sql_dir=None, from_=None, s
         raise ConfigError("db.baseline needs exactly one of --version N or --from TOOL.")
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     if from_ is not None:
-        adopted = commands.baseline_from(tgt, sql_dir, from_, progress=progress())
+        adopted = commands.baseline_from(tgt, sql_dir, from_, progress=progress(),
+                                         dry_run=dry_run)
         version = adopted[-1].version
     else:
-        adopted = commands.baseline(tgt, sql_dir, int(version), progress=progress())
+        adopted = commands.baseline(tgt, sql_dir, int(version), progress=progress(),
+                                    dry_run=dry_run)
+    if dry_run:
+        from shipshape.engine import history
+
+        print_text(f"-- db.baseline --dry-run: proven, the schema is what migrations "
+                   f"0001..{int(version):04d} produce; nothing was recorded. It would record:\n"
+                   + "\n".join(history.record_script(m) + ";" for m in adopted))
+        return
     print_text(f"Baselined {tgt.env.name} at {int(version):04d}: {len(adopted)} migration(s) "
                f"recorded as applied. Run `invoke deploy --env {tgt.env.name}` for the rest.")
 
@@ -165,7 +200,8 @@ def import_(c, path=None, from_=None, out=None, dry_run=False):
     "from_": "the env the database is stamped with now (a re-stamp must name it)",
     "reason": "why the database changes env; recorded with the stamp",
 })
-def stamp(c, env="local", dsn=None, from_=None, yes=False, reason="", set_=None):
+def stamp(c, env="local", dsn=None, from_=None, yes=False, reason="", dry_run=False,
+          set_=None):
     """Re-stamp which environment a database is (rare, deliberate).
 
     The first deploy stamps a database with its env; every command that writes refuses
@@ -176,5 +212,9 @@ def stamp(c, env="local", dsn=None, from_=None, yes=False, reason="", set_=None)
     from shipshape.console import print_text
 
     tgt, _ = target(env, dsn, set_)
-    previous = commands.stamp(tgt, previous=from_, yes=yes, reason=reason)
+    previous = commands.stamp(tgt, previous=from_, yes=yes, reason=reason, dry_run=dry_run)
+    if dry_run:
+        print_text(f"Dry run: the database is `{previous}`; it would be stamped "
+                   f"`{tgt.env.name}`. Nothing was changed.")
+        return
     print_text(f"The database was `{previous}`; it is now stamped `{tgt.env.name}`.")

@@ -92,14 +92,16 @@ def run(c, name, env="local", dsn=None, sql_dir=None, dry_run=False, yes=False, 
             emit_json({**result.as_dict(), "error": str(exc), "exit_code": exc.exit_code})
             exc.reported = True
         elif result is not None and result.steps and result.outcome in ("failed", "unresolved"):
-            print_text(runbooks.render_result(result), sys.stderr)
+            # the steps with the plan on stdout; the error, the one final message, on
+            # stderr (issue 11: the message came two or three times, split across both)
+            print_text(runbooks.render_result(result, message=False))
         raise
     if json_:
         emit_json(result.as_dict())
-    elif result.outcome in ("fixed", "dry-run"):
-        print_text(runbooks.render_result(result))
-    else:
-        print_text(result.message)
+        return
+    if result.outcome in ("fixed", "dry-run"):
+        print_text(runbooks.render_result(result, message=False))
+    print_text(runbooks.final_message(result), sys.stderr)
 
 
 def _asker(shown):

@@ -113,8 +113,13 @@ def test_readiness_flips_when_a_migration_is_pending(hf_stack):
     try:
         status, body = _ready(hf_stack)
         assert status == 503 and "schemaVersion" in body["failed"]
+        # the version gap has a history behind it: a pending migration, deploy fixes it
         assert "run `invoke deploy --env local`" in body["checks"]["schemaVersion"]["message"]
         assert "table api_tokens" in body["checks"]["schemaObjects"]["missing"]
+        # a missing object on its own could be a pending migration or a DROP by hand
+        assert body["checks"]["schemaObjects"]["message"].endswith(
+            "run `invoke doctor --env local`"
+        )
         drift = user.get("/projects")  # auth needs api_tokens
         assert drift.status_code == 503
         assert drift.json()["error"]["code"] == "SCHEMA_MISMATCH"
@@ -141,7 +146,9 @@ def test_schema_drift_is_503_naming_the_object(hf_stack):
         error = response.json()["error"]
         assert error["code"] == "SCHEMA_MISMATCH"
         assert error["objects"] == ['column avatar_generations."projectId"']
-        assert "invoke deploy --env local" in error["message"]
+        # not `invoke deploy`: deploy cannot put back a column dropped by hand (issue 11)
+        assert error["fix"] == "run `invoke doctor --env local`"
+        assert "invoke deploy" not in error["message"]
         assert hf_stack.balance(user.id) == 1000  # the charge was rolled back with the rest
         status, body = _ready(hf_stack)
         assert status == 503 and body["failed"] == ["schemaObjects"]
@@ -192,7 +199,7 @@ def test_a_missing_grant_is_503_naming_the_privilege(hf_stack):
         assert response.status_code == 503
         error = response.json()["error"]
         assert error["code"] == "DATABASE_PERMISSION"
-        assert "ai_models" in error["message"] and "invoke deploy" in error["message"]
+        assert "ai_models" in error["message"] and "invoke doctor --env local" in error["message"]
     finally:
         hf_stack.sql(f"GRANT SELECT ON ai_models TO {role}", fetch=False)
     assert user.get("/models").status_code == 200
@@ -211,3 +218,16 @@ def test_bad_configuration_stops_it_with_a_clear_message():
     assert "HUGGINGFACE_API_KEY" in result.stderr
     result = run_app_with({})
     assert result.returncode == 2 and "DATABASE_URL is not set" in result.stderr
+
+
+def test_no_history_at_all_is_sent_to_doctor_not_deploy():
+    """No shipshape.history: a new database (deploy fixes it) or one whose history table was
+    dropped under its tables (deploy fails on CREATE TABLE; the baseline fixes it). The app
+    cannot tell which, so it names doctor, which can."""
+    from app.schema import version_problem
+
+    problem = version_problem(None, "invoke deploy --env dev", "invoke doctor --env dev")
+    assert problem.endswith("run `invoke doctor --env dev`")
+    assert version_problem(3, "invoke deploy --env dev", "invoke doctor --env dev").endswith(
+        "run `invoke deploy --env dev`"
+    )

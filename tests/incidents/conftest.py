@@ -103,9 +103,9 @@ class Incident:
         _, groups = self.doctor(**kw)
         return [g.runbook.id if g.runbook else None for g in groups]
 
-    def findings(self) -> list:
+    def findings(self, sql_dir: Path | None = None) -> list:
         with connect(self.target) as conn:
-            return verify.verify(conn, self.target, self.sql_dir)
+            return verify.verify(conn, self.target, sql_dir or self.sql_dir)
 
     def run(self, name: str, *, yes: bool = True, **kw):
         """runbooks.run, proving that no committed row was lost but the rows the runbook
@@ -130,11 +130,17 @@ class Incident:
         allowed: dict[str, set] = {}
         for step in (result.steps if result else []):
             if step.destructive and step.status == "done":
-                deleted = {row["avatarId"] for row in step.preview}
-                assert len(deleted) == step.preview_total  # every deleted row was listed
-                allowed.setdefault("avatars", set()).update(deleted)
-                allowed.setdefault("avatar_usage_history", set()).update(
-                    u for u, a in usage_of.items() if a in deleted)
+                assert len(step.preview) == step.preview_total  # every deleted row was listed
+                for row in step.preview:
+                    if "avatarId" in row and "generationId" not in row:
+                        allowed.setdefault("avatars", set()).add(row["avatarId"])
+                        # the cascade's rows: listed with their avatar when the fix lists them
+                        listed = row.get("usageHistoryDeleted")
+                        cascaded = {u for u, a in usage_of.items() if a == row["avatarId"]}
+                        assert listed is None or set(listed) == cascaded
+                        allowed.setdefault("avatar_usage_history", set()).update(cascaded)
+                    else:
+                        allowed.setdefault("avatar_generations", set()).add(row["generationId"])
         after = self.rows()
         for table, ids in before.items():
             lost = ids - after.get(table, set())

@@ -24,9 +24,14 @@ def test_orphaned_avatars_and_nulls_are_shown_fixed_and_prevented(incident):
     (kept,) = incident.sql('INSERT INTO avatars ("userId", "projectId", name, "baseImageUrl") '
                            "VALUES (%s, %s, 'Kept', 'https://cdn.example.test/k.png') RETURNING id",
                            [ids["user"], keep_project])[0]
+    # uploaded, as the app records it: its "sourceType" is inferred back from this row
+    incident.sql('INSERT INTO avatar_usage_history ("avatarId", "userId", "appId", action) '
+                 "VALUES (%s, %s, 'avatar-creator', 'uploaded')", [kept, ids["user"]])
     # By hand, as in the guide: the FK gone, a project deleted under its avatars, and
     # "sourceType" made nullable with a NULL in it.
     incident.sql('ALTER TABLE avatars DROP CONSTRAINT "avatars_projectId_fkey"')
+    incident.sql('ALTER TABLE avatar_generations DROP CONSTRAINT '
+                 '"avatar_generations_projectId_fkey"')
     incident.sql("DELETE FROM avatar_projects WHERE id = %s", [ids["project"]])
     incident.sql('ALTER TABLE avatars ALTER COLUMN "sourceType" DROP NOT NULL')
     incident.sql('UPDATE avatars SET "sourceType" = NULL WHERE id = %s', [kept])
@@ -35,34 +40,76 @@ def test_orphaned_avatars_and_nulls_are_shown_fixed_and_prevented(incident):
     assert [g.runbook.id for g in groups] == ["data-integrity"]
     objects = {(f.code, f.object) for f in groups[0].findings}
     assert objects == {("CHECK_FAILED", "check orphaned_avatars"),
+                       ("CHECK_FAILED", "check generations_without_project"),
                        ("CHECK_FAILED", "check avatar_required_nulls"),
                        ("DRIFT_MISSING", "constraint avatars.avatars_projectId_fkey"),
+                       ("DRIFT_MISSING",
+                        "constraint avatar_generations.avatar_generations_projectId_fkey"),
                        ("DRIFT_CHANGED", "column avatars.sourceType")}
 
     dry = incident.run("data-integrity", dry_run=True)
-    fill, delete, restore = dry.steps
+    fill, recreate, restore = dry.steps
     assert [r["avatarId"] for r in fill.preview] == [kept]
-    assert sorted(r["avatarId"] for r in delete.preview) == sorted([ids["avatar"], ids["avatar2"]])
-    assert delete.destructive and delete.preview_total == 2
-    assert "DELETE FROM avatars a" in delete.sql and delete.sql.startswith("-- preview")
+    # data first: the affected rows are listed, and their project comes back; no delete
+    assert recreate.preview == [{
+        "projectId": ids["project"], "userId": ids["user"],
+        "avatars": sorted([ids["avatar"], ids["avatar2"]]), "generations": [ids["generation"]]}]
+    assert not recreate.destructive and "INSERT INTO avatar_projects" in recreate.sql
+    assert not any(s.destructive for s in dry.steps)
+    assert "DELETE FROM" not in fill.sql + recreate.sql + restore.sql
     assert 'ALTER TABLE "avatars" ALTER COLUMN "sourceType" SET NOT NULL' in restore.sql
     assert "ON DELETE CASCADE" in restore.sql
-    assert len(incident.rows()["avatars"]) == 3  # the dry run deleted nothing
+    assert len(incident.rows()["avatars"]) == 3  # the dry run changed nothing
 
+    before = incident.rows()
     result = incident.run("data-integrity")
     assert result.outcome == "fixed", result.message
     assert [s.detail for s in result.steps] == [
-        "1 row(s) changed, as shown", "2 row(s) changed, as shown", "2 statement(s) applied"]
+        "1 row(s) changed, as shown", "1 row(s) changed, as shown", "3 statement(s) applied"]
     assert incident.findings() == []
-    assert incident.rows()["avatars"] == {kept}
+    after = incident.rows()
+    assert {t: ids_ for t, ids_ in after.items() if t != "avatar_projects"} == {
+        t: ids_ for t, ids_ in before.items() if t != "avatar_projects"}  # every row kept
+    assert incident.sql("SELECT name, \"userId\" FROM avatar_projects WHERE id = %s",
+                        [ids["project"]]) == [("Recovered project", ids["user"])]
     assert incident.sql('SELECT "sourceType" FROM avatars WHERE id = %s', [kept]) == [("uploaded",)]
-    # the report lists every deleted row
-    report = result.report_md.read_text()
-    assert ids["avatar"] in report and ids["avatar2"] in report
 
     # and it cannot happen again: deleting a project takes its avatars with it
     incident.sql("DELETE FROM avatar_projects WHERE id = %s", [keep_project])
+    assert incident.rows()["avatars"] == {ids["avatar"], ids["avatar2"]}
+
+
+def test_deleting_the_orphans_is_a_manual_runbook_listing_every_row(incident):
+    ids = incident.ids
+    incident.sql('ALTER TABLE avatars DROP CONSTRAINT "avatars_projectId_fkey"')
+    incident.sql('ALTER TABLE avatar_generations DROP CONSTRAINT '
+                 '"avatar_generations_projectId_fkey"')
+    incident.sql("DELETE FROM avatar_projects WHERE id = %s", [ids["project"]])
+    # doctor never routes to the destructive runbook
+    assert incident.named() == ["data-integrity"]
+
+    dry = incident.run("delete-orphans", dry_run=True)
+    avatars, generations, _ = dry.steps
+    assert avatars.destructive and generations.destructive
+    usage = incident.sql('SELECT id FROM avatar_usage_history WHERE "avatarId" = %s',
+                         [ids["avatar"]])
+    by_avatar = {r["avatarId"]: r for r in avatars.preview}
+    assert by_avatar[ids["avatar"]]["usageHistoryDeleted"] == [usage[0][0]]
+    assert by_avatar[ids["avatar"]]["generationsUnlinked"] == [ids["generation"]]
+    assert [r["generationId"] for r in generations.preview] == [ids["generation"]]
+    assert len(incident.rows()["avatars"]) == 2  # the dry run deleted nothing
+
+    with pytest.raises(Exception):  # noqa: B017 - no --yes: refused (dev has no terminal)
+        incident.run("delete-orphans", yes=False)
+    assert len(incident.rows()["avatars"]) == 2
+
+    result = incident.run("delete-orphans")
+    assert result.outcome == "fixed", result.message
     assert incident.rows()["avatars"] == set()
+    assert incident.rows()["avatar_generations"] == set()
+    report = result.report_md.read_text()
+    assert ids["avatar"] in report and ids["avatar2"] in report and usage[0][0] in report
+    assert incident.findings() == []
 
 
 def test_a_delete_needs_exactly_the_rows_that_were_shown(incident, monkeypatch):
@@ -78,14 +125,14 @@ def test_a_delete_needs_exactly_the_rows_that_were_shown(incident, monkeypatch):
 
     def plan_then_orphan(ctx, planned):
         real_plan(ctx, planned)
-        if planned.step.id == "delete-orphans":
+        if planned.step.id == "delete-avatars":
             incident.sql('INSERT INTO avatars ("userId", "projectId", name, "baseImageUrl") '
                          "VALUES (%s, 'gone', 'Late', 'https://cdn.example.test/l.png')",
                          [ids["user"]])
 
     monkeypatch.setitem(runbooks.STEP_KINDS, "fix", dataclasses.replace(fix, plan=plan_then_orphan))
     with pytest.raises(Refused) as refused:
-        incident.run("data-integrity")
+        incident.run("delete-orphans")
     assert "would change 3 row(s), but the plan showed 2" in str(refused.value)
     assert len(incident.rows()["avatars"]) == 3  # rolled back: nothing deleted
 

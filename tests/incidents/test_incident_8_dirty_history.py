@@ -31,7 +31,9 @@ def test_dirty_history_row_is_retried_by_the_runbook(incident):
 
     result = incident.run("failed-migration")
     assert result.outcome == "fixed", result.message
-    retry, _seed = result.steps
+    complete, retry, _seed = result.steps
+    # two indexes are missing: it is not complete, so it is re-run, not marked applied
+    assert complete.status == "skipped" and "is not complete" in complete.skip
     assert "re-running 0010_performance_indexes, recorded as failed" in retry.summary
     assert 'CREATE INDEX IF NOT EXISTS "avatars_sourceType_idx"' in retry.sql
     assert incident.sql("SELECT success, applied_by <> 'old-tool' FROM shipshape.history "
@@ -51,10 +53,10 @@ def test_a_retry_that_cannot_complete_stops_and_resumes_after_the_fix(incident, 
     with pytest.raises(SQLFailed) as failed:
         incident.run("failed-migration")
     message = str(failed.value)
-    assert "Step 1 (retry) failed" in message and "resumes at retry" in message
+    assert "Step 2 (retry) failed" in message and "resumes at retry" in message
     first = failed.value.result
     assert first.outcome == "failed" and first.exit_code == 6
-    assert [s.status for s in first.steps] == ["failed", "not-run"]
+    assert [s.status for s in first.steps] == ["skipped", "failed", "not-run"]
     assert first.report_json.exists()
     runs = incident.sql("SELECT id, status, attempts FROM shipshape.runbook_runs")
     assert runs == [(first.run_id, "failed", 1)]
@@ -64,7 +66,7 @@ def test_a_retry_that_cannot_complete_stops_and_resumes_after_the_fix(incident, 
     assert second.outcome == "fixed" and second.run_id == first.run_id and second.attempt == 2
     assert incident.sql("SELECT status, attempts FROM shipshape.runbook_runs") == [("fixed", 2)]
     steps = incident.sql("SELECT step, status FROM shipshape.runbook_steps ORDER BY position")
-    assert steps == [("retry", "done"), ("seed", "done")]
+    assert steps == [("complete", "skipped"), ("retry", "done"), ("seed", "done")]
     assert incident.findings() == []
 
     # a third run finds nothing to do, and applies nothing
@@ -85,3 +87,30 @@ def test_a_retry_that_silently_skips_is_caught_by_verify(incident):
     assert "verify still finds" in str(unresolved.value)
     assert "DRIFT_MISSING index avatars_sourceType_idx" in str(unresolved.value)
     assert unresolved.value.result.outcome == "unresolved"
+
+
+def test_a_dirty_row_whose_objects_are_all_there_is_proven_then_marked_applied(incident):
+    """0011 creates api_tokens without IF NOT EXISTS: re-running it would fail on the table
+    it already created. Every object of it is here, so the runbook proves that and marks
+    the row applied instead of escalating."""
+    incident.sql("UPDATE shipshape.history SET success = false, applied_by = 'old-tool' "
+                 "WHERE version = 11")
+    tokens = incident.sql("SELECT count(*) FROM api_tokens")
+    _, groups = incident.doctor()
+    assert [g.runbook.id for g in groups] == ["failed-migration"]
+
+    dry = incident.run("failed-migration", dry_run=True)
+    complete, retry, _seed = dry.steps
+    assert "mark 0011_api_tokens applied" in complete.summary
+    assert complete.sql.startswith("-- proven first")
+    assert retry.skip == "no pending migration"  # planned against the completed history
+    assert incident.sql("SELECT success FROM shipshape.history WHERE version = 11") == [(False,)]
+
+    result = incident.run("failed-migration")
+    assert result.outcome == "fixed", result.message
+    ((success, applied_by),) = incident.sql(
+        "SELECT success, applied_by FROM shipshape.history WHERE version = 11")
+    assert success and applied_by.endswith("after proof")
+    assert "completed by runbook failed-migration" in applied_by
+    assert incident.sql("SELECT count(*) FROM api_tokens") == tokens
+    assert incident.findings() == []

@@ -115,6 +115,22 @@ def test_prod_needs_yes_and_a_reason_and_dry_run_changes_nothing(incident, make_
     assert "| reason | restore the pro model |" in result.report_md.read_text()
 
 
+def test_a_stack_of_the_prod_profile_needs_a_reason_too(incident, tmp_path):
+    from shipshape.settings import load_environment
+    from shipshape.targets import Target
+
+    (tmp_path / "Pulumi.eu-prod.yaml").write_text("config:\n  shipshape:profile: prod\n")
+    env = load_environment("eu-prod", config_dir=tmp_path, environ={})
+    incident.sql("DELETE FROM ai_models WHERE tier = 'pro'")
+    incident.target, incident.env = Target(env, incident.dsn, "test"), env
+    with pytest.raises(Refused, match=r'eu-prod: `--reason "\.\.\."` is required'):
+        incident.run("models-missing", yes=True)
+    with pytest.raises(Refused, match=r'rerun with --yes --reason "\.\.\."'):
+        incident.run("models-missing", yes=False, reason="restore the pro model")
+    assert incident.sql("SELECT count(*) FROM ai_models WHERE tier = 'pro'") == [(0,)]
+    assert incident.run("models-missing", yes=True, reason="restore").outcome == "fixed"
+
+
 def test_local_asks_on_a_terminal_and_refuses_without_one(incident, make_target):
     local = make_target(incident.dsn, "local")
     incident.target, incident.env = local, local.env
@@ -253,3 +269,21 @@ def test_restore_adds_columns_of_every_shape_it_can_and_leaves_an_identity(
     with psycopg.connect(fresh_dsn, autocommit=True) as conn:
         assert conn.execute("SELECT name, price_cents FROM items ORDER BY name").fetchall() \
             == [("apple", 300), ("pear", 500)]
+
+
+def test_a_run_prints_its_final_message_once_on_stderr(incident, cli_env):
+    incident.sql("UPDATE ai_models SET enabled = false")
+    fixed = run_invoke("runbook.run", "models-missing", "--env", "dev", "--dsn", incident.dsn,
+                       "--yes", env=cli_env)
+    assert fixed.returncode == 0, fixed.stderr
+    final = "models-missing: fixed; verify finds none of"
+    assert fixed.stderr.count(final) == 1 and final not in fixed.stdout
+    assert "plan (1 step(s), in order):" in fixed.stdout  # the plan and the steps: stdout
+    assert "models-missing: fixed\n" in fixed.stdout
+    assert fixed.stderr.count("report: ") == 1
+
+    incident.sql("UPDATE ai_models SET enabled = false")
+    as_json = run_invoke("runbook.run", "models-missing", "--env", "dev", "--dsn", incident.dsn,
+                         "--yes", "--json", env=cli_env)
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["outcome"] == "fixed"  # stdout: the document alone

@@ -55,15 +55,20 @@ def test_a_resumed_run_does_not_apply_a_done_step_again(incident):
     incident.sql("DELETE FROM avatars")
     incident.sql("DROP TABLE avatars CASCADE")
     incident.sql('UPDATE avatar_generations SET "avatarId" = %s', ["an-avatar-that-is-gone"])
+    # the shipped restore leaves a foreign key that rows violate (naming data-integrity);
+    # one that tries it anyway fails on the row, which is the failure to resume from
+    books = [dataclasses.replace(b, steps=tuple(
+        dataclasses.replace(s, args={**s.args, "leave_violated": False}) if s.do == "restore"
+        else s for s in b.steps)) if b.id == "schema-drift" else b for b in incident.books]
 
     with pytest.raises(SQLFailed) as failed:
-        incident.run("schema-drift")
+        incident.run("schema-drift", runbooks=books)
     first = failed.value.result
     assert [s.status for s in first.steps] == ["done", "failed"]
     assert incident.sql("SELECT to_regclass('avatars')::text") == [("avatars",)]
 
     incident.sql('UPDATE avatar_generations SET "avatarId" = NULL')
-    second = incident.run("schema-drift")
+    second = incident.run("schema-drift", runbooks=books)
     assert second.outcome == "fixed" and second.run_id == first.run_id
     assert [s.status for s in second.steps] == ["already-done", "done"]
     assert second.steps[0].done_before.startswith("done in an earlier attempt of this run")
@@ -119,7 +124,7 @@ def test_a_deleting_step_is_refused_where_destructive_statements_are_forbidden(
     incident.sql("DELETE FROM avatar_projects WHERE id = %s", [incident.ids["project"]])
 
     with pytest.raises(Refused) as refused:
-        incident.run("data-integrity", yes=True)
+        incident.run("delete-orphans", yes=True)
     message = " ".join(str(refused.value).split())
-    assert "Env staging forbids destructive statements, and step(s) delete-orphans" in message
+    assert "Env staging forbids destructive statements, and step(s) delete-avatars" in message
     assert len(incident.rows()["avatars"]) == 2  # the orphans are still there

@@ -215,14 +215,18 @@ def test_the_gate_job_runs_shipshapes_deploy_then_the_app_login(k8s):
     spec = pod(job)
     (deploy,) = spec["initContainers"]
     (login,) = spec["containers"]
-    assert deploy["command"] == ["invoke", "deploy", "--env", profile]
+    # the stack's name, as an operator's `invoke deploy --env <stack>`: one database stamp
+    stack = VARIANTS[variant][0]
+    assert deploy["command"] == ["invoke", "deploy", "--env", stack]
     assert login["command"] == ["python", "-m", "shipshape.pulumi_gate.gate", "app-login"]
     assert spec["restartPolicy"] == "Never"
     assert deploy["image"] == login["image"] == recorded.outputs[outputs.GATE_IMAGE]
     # Every setting as SHIPSHAPE_<SETTING>, the tasks' highest precedence after flags: the
-    # stack file's values over the profile's defaults, whatever stack files the image holds.
+    # stack file's values over the profile's defaults, whatever stack files the image holds;
+    # the image holds none, so the profile comes as SHIPSHAPE_PROFILE.
     settings = {e["name"]: e["value"] for e in deploy["env"] if "value" in e}
-    environment = load_environment(profile, config_dir="/nonexistent", environ=settings)
+    environment = load_environment(stack, config_dir="/nonexistent", environ=settings)
+    assert (environment.name, environment.profile) == (stack, profile)
     assert environment.seed_sets == ("reference",)           # Pulumi.prod-k8s.yaml
     assert environment.lock_timeout == "3s" and environment.lock_retries == 5
     assert environment.allow_destructive is False and environment.concurrent_indexes is True

@@ -299,7 +299,9 @@ def test_a_free_stack_name_runs_its_profile_and_names_its_resources_after_itself
     assert recorded.one("docker:index/volume:Volume").inputs["name"] == "shipshape-qa-eu-pg18"
     assert recorded.one("docker:index/network:Network").inputs["name"] == "shipshape-qa-eu"
     gate_inputs = recorded.one(GATE).inputs
-    assert gate_inputs["env"] == "staging"  # the profile's rules: no demo seeds, no destructive SQL
+    # the stack's name (the database's stamp, as `invoke deploy --env qa-eu` has it), with
+    # the profile's rules: no demo seeds, no destructive SQL
+    assert gate_inputs["env"] == "qa-eu" and gate_inputs["settings"]["profile"] == "staging"
     assert gate_inputs["settings"]["allow_destructive"] is False
     assert gate_inputs["settings"]["seed_sets"] == ["reference"]
     for app in containers(recorded, "app"):

@@ -72,6 +72,16 @@ def test_infra_refuses_local_and_unknown_envs(no_cli):
     assert unknown.returncode == 5 and "Unknown environment 'qa'" in unknown.stderr
 
 
+def test_infra_tasks_take_a_stack_that_has_a_stack_file(no_cli):
+    """prod-k8s is no profile; its stack file makes it a stack the tasks accept."""
+    result = run_invoke("infra.preview", "--env", "prod-k8s", env=no_cli)
+    assert result.returncode == 5
+    assert "`invoke infra.preview --env prod-k8s` needs the Pulumi CLI" in " ".join(result.stderr.split())
+    unknown = run_invoke("infra.up", "--env", "qa-eu", env=no_cli)
+    assert unknown.returncode == 5 and "Known environments: local, dev, staging, prod, prod-k8s" in \
+        " ".join(unknown.stderr.split())
+
+
 def test_infra_destroy_needs_yes(no_cli):
     result = run_invoke("infra.destroy", "--env", "staging", env=no_cli)
     assert result.returncode == 3 and "--yes" in result.stderr

@@ -93,6 +93,10 @@ def test_template_error_exit_5_names_file_and_line(fresh_dsn, tree, state):
     assert result.returncode == 5
     assert "0003_bad/migrate.sql.j2:2" in result.stderr
     assert fetch(fresh_dsn, "SELECT to_regclass('shipshape.history')::text") == [(None,)]
+    # the table says why nothing was recorded: not a database that was never asked
+    assert "database not reachable" not in result.stdout
+    assert "no connection to record on: preflight failed" in result.stdout
+    assert "template error" in result.stdout.split("no connection to record on")[1]
 
 
 def test_sql_error_exit_6_and_the_deploy_is_recorded_as_failed(fresh_dsn, tree, state):
@@ -176,9 +180,14 @@ def test_eight_concurrent_deploys_apply_each_migration_once(fresh_dsn, tree, sta
 
 @pytest.mark.slow
 def test_deploy_killed_mid_migration_leaves_nothing_and_next_deploy_succeeds(fresh_dsn, tree, state):
+    # Slow on the target only: deploy's preflight first runs every migration in the
+    # shadow (to rehearse the seeds), where it must not be the one killed.
     slow = write_migration(tree, "0003_slow",
-                           "CREATE TABLE half_done (id int);\nSELECT pg_sleep(60);\n",
+                           "CREATE TABLE half_done (id int);\nSELECT pg_sleep(CASE WHEN "
+                           "current_database() LIKE 'shipshape%' THEN 0 ELSE 60 END);\n",
                            "-- shipshape:destructive\nDROP TABLE half_done;")
+    sleeping = ("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(CASE%' "
+                "AND datname = current_database() AND pid <> pg_backend_pid()")
     environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | state
     process = subprocess.Popen(
         [sys.executable, "-m", "invoke", "--search-root", str(ROOT), "deploy", "--env", "dev",
@@ -186,8 +195,7 @@ def test_deploy_killed_mid_migration_leaves_nothing_and_next_deploy_succeeds(fre
         cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if fetch(fresh_dsn, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' "
-                            "AND pid <> pg_backend_pid()")[0][0]:
+        if fetch(fresh_dsn, sleeping)[0][0]:
             break
         time.sleep(0.1)
     else:
@@ -197,8 +205,7 @@ def test_deploy_killed_mid_migration_leaves_nothing_and_next_deploy_succeeds(fre
     process.wait()
     # The server notices the dead client (client_connection_check_interval) and rolls back.
     deadline = time.monotonic() + 30
-    while fetch(fresh_dsn, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' "
-                           "AND pid <> pg_backend_pid()")[0][0] and time.monotonic() < deadline:
+    while fetch(fresh_dsn, sleeping)[0][0] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert fetch(fresh_dsn, "SELECT to_regclass('half_done')::text") == [(None,)]
     assert fetch(fresh_dsn, "SELECT max(version) FROM shipshape.history") == [(2,)]
@@ -228,6 +235,14 @@ def test_baseline_task_refuses_with_differences_exit_3(fresh_dsn, tree, state):
     refused = run_invoke(*args, env=state)
     assert refused.returncode == 3
     assert "items.price" in refused.stderr
+    # a dry run proves the same and records nothing: no history table, no row
+    dry = run_invoke("db.baseline", "--version", "1", "--env", "dev", "--dsn", fresh_dsn,
+                     "--sql-dir", str(tree), "--dry-run", env=state)
+    assert dry.returncode == 0, dry.stderr
+    assert "nothing was recorded" in dry.stdout and "INSERT INTO shipshape.history" in dry.stdout
+    assert fetch(fresh_dsn, "SELECT to_regclass('shipshape.history')::text") == [(None,)]
+    dry_refused = run_invoke(*args, "--dry-run", env=state)
+    assert dry_refused.returncode == 3 and "items.price" in dry_refused.stderr
     adopted = run_invoke("db.baseline", "--version", "1", "--env", "dev", "--dsn", fresh_dsn,
                          "--sql-dir", str(tree), env=state)
     assert adopted.returncode == 0, adopted.stderr

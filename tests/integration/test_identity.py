@@ -94,6 +94,10 @@ def test_restamp_is_deliberate(staging_db, tree, state):
     unconfirmed = run_invoke("db.stamp", "--env", "dev", "--from", "staging", env=env)
     assert unconfirmed.returncode == 3 and "--yes" in unconfirmed.stderr
     assert fetch(staging_db, "SELECT name FROM shipshape.environment") == [("staging",)]
+    dry = run_invoke("db.stamp", "--env", "dev", "--from", "staging", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "Nothing was changed" in dry.stdout
+    assert fetch(staging_db, "SELECT name FROM shipshape.environment") == [("staging",)]
     done = run_invoke("db.stamp", "--env", "dev", "--from", "staging", "--yes",
                       "--reason", "staging copy becomes dev", env=env)
     assert done.returncode == 0, done.stderr

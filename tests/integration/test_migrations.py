@@ -1,4 +1,8 @@
-"""The migration engine against real PostgreSQL: history, refusals, errors, locks."""
+"""The migration engine against real PostgreSQL: history, refusals, errors, locks.
+
+The tests on `server_dsn` run on both test servers (the system PostgreSQL and the embedded
+18; see tests/conftest.py): applying, recording, rolling back, and locating errors by the
+server's own positions, which are what could differ between majors."""
 
 from __future__ import annotations
 
@@ -30,18 +34,18 @@ def columns(dsn, table):
             "ORDER BY ordinal_position", [table])]
 
 
-def test_applies_in_order_and_records_history(tmp_path, fresh_dsn, make_target):
+def test_applies_in_order_and_records_history(tmp_path, server_dsn, make_target):
     tree = small_tree(tmp_path / "sql")
-    before, applied = migrate(make_target(fresh_dsn), tree)
+    before, applied = migrate(make_target(server_dsn), tree)
     assert before is None and [m.version for m in applied] == [1, 2]
-    assert history(fresh_dsn) == [(1, "0001_items", True), (2, "0002_item_price", True)]
-    with psycopg.connect(fresh_dsn) as conn:
+    assert history(server_dsn) == [(1, "0001_items", True), (2, "0002_item_price", True)]
+    with psycopg.connect(server_dsn) as conn:
         row = conn.execute("SELECT checksum, source_checksum, applied_by, duration_ms "
                            "FROM shipshape.history WHERE version = 1").fetchone()
-    loaded = migrations.load(tree, make_target(fresh_dsn).env)
+    loaded = migrations.load(tree, make_target(server_dsn).env)
     assert row[0] == loaded[0].checksum and row[1] == loaded[0].source_checksum
     assert "@" in row[2] and row[3] >= 0
-    assert migrate(make_target(fresh_dsn), tree)[1] == []  # second run: nothing to do
+    assert migrate(make_target(server_dsn), tree)[1] == []  # second run: nothing to do
 
 
 def test_migrate_to_stops_at_version(tmp_path, fresh_dsn, make_target):
@@ -73,6 +77,16 @@ def test_missing_rollback_is_refused(tmp_path):
         migrations.discover(tmp_path)
 
 
+def test_unreadable_template_is_refused_naming_it(tmp_path):
+    write_migration(tmp_path, "0001_a", "SELECT 1;", "SELECT 1;")
+    path = tmp_path / "migrations" / "0001_a" / "migrate.sql.j2"
+    path.write_bytes(b"SELECT '\xff\xfe';")  # not UTF-8: it cannot be read as a template
+    with pytest.raises(Refused) as caught:
+        migrations.discover(tmp_path)
+    assert caught.value.exit_code == 3
+    assert f"{path}: cannot be read" in str(caught.value.details)
+
+
 def test_edited_applied_migration_is_refused_with_both_checksums(tmp_path, fresh_dsn, make_target):
     tree = small_tree(tmp_path / "sql")
     target = make_target(fresh_dsn)
@@ -101,51 +115,51 @@ def test_database_ahead_of_code_is_refused(tmp_path, fresh_dsn, make_target):
     assert columns(fresh_dsn, "items") == ["id", "name", "price"]  # nothing was "fixed"
 
 
-def test_sql_error_names_line_and_leaves_nothing_applied(tmp_path, fresh_dsn, make_target):
+def test_sql_error_names_line_and_leaves_nothing_applied(tmp_path, server_dsn, make_target):
     tree = small_tree(tmp_path / "sql")
     write_migration(tree, "0003_broken",
                     "ALTER TABLE items ADD COLUMN colour text;\n\nCREATE INDEX ON items (nope);\n",
                     "-- shipshape:destructive\nALTER TABLE items DROP COLUMN colour;\n")
-    target = make_target(fresh_dsn)
+    target = make_target(server_dsn)
     with pytest.raises(SQLFailed) as caught:
         migrate(target, tree)
     text = str(caught.value)
     assert caught.value.exit_code == 6
     assert "0003_broken" in text and "rendered line 3" in text and '"nope" does not exist' in text
-    assert "colour" not in columns(fresh_dsn, "items")
-    assert [v for v, *_ in history(fresh_dsn)] == [1, 2]
+    assert "colour" not in columns(server_dsn, "items")
+    assert [v for v, *_ in history(server_dsn)] == [1, 2]
 
 
-def test_error_without_position_is_located_by_replay(tmp_path, fresh_dsn, make_target):
+def test_error_without_position_is_located_by_replay(tmp_path, server_dsn, make_target):
     tree = small_tree(tmp_path / "sql")
     write_migration(tree, "0003_dupes",
                     "INSERT INTO items (name) VALUES ('a');\nINSERT INTO items (name) VALUES ('b');\n"
                     "INSERT INTO items (name) VALUES ('a');\n", "DELETE FROM items;")
     # Its undeclared destructive rollback is not about to run: migrating does not parse it.
     with pytest.raises(SQLFailed, match="rendered line 3.*duplicate key"):
-        migrate(make_target(fresh_dsn), tree)
-    with psycopg.connect(fresh_dsn) as conn:
+        migrate(make_target(server_dsn), tree)
+    with psycopg.connect(server_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == 0
 
 
-def test_non_transactional_failure_is_recorded_and_blocks_until_retried(tmp_path, fresh_dsn, make_target):
+def test_non_transactional_failure_is_recorded_and_blocks_until_retried(tmp_path, server_dsn, make_target):
     tree = small_tree(tmp_path / "sql")
     directory = write_migration(
         tree, "0003_index",
         "-- shipshape:no-transaction\nCREATE INDEX CONCURRENTLY items_price_idx ON items (price);\n"
         "CREATE INDEX CONCURRENTLY items_bad_idx ON items (nope);\n",
         "DROP INDEX IF EXISTS items_price_idx;\n")
-    target = make_target(fresh_dsn)
+    target = make_target(server_dsn)
     with pytest.raises(SQLFailed, match="non-transactional"):
         migrate(target, tree)
-    assert history(fresh_dsn)[-1] == (3, "0003_index", False)
+    assert history(server_dsn)[-1] == (3, "0003_index", False)
     with pytest.raises(Refused, match="--retry-failed"):
         migrate(target, tree)
     (directory / "migrate.sql.j2").write_text(
         "-- shipshape:no-transaction\n"
         "CREATE INDEX CONCURRENTLY IF NOT EXISTS items_price_idx ON items (price);\n")
     migrate(target, tree, retry_failed=True)
-    assert history(fresh_dsn)[-1] == (3, "0003_index", True)
+    assert history(server_dsn)[-1] == (3, "0003_index", True)
 
 
 def test_lock_timeout_retries_then_names_the_holder(tmp_path, fresh_dsn, make_target):
@@ -184,21 +198,21 @@ def test_advisory_lock_waiter_times_out_naming_the_holder(fresh_dsn, make_target
     holder.close()
 
 
-def test_rollback_to_version_and_destructive_refusal(tmp_path, fresh_dsn, make_target):
+def test_rollback_to_version_and_destructive_refusal(tmp_path, server_dsn, make_target):
     tree = small_tree(tmp_path / "sql")
-    target = make_target(fresh_dsn)
+    target = make_target(server_dsn)
     migrate(target, tree)
-    prod_like = make_target(fresh_dsn, "staging")
+    prod_like = make_target(server_dsn, "staging")
     loaded = migrations.load(tree, prod_like.env)
     with db.connect(prod_like) as conn:
         with pytest.raises(Refused, match="forbids destructive"):
             migrations.rollback(conn, prod_like.env, loaded, 1)
-    assert columns(fresh_dsn, "items") == ["id", "name", "price"]
+    assert columns(server_dsn, "items") == ["id", "name", "price"]
     with db.connect(target) as conn:
         done = migrations.rollback(conn, target.env, migrations.load(tree, target.env), 1)
     assert [m.version for m in done] == [2]
-    assert columns(fresh_dsn, "items") == ["id", "name"]
-    assert [v for v, *_ in history(fresh_dsn)] == [1]
+    assert columns(server_dsn, "items") == ["id", "name"]
+    assert [v for v, *_ in history(server_dsn)] == [1]
 
 
 def test_undeclared_destructive_statement_is_refused_when_it_is_about_to_run(tmp_path):
@@ -223,6 +237,18 @@ def test_unparsable_sql_is_bad_input_naming_its_line(tmp_path):
     env = load_environment("local", config_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"0001_a/migrate.sql.j2:3 .*not valid PostgreSQL"):
         migrations.check_declared(migrations.load(tmp_path, env), env)
+
+
+def test_undeclared_destructive_migration_is_refused_before_anything_runs(
+        tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    write_migration(tree, "0003_drop", "ALTER TABLE items DROP COLUMN price;", "SELECT 1;")
+    with pytest.raises(Refused, match="0003_drop.*does not declare") as caught:
+        migrate(make_target(fresh_dsn), tree)
+    assert caught.value.exit_code == 3
+    with psycopg.connect(fresh_dsn) as conn:  # refused while planning: nothing was written
+        assert conn.execute("SELECT to_regclass('shipshape.history')").fetchone()[0] is None
+        assert conn.execute("SELECT to_regclass('items')").fetchone()[0] is None
 
 
 @pytest.mark.parametrize("sql_text,destructive", [
@@ -250,3 +276,15 @@ def test_destructive_detection(tmp_path, sql_text, destructive):
             migrations.check_declared(loaded, env)
     else:
         migrations.check_declared(loaded, env)
+
+
+def test_a_template_error_stops_migrate_before_it_writes_anything(tmp_path, fresh_dsn, make_target):
+    tree = small_tree(tmp_path / "sql")
+    write_migration(tree, "0003_bad", "SELECT 1;\nGRANT SELECT ON items TO {{ env.app_rol }};\n",
+                    "SELECT 1;")
+    with pytest.raises(ConfigError, match="0003_bad/migrate.sql.j2:2") as caught:
+        migrate(make_target(fresh_dsn), tree)  # rendered while planning, before the first write
+    assert caught.value.exit_code == 5
+    with psycopg.connect(fresh_dsn) as conn:
+        assert conn.execute("SELECT to_regclass('shipshape.history')").fetchone()[0] is None
+        assert conn.execute("SELECT to_regclass('items')").fetchone()[0] is None

@@ -147,12 +147,6 @@ def _parse_columns(spec: str) -> list[tuple[str, str, bool]]:
 
 # --- servers, databases, environments --------------------------------------------------
 
-def server_dsn(request, server: str) -> str:
-    """The admin DSN of a test server: "pg15" is the system server (conftest's admin_dsn),
-    "pg18" the embedded PostgreSQL 18 that `local` and shadow databases use."""
-    return request.getfixturevalue("admin_dsn" if server == "pg15" else "embedded_admin_dsn")
-
-
 def distinct_renderings() -> list[str]:
     """One env per distinct rendering of the migrations (local stands for dev and staging
     while they render the same SQL); every env if rendering fails here, so that the
@@ -290,14 +284,14 @@ def test_migrations_render_with_another_app_role():
 # --- applying, checking the schema, rolling back -----------------------------------------
 
 @pytest.mark.parametrize(("server", "env_name"), [
-    *(("pg15", name) for name in KNOWN_ENVS),
-    *(("pg18", name) for name in distinct_renderings()),
-])
-def test_migrations_apply_and_roll_back(request, server, env_name):
-    """All migrations on a fresh database: every env on PostgreSQL 15, and each distinct
-    rendering on the embedded PostgreSQL 18."""
+    *(("system", name) for name in KNOWN_ENVS),
+    *(("embedded", name) for name in distinct_renderings()),
+], indirect=["server"])
+def test_migrations_apply_and_roll_back(server, env_name):
+    """All migrations on a fresh database: every env on the system PostgreSQL (15), and
+    each distinct rendering on the embedded PostgreSQL 18 (conftest's `server`)."""
     env = environment(env_name)
-    with scratch_database(server_dsn(request, server)) as dsn, psycopg.connect(dsn) as conn:
+    with scratch_database(server.admin_dsn) as dsn, psycopg.connect(dsn) as conn:
         loaded = migrate_all(conn, env)
         recorded = history.read_history(conn)
         assert sorted(recorded) == [m.version for m in loaded]

@@ -1,5 +1,7 @@
 """Verify and baseline against real PostgreSQL: findings from each source, the shadow
-database and its cache, and adopting a hand-made database only after proof."""
+database and its cache, and adopting a hand-made database only after proof. The tests on
+`server_dsn` run on both test servers (tests/conftest.py): every source of findings, on
+each server's catalog."""
 
 from __future__ import annotations
 
@@ -30,13 +32,13 @@ def tree(tmp_path):
     return small_tree(tmp_path / "sql")
 
 
-def test_clean_after_deploy_then_each_source_reports(fresh_dsn, make_target, tree, cache_dir):
-    target = make_target(fresh_dsn, "dev")
+def test_clean_after_deploy_then_each_source_reports(server_dsn, make_target, tree, cache_dir):
+    target = make_target(server_dsn, "dev")
     pipeline.deploy(target, tree)
     assert run_verify(target, tree) == []
     write_migration(tree, "0003_note", "ALTER TABLE items ADD COLUMN note text;",
                     "-- shipshape:destructive\nALTER TABLE items DROP COLUMN note;")
-    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM items WHERE name = 'pear'")
         conn.execute("INSERT INTO items (name, price) VALUES ('rotten', -2)")
         conn.execute("ALTER TABLE items ALTER COLUMN name DROP NOT NULL")
@@ -48,14 +50,14 @@ def test_clean_after_deploy_then_each_source_reports(fresh_dsn, make_target, tre
     assert "1 of 2" in by_code["SEED_MISSING"].message and "pear" in by_code["SEED_MISSING"].message
     assert "rotten" in by_code["CHECK_FAILED"].message and by_code["CHECK_FAILED"].fix == "correct the price"
     # verify never writes: the data it complained about is still there
-    with psycopg.connect(fresh_dsn) as conn:
+    with psycopg.connect(server_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM items WHERE name = 'rotten'").fetchone()[0] == 1
 
 
-def test_missing_table_and_unknown_history(fresh_dsn, make_target, tree, cache_dir):
-    target = make_target(fresh_dsn, "dev")
+def test_missing_table_and_unknown_history(server_dsn, make_target, tree, cache_dir):
+    target = make_target(server_dsn, "dev")
     pipeline.deploy(target, tree)
-    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
         conn.execute("DROP TABLE items")
         conn.execute("INSERT INTO shipshape.history (version, name, checksum, source_checksum, applied_by, success) "
                      "VALUES (9, '0009_future', 'x', 'y', 'someone', true)")

@@ -118,3 +118,38 @@ def test_a_fleet_run_on_a_terminal_draws_a_live_table_of_the_databases_under_way
     watcher.finish(run)
     assert watcher.live is None
     assert "✓ a  deployed" in stream.getvalue()
+
+
+def test_progress_off_a_terminal_and_tables_import_no_rich():
+    import subprocess
+    import sys
+
+    code = ("import io, sys\n"
+            "from shipshape.console import ConsoleProgress, print_table\n"
+            "p = ConsoleProgress(io.StringIO())\n"
+            "with p.step('migrate') as s:\n    s.note('1 ms')\n"
+            "p.info('note')\n"
+            "print_table('t', ['a', 'b'], [['1', None]], io.StringIO())\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))\n")
+    env = {"PATH": "/usr/bin:/bin"}  # no FORCE_COLOR or TTY_COMPATIBLE from the caller
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_table_is_aligned_plain_text_and_redacted():
+    from shipshape.console import print_table
+    from shipshape.secrets import register_secret
+
+    register_secret("s3cret-in-a-cell")
+    stream = io.StringIO()
+    print_table("title", ["version", "detail"],
+                [["0001", "ok"], ["0002", "dsn postgresql://u:s3cret-in-a-cell@h/db"], ["3", None]],
+                stream)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "title"
+    assert lines[1] == "version  detail"
+    assert lines[2] == "-------  " + "-" * max(len(line) - 9 for line in lines[3:])
+    assert lines[3] == "0001     ok" and lines[5] == "3"
+    assert "s3cret-in-a-cell" not in stream.getvalue()

@@ -20,12 +20,13 @@ def test_only_the_history_statements_write_history_rows():
                         re.IGNORECASE)
     writers = sorted(str(p.relative_to(PACKAGE)) for p, text in
                      _sources(".py", ".sql", ".j2").items() if writes.search(text))
-    assert writers == ["queries/history_delete.sql", "queries/history_insert.sql"]
+    assert writers == ["queries/history_delete.sql", "queries/history_insert.sql",
+                       "queries/history_rerecord.sql"]
 
 
 def test_only_engine_history_runs_them():
     users = sorted(str(p.relative_to(PACKAGE)) for p, text in _sources(".py").items()
-                   if re.search(r"['\"]history_(insert|delete)['\"]", text))
+                   if re.search(r"['\"]history_(insert|delete|rerecord)['\"]", text))
     assert users == ["engine/history.py"]
 
 

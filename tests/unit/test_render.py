@@ -26,6 +26,22 @@ def test_undefined_setting_names_file_and_line(tree):
     assert "app_rol" in str(caught.value)
 
 
+def test_a_bad_argument_to_a_macro_names_the_call_not_the_macro(tree):
+    """The misspelt setting fails inside shipshape's macros.sql.j2; the line to fix is the
+    call in the migration."""
+    with pytest.raises(ConfigError) as caught:
+        render(tree, "SELECT 1;\n\n{{ create_index('i', 't', env.colums) }}\n")
+    assert f"{tree / 't.sql.j2'}:3: template error" in str(caught.value)
+    assert "macros.sql.j2" not in str(caught.value)
+
+
+def test_an_error_of_python_in_a_template_is_bad_input_not_a_traceback(tree):
+    with pytest.raises(ConfigError) as caught:
+        render(tree, "SELECT 1;\nSELECT {{ 1 // 0 }};\n")
+    assert caught.value.exit_code == 5
+    assert f"{tree / 't.sql.j2'}:2: template error" in str(caught.value)
+
+
 def test_syntax_error_names_file_and_line(tree):
     with pytest.raises(ConfigError) as caught:
         render(tree, "SELECT 1;\n{% if env.concurrent_indexes %}\nSELECT 2;\n")

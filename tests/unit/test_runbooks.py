@@ -65,8 +65,10 @@ def shipped():
 def test_the_shipped_runbooks_load_in_priority_order():
     books = shipped()
     assert [b.id for b in books] == [
-        "database-unreachable", "blocking-session", "ahead-of-code", "failed-migration",
-        "hand-made-schema", "migrations-not-applied", "data-integrity", "schema-drift",
+        "database-unreachable", "blocking-session", "ahead-of-code", "edited-migration",
+        "failed-migration",
+        "hand-made-schema", "migrations-not-applied", "data-integrity", "delete-orphans",
+        "schema-drift",
         "models-missing", "app-not-ready"]
     for b in books:
         assert b.path.stem == b.id and b.symptoms and b.escalate_when
@@ -120,7 +122,9 @@ def test_each_step_kind_is_one_module_and_the_registry_holds_them_all():
                 defined[info.name] = value
     assert defined == runbooks.STEP_KINDS
     assert list(runbooks.STEP_KINDS) == [
-        "migrate", "seed", "baseline", "rollback", "fix", "reapply", "restore", "terminate"]
+        "migrate", "seed", "baseline", "complete", "rollback", "fix", "reapply", "restore",
+        "rerecord",
+        "terminate"]
 
 
 @pytest.mark.parametrize("env_name", KNOWN_ENVS)
@@ -343,3 +347,19 @@ def test_a_report_is_markdown_and_json_without_secrets(tmp_path):
     assert "| 1 | seed | seed | done | 12 ms |" in md and "| reason | because |" in md
     runbooks.write_reports(result, tmp_path)  # same second: a second file, not over it
     assert result.report_md.name == "20251017T030000Z-models-missing-dev-run7-2.md"
+
+
+def test_doctor_never_routes_to_a_manual_runbook():
+    from shipshape.engine.findings import Finding
+    from shipshape.ops import triage
+
+    books = shipped()
+    manual = [b for b in books if b.manual]
+    assert [b.id for b in manual] == ["delete-orphans"]
+    orphans = Finding("CHECK_FAILED", "error", "check orphaned_avatars", "x", "y")
+    assert [b.id for b in runbooks.assign([orphans], books)] == ["data-integrity"]
+    # even alone, a manual runbook gets nothing: doctor then names doctor's own fixes
+    assert runbooks.assign([orphans], manual) == [None]
+    route = triage.route([orphans], "dev", runbooks=books)
+    assert route.command == "invoke runbook.run data-integrity --env dev"
+    assert triage.route([orphans], "dev", runbooks=manual).command == "invoke doctor --env dev"

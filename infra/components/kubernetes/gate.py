@@ -1,5 +1,5 @@
 """The kubernetes platform's migration gate: a Job that runs shipshape's own deploy,
-`invoke deploy --env <profile>` (preflight -> lock -> migrate -> seed -> verify -> record),
+`invoke deploy --env <stack>` (preflight -> lock -> migrate -> seed -> verify -> record),
 inside the cluster, where the database is reachable, from the tools image
 (infra/gate.Dockerfile: shipshape, its tasks and the SQL tree; built in dev, promoted by
 digest like the app image, or shipshape:gate_image). The app image cannot run it: app/
@@ -58,7 +58,8 @@ STATE_DIR = "/tmp/shipshape"   # verify's shadow-snapshot cache: on the writable
 
 
 def settings_env(cfg: StackConfig) -> list[dict]:
-    """The env's settings as SHIPSHAPE_<SETTING> variables: highest precedence in the tasks."""
+    """The env's settings as SHIPSHAPE_<SETTING> variables: highest precedence in the tasks;
+    and its profile as SHIPSHAPE_PROFILE, since the image holds no stack file to declare it."""
     context = cfg.env.context()
     context.pop("name", None)
     context["app_url"] = ""  # the app starts after the gate; deploy's app gate is skipped
@@ -137,11 +138,10 @@ class MigrationGate(pulumi.ComponentResource):
                         "securityContext": pod_security(),
                         **({"imagePullSecrets": [{"name": cfg.image_pull_secret}]}
                            if cfg.image_pull_secret else {}),
-                        "initContainers": [step("deploy", ["invoke", "deploy", "--env", cfg.profile])],
+                        "initContainers": [step("deploy", ["invoke", "deploy", "--env", cfg.stack])],
                         "containers": [step(
                             "app-login", ["python", "-m", "shipshape.pulumi_gate.gate", "app-login"],
-                            [{"name": "SHIPSHAPE_PROFILE", "value": cfg.profile},
-                             secret_env("APP_DB_PASSWORD", secret_name)])],
+                            [secret_env("APP_DB_PASSWORD", secret_name)])],
                         "volumes": [tmp],
                     },
                 },

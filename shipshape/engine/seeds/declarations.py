@@ -6,7 +6,7 @@ each with its file, field and line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,21 +26,30 @@ MAX_IDENTIFIER = 63
 @dataclass(frozen=True)
 class Declaration:
     """A validated seed file, before an env is chosen: its rows as declared, the envs it
-    is for (None: every env) and, per env name, the rows it overrides."""
+    is for (None: every env) and, per env name, the rows it overrides. The names are
+    profiles: a stack such as eu-prod gets what the file says for prod."""
 
     seed: Seed
     envs: tuple[str, ...] | None
     overrides: dict  # env name -> tuple of override dicts
+    override_lines: dict = field(default_factory=dict)  # env name -> their Seed.lines
 
     def applies_to(self, env: Environment) -> bool:
-        return self.seed.set in env.seed_sets and (self.envs is None or env.name in self.envs)
+        return self.seed.set in env.seed_sets and (self.envs is None or env.profile in self.envs)
 
     def for_env(self, env_name: str) -> Seed:
         """The seed with env_name's overrides merged into its rows."""
         seed = self.seed
-        changes = {seed.key_of(o): o for o in self.overrides.get(env_name, ())}
+        entries = self.overrides.get(env_name, ())
+        changes = {seed.key_of(o): o for o in entries}
+        changed_lines = {seed.key_of(o): lines for o, lines
+                         in zip(entries, self.override_lines.get(env_name, ()), strict=False)}
+        lines = tuple({**lines, **{c: changed_lines.get(seed.key_of(row), {}).get(c)
+                                   for c in changes.get(seed.key_of(row), {})
+                                   if c not in seed.key}}
+                      for row, lines in zip(seed.rows, seed.lines, strict=False))
         return replace(seed, rows=tuple({**row, **changes.get(seed.key_of(row), {})}
-                                        for row in seed.rows))
+                                        for row in seed.rows), lines=lines)
 
 
 def load(sql_dir: Path | str, env: Environment) -> list[Seed]:
@@ -56,7 +65,7 @@ def load(sql_dir: Path | str, env: Environment) -> list[Seed]:
     chosen = [d for d in declared if d.applies_to(env)]
     problems += _overlaps(chosen, env)
     _raise_problems(problems)
-    return [d.for_env(env.name) for d in chosen]
+    return [d.for_env(env.profile) for d in chosen]
 
 
 def _raise_problems(problems: list[str]) -> None:
@@ -92,10 +101,21 @@ def parse(path: Path) -> tuple[Declaration | None, list[str]]:
     if problems:
         return None, problems
     return Declaration(
-        seed=Seed(path=path, table=table, key=tuple(key), set=seed_set, rows=tuple(clean_rows)),
+        seed=Seed(path=path, table=table, key=tuple(key), set=seed_set, rows=tuple(clean_rows),
+                  lines=_lines(document.get("rows"))),
         envs=tuple(envs) if envs is not None else None,
         overrides=clean_overrides,
+        override_lines={env: _lines(entries) for env, entries
+                        in (document.get("overrides") or {}).items()
+                        if env in clean_overrides},
     ), []
+
+
+def _lines(entries) -> tuple[dict, ...]:
+    """Where each mapping of a (valid) rows or overrides list and each of its keys stands."""
+    return tuple({None: getattr(entry, "line", None),
+                  **{column: entry.line_of(column) for column in entry}}
+                 if isinstance(entry, yamlfile.Mapping) else {} for entry in entries or ())
 
 
 def _check_fields(document: dict, problem) -> None:

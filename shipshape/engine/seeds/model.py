@@ -20,6 +20,9 @@ class Seed:
     key: tuple[str, ...]
     set: str
     rows: tuple[dict, ...]
+    # Per row, where each value stands in the file: column -> line, and None -> the
+    # row's own line (an override's line for the values it replaces). For messages only.
+    lines: tuple[dict, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -30,6 +33,12 @@ class Seed:
 
     def describe_key(self, key: tuple) -> str:
         return describe_key(key)
+
+    def where(self, index: int, column: str | None = None) -> str:
+        """`file:line` of row `index` (of its `column` when given), for messages."""
+        lines = self.lines[index] if index < len(self.lines) else {}
+        line = lines.get(column) or lines.get(None)
+        return f"{self.path}:{line}" if line else f"{self.path}: rows[{index}]"
 
 
 @dataclass

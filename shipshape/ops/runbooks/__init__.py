@@ -28,7 +28,7 @@ The package, a module per concept:
 """
 
 from shipshape.ops.runbooks.book import Matcher, Runbook, Step, assign, command, get
-from shipshape.ops.runbooks.display import render_plan, render_result
+from shipshape.ops.runbooks.display import final_message, render_plan, render_result
 from shipshape.ops.runbooks.guide import DOCS_PATH, render_book, render_docs
 from shipshape.ops.runbooks.incident_reports import write_reports
 from shipshape.ops.runbooks.loading import (
@@ -47,6 +47,6 @@ from shipshape.paths import reports_root
 __all__ = [
     "DOCS_PATH", "FIELDS", "FIXES_DIR", "REQUIRED", "RUNBOOKS_DIR", "STEP_FIELDS", "STEP_KINDS",
     "Arg", "Matcher", "PlannedStep", "RunResult", "Runbook", "Step", "StepKind", "assign",
-    "command", "default_dir", "get", "load", "render_book", "render_docs", "render_plan",
+    "command", "default_dir", "final_message", "get", "load", "render_book", "render_docs", "render_plan",
     "render_result", "reports_root", "run", "write_reports",
 ]

@@ -56,6 +56,9 @@ class Runbook:
     escalate_to: str
     incidents: tuple[str, ...] = ()
     path: Path | None = None
+    # Run only when an operator names it (a destructive last resort): doctor never routes
+    # a finding to it, and run treats the findings it detects as its own.
+    manual: bool = False
 
     def triggered_by(self, finding) -> bool:
         return any(m.matches(finding) for m in self.detects)
@@ -83,9 +86,10 @@ def assign(findings: list, runbooks: list[Runbook]) -> list[Runbook | None]:
 
     A runbook is triggered when a finding matches its `detects`. Each finding goes to the
     first triggered runbook (by priority) that detects or `also_clears` it: a missing
-    table's failing checks go with the migrations that create the table.
+    table's failing checks go with the migrations that create the table. A manual runbook
+    gets none: only an operator who names it runs it.
     """
-    ordered = sorted(runbooks, key=lambda b: (b.priority, b.id))
+    ordered = sorted((b for b in runbooks if not b.manual), key=lambda b: (b.priority, b.id))
     triggered = [b for b in ordered if any(b.triggered_by(f) for f in findings)]
     return [next((b for b in triggered if b.clears(f)), None) for f in findings]
 

@@ -1,7 +1,7 @@
 """Who must confirm a run's changes, and how.
 
 `local` asks on a terminal; without one (CI) only --yes confirms. Outside `local` every
-change needs --yes, and prod also --reason "...". Ending a session always needs --yes,
+change needs --yes, and every env of the prod profile also --reason "...". Ending a session always needs --yes,
 and a step that deletes data runs only where the env allows destructive statements.
 Every refusal is Refused (exit 3), before anything changed.
 """
@@ -35,10 +35,15 @@ def _check_rules(result: RunResult, book: Runbook, env: Environment,
                  active: list[PlannedStep], *, yes: bool) -> None:
     """What no answer on a terminal replaces: prod's reason, the env's permission to
     delete, --yes to end a session."""
-    if env.name == "prod" and not result.reason:
-        raise Refused(f"prod: `--reason \"...\"` is required to run {book.id}; it is recorded "
+    if env.is_prod and not result.reason:
+        raise Refused(f"{env.name}: `--reason \"...\"` is required to run {book.id}; it is recorded "
                       f"in shipshape.runbook_runs and the report. Nothing was changed.")
     _check_destructive(env, [s for s in active if s.destructive])
+    needs_reason = [s for s in active if s.needs_reason]
+    if needs_reason and not result.reason:
+        raise Refused(f"Step(s) {', '.join(s.step.id for s in needs_reason)} rewrite what "
+                      f"shipshape.history says: rerun with `--reason \"...\"` (it is recorded "
+                      f"in the history row). Nothing was changed.")
     needs_yes = [s for s in active if s.needs_yes]
     if needs_yes and not yes:
         raise Refused(f"Step(s) {', '.join(s.step.id for s in needs_yes)} end other sessions "
@@ -57,7 +62,7 @@ def _check_destructive(env: Environment, destructive: list[PlannedStep]) -> None
 def _ask(result: RunResult, book: Runbook, env: Environment, active: list[PlannedStep],
          confirm: Ask | None) -> None:
     """Without --yes: only local asks, and only on a terminal."""
-    flag = ' --yes --reason "..."' if env.name == "prod" else " --yes"
+    flag = ' --yes --reason "..."' if env.is_prod else " --yes"
     if not env.is_local:
         raise Refused(f"{env.name}: the plan above changes the database; review it, then rerun "
                       f"with{flag}. Nothing was changed.")

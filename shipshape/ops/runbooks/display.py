@@ -43,6 +43,8 @@ def _what_runs(s: PlannedStep) -> list[str]:
         lines.append("     DESTRUCTIVE: deletes the rows shown below")
     if s.needs_yes:
         lines.append("     needs --yes")
+    if s.needs_reason:
+        lines.append('     needs --reason "..." (recorded in shipshape.history)')
     if s.preview:
         lines += ["     " + line for line in _rows_text(s.preview, s.preview_total)]
     lines.append(f"     sql (sha256 {s.sha256}):")
@@ -58,15 +60,23 @@ def _rows_text(rows: list[dict], total: int) -> list[str]:
     return out
 
 
-def render_result(result: RunResult) -> str:
+def render_result(result: RunResult, *, message: bool = True) -> str:
+    """The run's steps as they ended; with message, its final message and report too
+    (the task prints those once, on stderr, and the steps on stdout)."""
     lines = [f"{result.runbook}: {result.outcome}"]
     for s in result.steps:
         took = f" {s.duration_ms} ms" if s.status in ("done", "failed") else ""
         what = s.detail or s.skip or s.done_before or s.status
         lines.append(f"  {_STATUS.get(s.status, '?')} {s.position}. {s.step.id}{took}  "
                      f"{one_line(what)[:300]}")
-    if result.message:
-        lines.append(result.message)
+    if message:
+        lines += final_message(result).splitlines()
+    return redact("\n".join(lines)) + "\n"
+
+
+def final_message(result: RunResult) -> str:
+    """The one paragraph that ends a run: what happened, what to run next, the report."""
+    lines = [result.message] if result.message else []
     if result.report_md:
         lines.append(f"report: {result.report_md} (and {result.report_json.name})")
-    return redact("\n".join(lines)) + "\n"
+    return redact("\n".join(lines))

@@ -16,7 +16,7 @@ from shipshape.ops.runbooks.steps import STEP_KINDS, StepKind
 RUNBOOKS_DIR = "runbooks"
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
-FIELDS = ("id", "title", "summary", "incidents", "priority", "symptoms", "detects",
+FIELDS = ("id", "title", "summary", "incidents", "priority", "manual", "symptoms", "detects",
           "also_clears", "steps", "verify", "escalate")
 REQUIRED = ("id", "title", "summary", "priority", "symptoms", "detects", "steps", "escalate")
 STEP_FIELDS = ("id", "do", "why")
@@ -96,12 +96,15 @@ def _parse(path: Path, codes: dict, sql_dir: Path | None) -> tuple[Runbook | Non
     steps = _steps(doc, problem, sql_dir)
     absent, verify_why = _verify(doc, steps, codes, problem)
     when, to = _escalate(doc, problem)
+    manual = doc.get("manual", False)
+    if not isinstance(manual, bool):
+        problem("manual", f"must be true or false, got {manual!r}", doc)
     if problems:
         return None, problems
     return Runbook(id=book_id, title=title, summary=summary, priority=priority,
                    symptoms=symptoms, detects=detects, also_clears=also, steps=steps,
                    verify_absent=absent, verify_why=verify_why, escalate_when=when,
-                   escalate_to=to, incidents=incidents, path=path), []
+                   escalate_to=to, incidents=incidents, path=path, manual=manual), []
 
 
 def _check_fields(doc: dict, problem: Problem) -> None:

@@ -38,6 +38,7 @@ from shipshape.text import listing
 if TYPE_CHECKING:
     import psycopg
 
+    from shipshape.engine.tree import Tree
     from shipshape.ops.doctor import Diagnosis
     from shipshape.ops.triage import Group
     from shipshape.progress import Progress
@@ -58,28 +59,27 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
     confirm: callable(question) -> bool, or None when there is no terminal to ask on
     (then only --yes confirms). show: callable(text), to print the plan before confirming.
     """
-    from shipshape.engine import history, migrations
-    from shipshape.engine.render import Renderer
+    from shipshape.engine import history, tree
 
     request = _request(target, Path(sql_dir), name, runbooks=runbooks, runbooks_dir=runbooks_dir,
                        long_transaction=long_transaction, progress=progress,
                        reports_dir=reports_dir, app_check=app_check,
-                       command_options=command_options)
+                       command_options=command_options, dry_run=dry_run)
     book, env = request.book, request.env
     result = _new_result(request, reason)
-    renderer = Renderer(request.sql_dir, env)
-    loaded = migrations.load(request.sql_dir, env, renderer)
+    code = tree.load(request.sql_dir, env)  # once: both diagnoses and every step read it
     with ExitStack() as held:
         conn = _connect(held, request, dry_run=dry_run)
-        diagnosis = _detect(request, result)
+        diagnosis = _detect(request, result, code)
         if not result.mine:
             return _nothing_to_do(result, book, diagnosis, conn, dry_run)
         if book.escalate_only:
             raise _escalate(request, result)
         ctx = Context(book=book, target=target, sql_dir=request.sql_dir, conn=conn,
-                      renderer=renderer, loaded=loaded, diagnosis=diagnosis,
+                      renderer=code.renderer, loaded=code.migrations, diagnosis=diagnosis,
                       history=dict(history.read_history(conn)), progress=request.progress,
-                      operator=result.operator, rerun=request.command_for(book))
+                      operator=result.operator, rerun=request.command_for(book),
+                      reason=result.reason or "")
         unfinished, done = open_run(conn, book.id, env.name)
         _plan(request, ctx, result, done)
         (show or _show_nothing)(render_plan(result, book))
@@ -90,7 +90,7 @@ def run(target: Target, sql_dir: Path | str, name: str, *, runbooks: list[Runboo
         _confirm(result, book, env, yes=yes, confirm=confirm)
         ctx.record = start_run(conn, result, unfinished)
         _execute(request, ctx, result)
-        return _verify(request, ctx, result)
+        return _verify(request, ctx, result, code)
 
 
 def _show_nothing(text: str) -> None:
@@ -112,6 +112,7 @@ class _Request:
     reports_dir: Path | str | None
     app_check: Callable | None
     command_options: dict
+    dry_run: bool = False
 
     @property
     def env(self) -> Environment:
@@ -129,7 +130,8 @@ class _Request:
 
 
 def _request(target: Target, sql_dir: Path, name: str, *, runbooks, runbooks_dir,
-             long_transaction, progress, reports_dir, app_check, command_options) -> _Request:
+             long_transaction, progress, reports_dir, app_check, command_options,
+             dry_run: bool = False) -> _Request:
     from shipshape.ops import doctor
     from shipshape.progress import Progress
 
@@ -138,7 +140,7 @@ def _request(target: Target, sql_dir: Path, name: str, *, runbooks, runbooks_dir
     return _Request(target=target, sql_dir=sql_dir, runbooks=runbooks, book=get(runbooks, name),
                     long_transaction=long_transaction or doctor.DEFAULT_LONG_TRANSACTION,
                     progress=progress, reports_dir=reports_dir, app_check=app_check,
-                    command_options=dict(command_options or {}))
+                    command_options=dict(command_options or {}), dry_run=dry_run)
 
 
 def _new_result(request: _Request, reason: str | None) -> RunResult:
@@ -187,13 +189,14 @@ def _close(conn: psycopg.Connection) -> None:
 
 # --- detect -----------------------------------------------------------------------------------
 
-def _diagnose(request: _Request) -> tuple[Diagnosis, list[Group]]:
+def _diagnose(request: _Request, code: Tree) -> tuple[Diagnosis, list[Group]]:
     """Doctor on the target, its findings grouped by the runbook that fixes them."""
     from shipshape.ops import doctor, triage
 
     diagnosis = doctor.diagnose(request.target, request.sql_dir,
                                 long_transaction=request.long_transaction,
-                                progress=request.progress, app_check=request.app_check)
+                                progress=request.progress, app_check=request.app_check,
+                                code=code)
     return diagnosis, triage.group(diagnosis.findings, request.runbooks,
                                    command=request.command_for)
 
@@ -204,14 +207,15 @@ def _others(groups: list[Group], book: Runbook) -> list[tuple[str, str]]:
             if g.runbook is not None and g.runbook.id != book.id]
 
 
-def _detect(request: _Request, result: RunResult) -> Diagnosis:
+def _detect(request: _Request, result: RunResult, code: Tree) -> Diagnosis:
     from shipshape.ops import triage
 
     book = request.book
     result.event(f"detect: doctor on {request.target.describe()}")
-    diagnosis, groups = _diagnose(request)
+    diagnosis, groups = _diagnose(request, code)
     result.findings_before = triage.tagged(groups)
-    result.mine = [f for f in result.findings_before if f.runbook == book.id]
+    result.mine = [f for f in result.findings_before
+                   if f.runbook == book.id or (book.manual and book.triggered_by(f))]
     result.next = _others(groups, book)
     result.event(f"detected {len(diagnosis.findings)} finding(s), {len(result.mine)} for "
                  f"{book.id}")
@@ -247,7 +251,7 @@ def _escalate(request: _Request, result: RunResult) -> ShipshapeError:
     result.message = (f"{book.title}: this runbook fixes nothing by itself; it "
                       f"escalates. {_escalation_text(book)}")
     result.event("escalated: no step can fix this safely")
-    return _finish_error(result, Refused(result.message), request.reports_dir)
+    return _finish_error(result, Refused(result.message), request)
 
 
 # --- plan -------------------------------------------------------------------------------------
@@ -261,7 +265,7 @@ def _plan(request: _Request, ctx: Context, result: RunResult, done: dict[str, di
         result.outcome, result.exit_code = "escalated", exc.exit_code
         result.message = f"Planning {book.id} stopped: {exc}"
         result.event(f"plan refused: {exc.message}")
-        raise _finish_error(result, exc, request.reports_dir, escalate=book) from None
+        raise _finish_error(result, exc, request, escalate=book) from None
     result.event("plan: " + "; ".join(
         f"{s.step.id}: {s.done_before or s.skip or s.summary}" for s in result.steps))
 
@@ -371,7 +375,7 @@ def _step_failed(request: _Request, ctx: Context, result: RunResult, planned: Pl
                       f"{_escalation_text(ctx.book)}")
     exc.message = f"{exc.message}\n{result.message}"
     exc.args = (exc.message,)
-    return _finish_error(result, exc, request.reports_dir)
+    return _finish_error(result, exc, request)
 
 
 def _record_failed(ctx: Context, planned: PlannedStep) -> None:
@@ -388,13 +392,13 @@ def _record_failed(ctx: Context, planned: PlannedStep) -> None:
 
 # --- verify and report ------------------------------------------------------------------------
 
-def _verify(request: _Request, ctx: Context, result: RunResult) -> RunResult:
+def _verify(request: _Request, ctx: Context, result: RunResult, code: Tree) -> RunResult:
     """Doctor again: none of the runbook's verify.absent may remain."""
     from shipshape.ops import triage
 
     book = request.book
     result.event("verify: doctor again")
-    after, groups = _diagnose(request)
+    after, groups = _diagnose(request, code)
     result.findings_after = triage.tagged(groups)
     result.next = _others(groups, book)
     remaining = [f for f in after.findings if any(m.matches(f) for m in book.verify_absent)]
@@ -407,13 +411,17 @@ def _unresolved(request: _Request, ctx: Context, result: RunResult,
                 remaining: list) -> ShipshapeError:
     book = request.book
     result.outcome, result.exit_code = "unresolved", ProblemsFound.exit_code
+    # What is left may now belong to another runbook (a dropped parent table re-created
+    # empty: its foreign keys wait for data-integrity to restore the parents): name it.
+    mine = {(f.code, f.object) for f in result.findings_after if f.runbook == book.id}
+    handed_on = result.next and not any((f.code, f.object) in mine for f in remaining)
     result.message = (f"{book.id} ran every step, but verify still finds "
                       f"{listing([f'{f.code} {f.object}' for f in remaining])}. "
-                      f"{_escalation_text(book)}")
+                      + (f"They now belong to runbook {result.next[0][0]}: run "
+                         f"`{result.next[0][1]}`." if handed_on else _escalation_text(book)))
     result.event("verify: still found " + ", ".join(f.code for f in remaining))
     finish_run(ctx.conn, result, "unresolved")
-    return _finish_error(result, ProblemsFound(result.message, findings=remaining),
-                         request.reports_dir)
+    return _finish_error(result, ProblemsFound(result.message, findings=remaining), request)
 
 
 def _fixed(request: _Request, ctx: Context, result: RunResult) -> RunResult:
@@ -422,8 +430,7 @@ def _fixed(request: _Request, ctx: Context, result: RunResult) -> RunResult:
     others = len(result.findings_after)
     result.message = (f"{book.id}: fixed; verify finds none of "
                       f"{', '.join(str(m) for m in book.verify_absent)}."
-                      + (f" {others} other finding(s) remain: run "
-                         f"{' then '.join(f'`{c}`' for _, c in result.next)}"
+                      + (f" {others} other finding(s) remain; next: `{result.next[0][1]}`."
                          if others and result.next else
                          f" {others} other finding(s) remain (see doctor)." if others
                          else " Verify is clean."))
@@ -433,14 +440,15 @@ def _fixed(request: _Request, ctx: Context, result: RunResult) -> RunResult:
     return result
 
 
-def _finish_error(result: RunResult, exc: ShipshapeError, reports_dir, *,
+def _finish_error(result: RunResult, exc: ShipshapeError, request: _Request, *,
                   escalate: Runbook | None = None) -> ShipshapeError:
-    """exc, naming whom to escalate to (with escalate) and the report, written now, with
-    result attached."""
+    """exc, naming whom to escalate to (with escalate) and the report, written now (not
+    for a dry run: it writes no file, even when it escalates), with result attached."""
     if escalate is not None and "Escalate" not in exc.message:
         exc.message = f"{exc.message}\n{_escalation_text(escalate)}"
         exc.args = (exc.message,)
-    write_reports(result, reports_dir)
+    if not request.dry_run:
+        write_reports(result, request.reports_dir)
     if result.report_md:
         exc.message = f"{exc.message}\nReport: {result.report_md}"
         exc.args = (exc.message,)

@@ -1,5 +1,5 @@
-"""The step kinds a runbook step may `do`: one module per kind (migrate, seed, baseline,
-rollback, fix, reapply, restore, terminate), each holding its arguments, its line in the
+"""The step kinds a runbook step may `do`: one module per kind (migrate, seed, baseline, complete,
+rollback, fix, reapply, restore, rerecord, terminate), each holding its arguments, its line in the
 guide, its plan and its run; STEP_KINDS (registry.py) is their one table.
 
 - base.py: StepKind, Arg, PlannedStep (the plan a run applies) and Context (what both see)

@@ -88,6 +88,7 @@ class PlannedStep(Generic[Data]):
     preview: list[dict] = field(default_factory=list)  # rows a fix changes, sessions ended
     preview_total: int = 0
     needs_yes: bool = False
+    needs_reason: bool = False  # it rewrites what the history says: --reason, recorded there
     destructive: bool = False
     data: Data | None = field(default=None, repr=False)  # the kind's plan, for its run
     done_before: str = ""  # resume: done by an earlier attempt of the same run
@@ -114,7 +115,8 @@ class PlannedStep(Generic[Data]):
                 "position": self.position, "status": self.status, "summary": self.summary,
                 "skip": self.skip, "left": self.left, "sql": self.sql,
                 "sql_sha256": self.sha256, "destructive": self.destructive,
-                "needs_yes": self.needs_yes, "preview_total": self.preview_total,
+                "needs_yes": self.needs_yes, "needs_reason": self.needs_reason,
+                "preview_total": self.preview_total,
                 "preview": self.preview, "started_at": self.started_at,
                 "duration_ms": self.duration_ms, "detail": self.detail,
                 "done_before": self.done_before}
@@ -141,6 +143,7 @@ class Context:
     # writes the step's row on conn (in the caller's transaction); set when the run starts
     record: Callable[[PlannedStep, str], None] = _not_started
     rerun: str = ""  # the command that resumes this run
+    reason: str = ""  # the run's --reason
     # projected while planning, like history: what an earlier step (reapply) creates again,
     # as snapshot sections ({section: {name: definition, or None when it drops it}}) taken
     # from the shadow database, so that the steps after it are planned against the schema

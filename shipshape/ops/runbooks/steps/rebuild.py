@@ -111,12 +111,78 @@ def _mentions(text: str, name: str) -> bool:
         rf'(?<![\w$"]){re.escape(name)}(?![\w$"])', text) is not None
 
 
+# --- foreign keys that rows would violate ---------------------------------------------------
+
+def violated(ctx: Context, d: Difference) -> str:
+    """Why a missing or changed foreign key is left: rows of its table reference parent rows
+    that do not exist (a parent table dropped, or re-created empty by an earlier step), so
+    adding it would fail. "" when no row would be rejected, or d is no foreign key."""
+    from psycopg import sql
+
+    from shipshape.db import identifier
+
+    if d.kind != "constraint" or not isinstance(d.expected, dict):
+        return ""
+    definition = d.expected["definition"]
+    own = re.match(r"FOREIGN KEY \((.+?)\) REFERENCES (.+?)\((.+?)\)", definition)
+    if own is None:
+        return ""
+    table = d.expected["table"]
+    columns = [c.strip() for c in own.group(1).split(",")]
+    ref_table = ".".join(part.strip('"') for part in own.group(2).strip().split("."))
+    parts = {"table": identifier(table),
+             "not_null": sql.SQL(" AND ").join(sql.SQL(f"c.{c} IS NOT NULL") for c in columns),
+             "columns": sql.SQL(", ").join(sql.SQL(f"c.{c}") for c in columns)}
+    with ctx.conn.transaction(force_rollback=True):
+        exists = ctx.conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                  [ref_table]).fetchone()[0]
+        recreated = ref_table in ctx.recreated.get("tables", {})
+        if exists and not recreated:
+            query = sql.SQL(statement("runbook/fk_orphans")).format(
+                ref_table=identifier(ref_table),
+                ref_columns=sql.SQL(", ").join(sql.SQL(f"r.{c.strip()}")
+                                               for c in own.group(3).split(",")), **parts)
+        else:
+            query = sql.SQL(statement("runbook/fk_keyed_rows")).format(**parts)
+        count = ctx.conn.execute(query).fetchone()[0]
+    if not count:
+        return ""
+    return (f"{count} row(s) of {table} reference {ref_table} rows that do not exist, so "
+            f"adding it would fail; nothing is deleted here: restore the parent rows first "
+            f"(from a backup, or as placeholders: runbook data-integrity)")
+
+
 # --- the statements, by kind of object --------------------------------------------------------
 
 def _text(ctx: Context, template: str, **parts: sql.Composable) -> str:
     from psycopg import sql
 
     return sql.SQL(statement(template)).format(**parts).as_string(ctx.conn)
+
+
+_TYPMOD = re.compile(r"\((\d+)\)$")
+
+
+def _lossless(ctx: Context, have: str, want: str) -> bool:
+    """Whether changing a column from type have back to want keeps every value: the
+    server says the cast is binary coercible, and want's length limit, if any, is at
+    least have's (text, varchar and varchar(20) hold every varchar(10))."""
+    import psycopg
+
+    from shipshape.db import query
+
+    try:
+        with ctx.conn.transaction():
+            coercible = ctx.conn.execute(query("runbook/binary_coercible"),
+                                         {"have": have, "want": want}).fetchone()[0]
+    except psycopg.Error:  # a type name the server does not know as written
+        return False
+    if not coercible:
+        return False
+    have_limit, want_limit = _TYPMOD.search(have), _TYPMOD.search(want)
+    if want_limit is None:
+        return "(" not in want  # no limit at all; numeric(10,2) and the like: not compared
+    return have_limit is not None and int(want_limit.group(1)) >= int(have_limit.group(1))
 
 
 def _index(ctx: Context, d: Difference, expected: dict) -> Built:
@@ -159,11 +225,15 @@ def _changed_column(ctx: Context, d: Difference, expected: dict) -> Built:
     want, have = d.expected, d.actual
     other = [k for k in ("type", "identity", "generated", "collation")
              if want.get(k) != have.get(k)]
-    if other:
+    widen = other == ["type"] and _lossless(ctx, have["type"], want["type"])
+    if other and not widen:
         return [], f"its {', '.join(other)} differs: changing it may rewrite or lose data"
     table = identifier(want["table"])
     column = sql.Identifier(d.name[len(want["table"]) + 1:])
     out = []
+    if widen:
+        out.append(Statement(1, _text(ctx, "runbook/restore_column_type", table=table,
+                                      column=column, type=sql.SQL(want["type"])), True))
     if want["default"] != have["default"]:
         if want["default"] is None:
             out.append(Statement(1, _text(ctx, "runbook/restore_column_drop_default",

@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shipshape.ops.runbooks.steps.base import Context, PlannedStep, StepKind
+from shipshape.ops.runbooks.steps.base import Arg, Context, PlannedStep, StepKind
 from shipshape.ops.runbooks.steps.rebuild import (
     Gone,
     Statement,
     missing_dependency,
     statements_for,
     stays_missing,
+    violated,
 )
 from shipshape.ops.runbooks.steps.state import expected_schema, projected_schema
 from shipshape.text import one_line
@@ -28,6 +29,12 @@ if TYPE_CHECKING:
 
     from shipshape.engine.catalog import Difference
     from shipshape.errors import ShipshapeError
+
+
+# A foreign key that rows would violate is left (named, with the runbook that restores
+# the parents) rather than failing the run; a runbook that restores the parents in an
+# earlier step says `leave_violated: false`, since its plan sees the rows before they do.
+LEAVE_VIOLATED = Arg("leave_violated", "bool", default=True)
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,9 @@ def plan(ctx: Context, planned: PlannedStep[RestorePlan]) -> None:
             built, why_left = [], f"it needs {needs}, which stays missing"
         else:
             built, why_left = statements_for(ctx, d, expected)
+            if built and LEAVE_VIOLATED.of(planned.step):
+                why_left = violated(ctx, d)
+                built = [] if why_left else built
         if why_left:
             planned.left.append(f"{d.describe()} ({why_left})")
             gone |= stays_missing(d)
@@ -160,7 +170,7 @@ def _failed(ctx: Context, planned: PlannedStep, sql: str, exc: psycopg.Error) ->
 
 
 RESTORE = StepKind(
-    "restore", plan=plan, run=run,
+    "restore", plan=plan, run=run, args=(LEAVE_VIOLATED,),
     doc="add a missing column back to its table (`ALTER TABLE ... ADD COLUMN` with "
         "its type, collation, default or generated expression and NOT NULL), then "
         "rebuild drifted indexes, constraints (e.g. an FK without ON DELETE CASCADE), "
@@ -169,5 +179,6 @@ RESTORE = StepKind(
         "migrations; never drops a table, a column or a row, and never invents a "
         "value: a NOT NULL column without a default on a table with rows, an identity "
         "or a serial column is left for escalation, with the indexes and constraints "
-        "that need it",
+        "that need it; so is a foreign key that rows would violate (their parents "
+        "gone: restore them first), unless `leave_violated: false`",
 )

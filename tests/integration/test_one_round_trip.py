@@ -1,0 +1,101 @@
+"""A transactional migration is one message to the server: BEGIN, the env's timeouts, its
+SQL, its history row and COMMIT. Counted with libpq's own protocol trace, not by timing.
+The before-commit hook runs inside that transaction, and a failure there takes the
+migration and its row with it."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from shipshape import db
+from shipshape.engine import history, migrations
+from shipshape.errors import SQLFailed
+from tests.treeutil import small_tree, write_migration
+
+
+def round_trips(trace: str) -> int:
+    """Each exchange with the server ends with its ReadyForQuery."""
+    return sum(1 for line in trace.splitlines() if "\tB\t" in line and "\tReadyForQuery" in line)
+
+
+def traced_apply(conn, env, migration, tmp_path, **kw):
+    path = tmp_path / "trace.txt"
+    with open(path, "w") as out:
+        conn.pgconn.trace(out.fileno())
+        try:
+            migrations.apply(conn, env, migration, applied_by="test", **kw)
+        finally:
+            conn.pgconn.untrace()
+    return path.read_text()
+
+
+@pytest.fixture
+def setup(tmp_path, fresh_dsn, make_target):
+    target = make_target(fresh_dsn, lock_timeout="2s", statement_timeout="1min")
+    loaded = migrations.load(small_tree(tmp_path / "sql"), target.env)
+    conn = db.connect(target)
+    history.ensure_history(conn)
+    yield target, loaded, conn
+    conn.close()
+
+
+def test_a_migration_is_one_message(setup, tmp_path, fresh_dsn):
+    target, loaded, conn = setup
+    trace = traced_apply(conn, target.env, loaded[0], tmp_path)
+    assert round_trips(trace) == 1, trace
+    assert "BEGIN;" in trace and "SET LOCAL lock_timeout = '2s'" in trace
+    assert "CREATE TABLE items" in trace and "INSERT INTO shipshape.history" in trace
+    assert "COMMIT;" in trace
+    with psycopg.connect(fresh_dsn) as other:  # committed: another session sees it
+        assert other.execute("SELECT name, success, duration_ms >= 0 FROM shipshape.history"
+                             ).fetchall() == [("0001_items", True, True)]
+        assert other.execute("SELECT to_regclass('items') IS NOT NULL").fetchone()[0]
+    # the timeouts were local to that transaction
+    assert conn.execute("SHOW lock_timeout").fetchone()[0] == "0"
+    assert conn.autocommit is False
+
+
+def test_before_commit_sees_the_open_transaction_and_can_undo_it(setup, tmp_path, fresh_dsn):
+    target, loaded, conn = setup
+    seen = []
+
+    def check(hook_conn, migration):
+        seen.append((migration.name,
+                     hook_conn.execute("SELECT current_setting('lock_timeout')").fetchone()[0],
+                     hook_conn.execute("SELECT count(*) FROM shipshape.history").fetchone()[0]))
+        with psycopg.connect(fresh_dsn) as other:  # not committed yet
+            seen.append(other.execute("SELECT to_regclass('items')").fetchone()[0])
+        raise psycopg.errors.RaiseException("refused by the runtime guard")
+
+    with pytest.raises(SQLFailed, match="0001_items.*refused by the runtime guard") as caught:
+        migrations.apply(conn, target.env, loaded[0], applied_by="test", before_commit=check)
+    assert caught.value.exit_code == 6
+    assert seen == [("0001_items", "2s", 1), None]
+    with psycopg.connect(fresh_dsn) as other:  # both rolled back
+        assert other.execute("SELECT count(*) FROM shipshape.history").fetchone()[0] == 0
+        assert other.execute("SELECT to_regclass('items')").fetchone()[0] is None
+
+    trace = traced_apply(conn, target.env, loaded[0], tmp_path,
+                         before_commit=lambda c, m: seen.append(m.name))
+    assert round_trips(trace) == 2 and trace.rstrip().endswith("ReadyForQuery\t I")
+    assert seen[-1] == "0001_items"
+    with psycopg.connect(fresh_dsn) as other:
+        assert other.execute("SELECT count(*) FROM shipshape.history").fetchone()[0] == 1
+
+
+def test_inside_a_callers_transaction_it_is_a_savepoint(setup, tmp_path, fresh_dsn):
+    target, loaded, conn = setup
+    broken = write_migration(tmp_path / "sql", "0003_broken",
+                             "CREATE TABLE gone (id int);\nSELECT nope FROM gone;\n", "SELECT 1;\n")
+    [_, _, third] = migrations.load(tmp_path / "sql", target.env)
+    conn.execute("SELECT 1")  # the caller's transaction is open
+    migrations.apply(conn, target.env, loaded[0], applied_by="test")
+    with pytest.raises(SQLFailed, match=f"{broken / 'migrate.sql.j2'} \\(rendered line 2\\)"):
+        migrations.apply(conn, target.env, third, applied_by="test")
+    with psycopg.connect(fresh_dsn) as other:  # nothing is committed before the caller does
+        assert other.execute("SELECT to_regclass('items')").fetchone()[0] is None
+    conn.commit()  # the first is kept, the failed one left nothing
+    with psycopg.connect(fresh_dsn) as other:
+        assert other.execute("SELECT name FROM shipshape.history").fetchall() == [("0001_items",)]
+        assert other.execute("SELECT to_regclass('gone')").fetchone()[0] is None
