@@ -187,6 +187,8 @@ class VerifyResult:
     target: str
     findings: list[Finding]
     next: triage.Route | None = None  # the one command to run next (triage.route)
+    # differences on objects the env declares unmanaged (engine.boundary): `--json` only
+    ignored: list[dict] = field(default_factory=list)
 
     def check(self) -> None:
         if self.findings:
@@ -202,12 +204,13 @@ def verify(target: Target, sql_dir: Path, *, progress: Progress | None = None,
     from shipshape.engine import verify as verify_
     from shipshape.ops import runbooks, triage
 
+    ignored: list[dict] = []
     with db.connect(target, purpose="verify") as conn:
-        findings = verify_.verify(conn, target, sql_dir, progress=progress)
+        findings = verify_.verify(conn, target, sql_dir, progress=progress, ignored=ignored)
     options = command_options or {}
     route = triage.route(findings, target.env.name, runbooks_dir=options.get("runbooks_dir"),
                          command=lambda book: runbooks.command(book, target.env.name, **options))
-    return VerifyResult(target.describe(), findings, route)
+    return VerifyResult(target.describe(), findings, route, ignored)
 
 
 def baseline(target: Target, sql_dir: Path, version: int, *,
@@ -216,16 +219,19 @@ def baseline(target: Target, sql_dir: Path, version: int, *,
     """Record migrations 1..version as applied, only after proving the schema equals them.
     dry_run: the same proof, and nothing written (not even the env's stamp)."""
     from shipshape.engine import baseline as baseline_
+    from shipshape.engine import boundary
 
     loaded = migrations.load(sql_dir, target.env)
+    declared = boundary.of(target.env, sql_dir)
     with db.connect(target, purpose="baseline") as conn:
         if dry_run:
             identity.check(conn, target.env, what="db.baseline")
             return baseline_.baseline(conn, target, loaded, version, progress=progress,
-                                      dry_run=True)
+                                      dry_run=True, declared=declared)
         with db.advisory_lock(conn, target.env.migration_lock_wait):
             identity.ensure(conn, target.env, what="db.baseline")
-            return baseline_.baseline(conn, target, loaded, version, progress=progress)
+            return baseline_.baseline(conn, target, loaded, version, progress=progress,
+                                      declared=declared)
 
 
 def baseline_from(target: Target, sql_dir: Path, tool: str, *,
@@ -234,20 +240,24 @@ def baseline_from(target: Target, sql_dir: Path, tool: str, *,
     """Baseline at the version another tool's history says is applied (mapped through the
     imported-from directives), after the same proof as `baseline`."""
     from shipshape.engine import baseline as baseline_
+    from shipshape.engine import boundary
     from shipshape.engine.importers import foreign_history
 
     loaded = migrations.load(sql_dir, target.env)
+    declared = boundary.of(target.env, sql_dir)
     with db.connect(target, purpose="baseline") as conn:
         if dry_run:
             identity.check(conn, target.env, what="db.baseline")
             version = foreign_history.baseline_version(conn, sql_dir, tool)
             return baseline_.baseline(conn, target, loaded, version, progress=progress,
-                                      tolerate=foreign_history.tolerate(tool), dry_run=True)
+                                      tolerate=foreign_history.tolerate(tool), dry_run=True,
+                                      declared=declared)
         with db.advisory_lock(conn, target.env.migration_lock_wait):
             identity.ensure(conn, target.env, what="db.baseline")
             version = foreign_history.baseline_version(conn, sql_dir, tool)
             return baseline_.baseline(conn, target, loaded, version, progress=progress,
-                                      tolerate=foreign_history.tolerate(tool))
+                                      tolerate=foreign_history.tolerate(tool),
+                                      declared=declared)
 
 
 # --- db.import ------------------------------------------------------------------------------

@@ -58,6 +58,13 @@ class Environment:
     connect_timeout: int = 5
     # When set, deploy's last gate checks <app_url>/health/ready.
     app_url: str = ""
+    # The boundary of what the migrations own (engine.boundary): objects a DBA or another
+    # tool manages, which verify ignores and runbooks never touch. Relations and roles
+    # are globs on catalog names (`v_report*`, `reporting.*`).
+    unmanaged_extensions: tuple[str, ...] = ()
+    unmanaged_schemas: tuple[str, ...] = ()
+    unmanaged_relations: tuple[str, ...] = ()
+    unmanaged_roles: tuple[str, ...] = ()
     # Settings of the stack file that shipshape itself does not use (infra reads them).
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -77,7 +84,9 @@ class Environment:
     def context(self) -> dict:
         """The Jinja context: every setting, plus the env name and its profile."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
-        data["seed_sets"] = list(self.seed_sets)
+        for name in ("seed_sets", "unmanaged_extensions", "unmanaged_schemas",
+                     "unmanaged_relations", "unmanaged_roles"):
+            data[name] = list(getattr(self, name))
         return data
 
 

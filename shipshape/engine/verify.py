@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 from shipshape import db
-from shipshape.engine import catalog, history, migrations, seeds, tree
+from shipshape.engine import boundary, catalog, history, migrations, seeds, tree
 from shipshape.engine.findings import Finding
 from shipshape.engine.shadow import shadow_snapshot
 from shipshape.errors import ProblemsFound
@@ -22,10 +22,12 @@ from shipshape.targets import Target
 
 def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
            progress: Progress | None = None, code: tree.Tree | None = None,
-           sweep: bool = True) -> list[Finding]:
+           sweep: bool = True, ignored: list[dict] | None = None) -> list[Finding]:
     """Every finding for target's database, read-only. `code` is sql_dir already loaded
     for target's env (a deploy has it from its preflight). sweep: let the shadow remove
-    scratch leftovers of killed builds first (doctor reports them instead)."""
+    scratch leftovers of killed builds first (doctor reports them instead). Differences on
+    objects the env declares unmanaged (engine.boundary) are no findings: they are appended
+    to `ignored`, for `--json`."""
     progress = progress or Progress()
     env = target.env
     code = code or tree.load(sql_dir, env)
@@ -41,9 +43,11 @@ def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
         applied = [m for m in loaded if m.version in recorded and recorded[m.version]["success"]]
         expected = shadow_snapshot(target, applied, progress, sweep=sweep)
         actual = db.read_only(conn, lambda: catalog.snapshot(conn))
-        drift = catalog.diff(expected, actual)
+        drift, declared = boundary.split(expected, actual, boundary.of(env, sql_dir))
         findings += drift_findings(drift, env.name)
-        step.note(f"{len(drift)} difference(s)")
+        if ignored is not None:
+            ignored += boundary.describe_ignored(declared)
+        step.note(f"{len(drift)} difference(s)")  # declared ones: --json only
     with progress.step("seed rows") as step:
         results = db.read_only(conn, lambda: seeds.check(conn, code.seeds))
         findings += seed_findings(results, env.name)
@@ -110,7 +114,10 @@ def drift_findings(differences, env_name: str) -> list[Finding]:
     fixes = {
         "missing": (f"restore it as the applied migrations define it: "
                     f"`invoke runbook.run schema-drift --env {env_name}`"),
-        "unexpected": "add a migration that creates it, or one that drops it",
+        "unexpected": (f"add a migration that creates it, or one that drops it; if another "
+                       f"team or tool owns it, declare it in Pulumi.{env_name}.yaml "
+                       f"(shipshape:unmanaged_extensions, unmanaged_schemas, "
+                       f"unmanaged_relations or unmanaged_roles)"),
         "changed": "align it through a new migration",
     }
     return [Finding(codes[d.change], "error", f"{d.kind} {d.name}", d.describe() + ".",

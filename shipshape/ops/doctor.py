@@ -67,6 +67,8 @@ class Diagnosis:
     findings: list[Finding]
     sessions: dict[int, Session] = field(default_factory=dict)
     server_version: str | None = None
+    # differences on objects the env declares unmanaged: `--json` lists them, nothing else
+    ignored: list[dict] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -124,7 +126,8 @@ def diagnose(target: Target, sql_dir: Path | str, *, long_transaction: str = DEF
         conn.autocommit = False
         try:
             diagnosis.findings += verify.verify(conn, target, sql_dir, progress=progress,
-                                                code=code, sweep=False)
+                                                code=code, sweep=False,
+                                                ignored=diagnosis.ignored)
         except psycopg.errors.LockNotAvailable as exc:
             if not conn.closed:
                 conn.rollback()

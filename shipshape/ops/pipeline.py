@@ -268,8 +268,8 @@ def _record(run: _Run, conn, target: Target, started_at, started) -> None:
     result = run.result
     failed = next((g.name for g in result.gates if g.status == GateStatus.FAILED), None)
     if conn is None:
-        # say why: a template error fails the preflight before any connection is made, and
-        # "database not reachable" sent people to check a database that was fine (issue 11)
+        # say why: "database not reachable", whatever failed, sent people to check a
+        # database that was fine (issue 11)
         why = redact((result.error or "").split("\n")[0])[:120]
         run.skip("record", f"no connection to record on: {failed or 'preflight'} failed"
                            + (f" ({why})" if why else ""))

@@ -141,4 +141,5 @@ def as_json(diagnosis: Diagnosis, groups: list[Group]) -> dict:
         "runbooks": [{"id": g.runbook.id, "title": g.runbook.title, "command": g.command,
                       "findings": g.findings} for g in groups if g.runbook is not None],
         "unmatched": next((g.findings for g in groups if g.runbook is None), []),
+        "ignored": diagnosis.ignored,
     }

@@ -17,6 +17,7 @@ def status(c, env="local", dsn=None, sql_dir=None, json_=False, all_=False, set_
     """
     from shipshape import commands
     from shipshape.console import emit_json, print_table, print_text
+    from shipshape.errors import ProblemsFound
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     result = commands.status(tgt, sql_dir)
@@ -34,7 +35,11 @@ def status(c, env="local", dsn=None, sql_dir=None, json_=False, all_=False, set_
                        + ", ".join(f"{n} {state}" for state, n in result.counts.items())
                        + f". {len(result.migrations) - len(shown)} other applied ones are "
                        f"not shown: `invoke db.status --all` lists every migration.")
-    result.check()
+    try:
+        result.check()
+    except ProblemsFound as error:
+        error.reported = json_  # the JSON document above is the output: no second one
+        raise
 
 
 @task(iterable=["set_"], help={
@@ -121,17 +126,25 @@ def verify(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
     """
     from shipshape import commands
     from shipshape.console import emit_json, print_findings
+    from shipshape.errors import ProblemsFound
 
     sql_dir_flag = sql_dir
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     result = commands.verify(tgt, sql_dir, progress=progress(quiet=json_),
                              command_options={"sql_dir": sql_dir_flag})
-    # With --json and findings, the error handler prints them as the one JSON document.
-    if json_ and not result.findings:
-        emit_json({"target": result.target, "findings": []})
-    elif not json_:
+    if not json_:
         print_findings(result.findings)
-    result.check()
+        result.check()
+        return
+    # The one JSON document, findings or not; objects declared unmanaged appear only here.
+    document = {"target": result.target, "findings": result.findings, "ignored": result.ignored}
+    try:
+        result.check()
+    except ProblemsFound as error:
+        emit_json({"error": str(error), "exit_code": error.exit_code, **document})
+        error.reported = True
+        raise
+    emit_json(document)
 
 
 @task(iterable=["set_"], help={

@@ -3,6 +3,9 @@ history mapped through imported-from, only after the same schema proof as --vers
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import psycopg
 import pytest
 
@@ -30,6 +33,32 @@ def history(dsn):
         return [v for (v,) in conn.execute("SELECT version FROM shipshape.history ORDER BY 1")]
 
 
+def deploy(dsn, out, tmp_path):
+    return run_invoke("deploy", "--env", "dev", "--dsn", dsn, "--sql-dir", str(out),
+                      env={"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")})
+
+
+def verify_json(dsn, out, tmp_path):
+    return run_invoke("db.verify", "--json", "--env", "dev", "--dsn", dsn, "--sql-dir", str(out),
+                      env={"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")})
+
+
+def table_exists(dsn, name) -> bool:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()[0]
+
+
+def assert_kept_and_ignored(dsn, out, table, tmp_path):
+    """verify is clean with the foreign history table in place; --json lists it."""
+    verified = verify_json(dsn, out, tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    document = json.loads(verified.stdout)
+    assert document["findings"] == []
+    assert {"object": f"table {table}", "status": "ignored (declared)",
+            "message": f"table {table} is unexpected."} in document["ignored"]
+    assert table_exists(dsn, table)
+
+
 def baseline(dsn, out, tool, tmp_path):
     return run_invoke("db.baseline", "--from", tool, "--env", "dev", "--dsn", dsn,
                       "--sql-dir", str(out), env={"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")})
@@ -51,15 +80,51 @@ def test_golang_migrate_history_is_adopted_after_the_proof(golang, fresh_dsn, tm
     done = baseline(fresh_dsn, golang, "golang-migrate", tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert history(fresh_dsn) == [1, 2]
-    # verify sees the old tool's table as drift: retiring it is a migration of its own
-    retire = golang / "migrations" / "0003_retire_golang_migrate"
+    # the old tool's table is kept, and it is no drift: the tree was imported from
+    # golang-migrate, so its history table is outside what the migrations own
+    assert_kept_and_ignored(fresh_dsn, golang, "schema_migrations", tmp_path)
+    # a new migration after the import applies normally, next to it
+    added = golang / "migrations" / "0003_add_stock"
+    added.mkdir()
+    (added / "migrate.sql.j2").write_text("ALTER TABLE items ADD COLUMN stock integer;\n")
+    (added / "rollback.sql.j2").write_text(
+        "-- shipshape:destructive\nALTER TABLE items DROP COLUMN stock;\n")
+    deployed = deploy(fresh_dsn, golang, tmp_path)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert history(fresh_dsn) == [1, 2, 3]
+    assert_kept_and_ignored(fresh_dsn, golang, "schema_migrations", tmp_path)
+    # retiring it stays possible, as a migration of its own
+    retire = golang / "migrations" / "0004_retire_golang_migrate"
     retire.mkdir()
     (retire / "migrate.sql.j2").write_text(
         "-- shipshape:irreversible golang-migrate's history is not kept\n"
         "-- shipshape:destructive\nDROP TABLE IF EXISTS schema_migrations;\n")
-    deployed = run_invoke("deploy", "--env", "dev", "--dsn", fresh_dsn, "--sql-dir", str(golang),
-                          env={"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")})
+    deployed = deploy(fresh_dsn, golang, tmp_path)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert table_exists(fresh_dsn, "schema_migrations") is False
+
+
+def test_without_the_imported_tree_the_foreign_table_is_drift(golang, fresh_dsn, tmp_path):
+    """The boundary knows the table because the tree says where it came from: the same
+    migrations without their imported-from lines make it an unexpected object again."""
+    run_sql(fresh_dsn, "INSERT INTO schema_migrations VALUES (2, false)")
+    plain = tmp_path / "plain"
+    shutil.copytree(golang, plain)
+    for migrate in (plain / "migrations").glob("*/migrate.sql.j2"):
+        migrate.write_text("\n".join(line for line in migrate.read_text().splitlines()
+                                     if "shipshape:imported-from" not in line) + "\n")
+    by_version = ("db.baseline", "--version", "2", "--env", "dev", "--dsn", fresh_dsn,
+                  "--sql-dir")
+    state = {"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")}
+    refused = run_invoke(*by_version, str(plain), env=state)
+    assert refused.returncode == 3 and "table schema_migrations is unexpected" in refused.stderr, \
+        refused.stdout + refused.stderr
+    assert history(fresh_dsn) == []
+    # the imported tree declares it: the same baseline, by version, is proved and recorded
+    done = run_invoke(*by_version, str(golang), env=state)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert history(fresh_dsn) == [1, 2]
+    assert_kept_and_ignored(fresh_dsn, golang, "schema_migrations", tmp_path)
 
 
 def test_a_dirty_golang_migrate_history_is_refused(golang, fresh_dsn, tmp_path):
@@ -91,6 +156,11 @@ def test_prisma_history_maps_finished_migrations(tmp_path, fresh_dsn):
     done = baseline(fresh_dsn, out, "prisma", tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert history(fresh_dsn) == [1, 2]
+    # the third (rolled back in Prisma) is applied by shipshape; _prisma_migrations stays
+    deployed = deploy(fresh_dsn, out, tmp_path)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert history(fresh_dsn) == [1, 2, 3]
+    assert_kept_and_ignored(fresh_dsn, out, "_prisma_migrations", tmp_path)
 
 
 def test_flyway_history_counts_successful_versions_and_undos(tmp_path, fresh_dsn):
@@ -105,6 +175,9 @@ def test_flyway_history_counts_successful_versions_and_undos(tmp_path, fresh_dsn
     done = baseline(fresh_dsn, out, "flyway", tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert history(fresh_dsn) == [1]
+    deployed = deploy(fresh_dsn, out, tmp_path)  # the undone 1.1 is applied by shipshape
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert_kept_and_ignored(fresh_dsn, out, "flyway_schema_history", tmp_path)
 
 
 def test_dbmate_history_and_an_unknown_version_is_refused(tmp_path, fresh_dsn):
@@ -120,3 +193,6 @@ def test_dbmate_history_and_an_unknown_version_is_refused(tmp_path, fresh_dsn):
     done = baseline(fresh_dsn, out, "dbmate", tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert history(fresh_dsn) == [1]
+    deployed = deploy(fresh_dsn, out, tmp_path)  # the rest of the tree, by shipshape
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert_kept_and_ignored(fresh_dsn, out, "schema_migrations", tmp_path)

@@ -90,6 +90,8 @@ def test_review_names_what_it_declared(tmp_path):
         out / "migrations/0002_add_mood/migrate.sql.j2").read_text()
     assert all(f"  000{n}_" in review.split("No rollback")[1] for n in (1, 2, 3))
     assert not (out / "migrations/0001_init/rollback.sql.j2").exists()
+    assert "Keep _prisma_migrations in the database" in review
+    assert "never drop it" in review
 
 
 def test_flyway_undo_is_the_rollback_and_repeatables_are_reported(tmp_path):

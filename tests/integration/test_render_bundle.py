@@ -43,7 +43,10 @@ def test_rendered_files_apply_verify_and_roll_back_with_psql(rendered, fresh_dsn
     for name in ("migrate.sql", "seed.sql"):
         result = psql(fresh_dsn, out / name)
         assert result.returncode == 0, result.stderr
-    verified = psql(fresh_dsn, out / "verify.sql")
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:  # the demo user (dev) spends
+        spent = conn.execute('UPDATE users SET "creditBalance" = 992').rowcount
+    assert spent == (1 if env == "dev" else 0)
+    verified = psql(fresh_dsn, out / "verify.sql")  # initial data: not compared
     assert verified.returncode == 0, verified.stderr
     assert "✗" not in verified.stdout and verified.stdout.count("✓") > 150
     assert "all" in verified.stderr and "expected objects present" in verified.stderr

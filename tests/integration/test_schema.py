@@ -529,7 +529,7 @@ def upsert(conn: psycopg.Connection, seed: dict, row: dict) -> None:
     """A plain upsert on the seed's key, as the seed engine is specified to do."""
     columns = list(row)
     values = [Jsonb(v) if isinstance(v, (dict, list)) else v for v in row.values()]
-    updates = [c for c in columns if c not in seed["key"]]
+    updates = [c for c in columns if c not in seed["key"] and c not in seed.get("initial", [])]
     conn.execute(
         sql.SQL("INSERT INTO {t} ({c}) VALUES ({v}) ON CONFLICT ({k}) DO UPDATE SET {u}").format(
             t=sql.Identifier(seed["table"]),
@@ -545,7 +545,7 @@ def test_seed_files_declare_what_each_env_gets():
     seeds = load_seeds()
     assert {"ai_models", "demo_users", "avatar_presets", "persona_examples"} <= set(seeds)
     for name, seed in seeds.items():
-        assert set(seed) <= {"table", "key", "set", "envs", "rows", "overrides"}, name
+        assert set(seed) <= {"table", "key", "set", "envs", "initial", "rows", "overrides"}, name
         assert seed["set"] in {"reference", "demo"}, name
         assert set(seed.get("envs", KNOWN_ENVS)) <= set(KNOWN_ENVS), name
         assert seed["rows"], name
@@ -564,6 +564,9 @@ def test_seed_files_declare_what_each_env_gets():
         assert all(seeds[n]["set"] in env.seed_sets for n in applied), env_name
         assert not any(seeds[n]["set"] == "demo" for n in applied) or "demo" in env.seed_sets
     assert seeds["demo_users"]["envs"] == ["local", "dev"]
+    # the users spend the demo credits: initial data; the models are reference data
+    assert seeds["demo_users"]["initial"] == ["creditBalance"]
+    assert "initial" not in seeds["ai_models"]
     assert 4 <= len(seeds["avatar_presets"]["rows"]) <= 6
     assert 4 <= len(seeds["persona_examples"]["rows"]) <= 6
     assert {r["category"] for r in seeds["persona_examples"]["rows"]} == {

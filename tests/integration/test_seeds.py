@@ -394,3 +394,78 @@ def test_identifiers_are_quoted(fresh_dsn, tmp_path):
     assert run_check(fresh_dsn, tmp_path)['App.odd "t" name'].healthy
     run_psql(fresh_dsn, seeds.script(seeds.load(tmp_path, DEV)), tmp_path)
     assert fetch(fresh_dsn, 'SELECT * FROM "App"."odd ""t"" name"') == [("a", 1)]
+
+
+# --- initial data: inserted when missing, never overwritten, never compared ---------------
+
+WALLETS = """\
+table: wallets
+key: [owner]
+set: demo
+initial: [balance, nickname]
+rows:
+  - {owner: demo, balance: 1000, nickname: Demo, plan: free}
+  - {owner: only-initial, balance: 5}
+"""
+
+
+@pytest.fixture
+def wallets(fresh_dsn, tmp_path):
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE wallets (owner text PRIMARY KEY, balance integer NOT NULL, "
+                     "nickname text, plan text)")
+    directory = tmp_path / "sql"
+    write(directory, "wallets.yaml", WALLETS)
+    return fresh_dsn, directory
+
+
+def test_initial_columns_are_inserted_with_a_new_row(wallets):
+    dsn, sql_dir = wallets
+    assert run_apply(dsn, sql_dir) == {"wallets": (2, 0, 0)}
+    assert fetch(dsn, "SELECT owner, balance, nickname, plan FROM wallets ORDER BY 1") == [
+        ("demo", 1000, "Demo", "free"), ("only-initial", 5, None, None)]
+    assert run_check(dsn, sql_dir)["wallets"].healthy
+
+
+def test_a_users_change_to_initial_data_survives_apply_and_is_not_a_finding(wallets):
+    dsn, sql_dir = wallets
+    run_apply(dsn, sql_dir)
+    with psycopg.connect(dsn) as conn:
+        conn.execute("UPDATE wallets SET balance = balance - 8, nickname = 'Me'")
+    check = run_check(dsn, sql_dir)["wallets"]
+    assert check.healthy, check.summary()
+    assert (check.ok, check.differing) == (2, [])
+    assert run_apply(dsn, sql_dir) == {"wallets": (0, 0, 2)}
+    assert fetch(dsn, "SELECT owner, balance, nickname FROM wallets ORDER BY 1") == [
+        ("demo", 992, "Me"), ("only-initial", -3, "Me")]
+
+
+def test_reference_columns_next_to_initial_ones_are_still_compared_and_restored(wallets):
+    dsn, sql_dir = wallets
+    run_apply(dsn, sql_dir)
+    with psycopg.connect(dsn) as conn:
+        conn.execute("UPDATE wallets SET plan = 'pro', balance = 1")
+    check = run_check(dsn, sql_dir)["wallets"]
+    assert check.differing == [(("demo",), "plan", "free", "pro")]
+    assert run_apply(dsn, sql_dir) == {"wallets": (0, 1, 1)}
+    assert fetch(dsn, "SELECT balance, plan FROM wallets WHERE owner = 'demo'") == [(1, "free")]
+
+
+def test_a_missing_row_with_initial_data_is_a_finding_and_inserted_again(wallets):
+    dsn, sql_dir = wallets
+    run_apply(dsn, sql_dir)
+    with psycopg.connect(dsn) as conn:
+        conn.execute("DELETE FROM wallets WHERE owner = 'demo'")
+    assert run_check(dsn, sql_dir)["wallets"].missing == [("demo",)]
+    assert run_apply(dsn, sql_dir) == {"wallets": (1, 0, 1)}
+    assert fetch(dsn, "SELECT balance FROM wallets WHERE owner = 'demo'") == [(1000,)]
+
+
+def test_the_psql_script_leaves_initial_data_alone_too(wallets, tmp_path):
+    dsn, sql_dir = wallets
+    run_apply(dsn, sql_dir)
+    with psycopg.connect(dsn) as conn:
+        conn.execute("UPDATE wallets SET balance = 7, plan = 'pro'")
+    run_psql(dsn, seeds.script(seeds.load(sql_dir, DEV)), tmp_path)
+    assert fetch(dsn, "SELECT owner, balance, plan FROM wallets ORDER BY 1") == [
+        ("demo", 7, "free"), ("only-initial", 7, "pro")]  # plan: not declared there

@@ -53,9 +53,19 @@ def test_up_twice_then_down(home):
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200 and b"flux-dev-base" in response.read()
 
+        # what a user does: spend the demo user's credits; that is no drift (the seed
+        # declares creditBalance initial) and no redeploy gives them back
+        balance = _generate(port, token.read_text().strip())
+        assert balance < 1000
+        doctor = run_invoke("doctor", env=state)
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+
         second = run_invoke("up", "--port", port, env=state)  # reuses the server, its data, the app
         assert second.returncode == 0, second.stderr
         assert "nothing to apply" in second.stdout
+        assert _balance(port, token.read_text().strip()) == balance
+        assert run_invoke("deploy", env=state).returncode == 0
+        assert _balance(port, token.read_text().strip()) == balance
 
         status = run_invoke("db.status", env=state)
         assert status.returncode == 0, status.stdout + status.stderr
@@ -65,6 +75,31 @@ def test_up_twice_then_down(home):
     assert "stopped the embedded PostgreSQL" in down.stdout
     again = run_invoke("down", env=state)
     assert again.returncode == 0 and "not running" in again.stdout
+
+
+def _call(port: str, token: str, method: str, path: str, body: dict | None = None) -> dict:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/apps/avatar-creator{path}", method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=20) as response:
+        return json.loads(response.read())
+
+
+def _generate(port: str, token: str) -> int:
+    """One avatar generated as the demo user; the balance the app answers after it."""
+    project = _call(port, token, "POST", "/projects", {"name": "Mine", "description": "x"})
+    started = _call(port, token, "POST", f"/projects/{project['project']['id']}/avatars/generate",
+                    {"prompt": "a portrait"})
+    assert started["creditUsed"] > 0
+    return started["creditBalance"]
+
+
+def _balance(port: str, token: str) -> int:
+    return _call(port, token, "GET", "/me")["user"]["creditBalance"]
 
 
 def test_local_data_survives_down_and_up(home):

@@ -217,7 +217,7 @@ def test_unknown_top_level_field(sql_dir):
     path = write(sql_dir, "t.yaml", GOOD + "colums: [a]\n")
     message = load_error(sql_dir)
     assert f"{path}: colums: unknown field" in message
-    assert "table, key, set, envs, rows, overrides" in message
+    assert "table, key, set, envs, initial, rows, overrides" in message
 
 
 @pytest.mark.parametrize("key", ["modelKey", "[]", "[1]", "[a, a]", "{a: 1}"])
@@ -309,7 +309,7 @@ def test_all_problems_are_reported_at_once(sql_dir):
         seeds.load(sql_dir, LOCAL)
     assert "The seed files have 3 problems" in info.value.message
     assert sorted(info.value.details) == sorted([
-        f"{a}: extra: unknown field; the fields are table, key, set, envs, rows, overrides",
+        f"{a}: extra: unknown field; the fields are table, key, set, envs, initial, rows, overrides",
         f"{a}: rows[0]: missing key column 'k' (line 4)",
         f"{b}: key: must be a non-empty list of column names, e.g. [modelKey], got 'k'",
     ])
@@ -336,3 +336,45 @@ def test_check_summaries():
     assert not mixed.healthy
     err = seeds.SeedCheck(s, 4, error="table ai_models does not exist")
     assert err.summary() == "ai_models: table ai_models does not exist" and not err.healthy
+
+
+# --- initial data -------------------------------------------------------------------------
+
+USERS = """\
+    table: users
+    key: [email]
+    set: demo
+    initial: [creditBalance]
+    rows:
+      - {email: demo@example.test, name: Demo, creditBalance: 1000}
+    """
+
+
+def test_initial_columns_load_and_are_not_reference_data(sql_dir):
+    write(sql_dir, "users.yaml", USERS)
+    (seed,) = seeds.load(sql_dir, LOCAL)
+    assert seed.initial == ("creditBalance",)
+    assert seed.reference(["email", "name", "creditBalance"]) == ["name"]
+
+
+def test_the_shipped_demo_users_credit_balance_is_initial_and_models_are_reference():
+    from tests.conftest import ROOT
+
+    loaded = {s.table: s for s in seeds.load(ROOT / "sql", LOCAL)}
+    assert loaded["users"].initial == ("creditBalance",)
+    models = loaded["ai_models"]
+    assert models.initial == ()
+    assert {"enabled", "creditCost"} <= set(models.reference(models.rows[0]))
+
+
+@pytest.mark.parametrize("initial, message", [
+    ("creditBalance", "initial: must be a non-empty list of column names"),
+    ("[]", "initial: must be a non-empty list of column names"),
+    ("[email]", "initial: 'email' is a key column"),
+    ("[credits]", "initial: 'credits' is in no row"),
+    ("[creditBalance, creditBalance]", "initial: lists a column twice"),
+])
+def test_bad_initial_lists_are_named(sql_dir, initial, message):
+    path = write(sql_dir, "users.yaml", USERS.replace("[creditBalance]", initial))
+    error = load_error(sql_dir)
+    assert f"{path}: {message}" in error

@@ -22,6 +22,7 @@ import jinja2
 from shipshape.engine import migrations, sqlparse
 from shipshape.engine.importers import dbmate, flyway, golang_migrate, prisma
 from shipshape.engine.importers.foreign import Foreign
+from shipshape.engine.importers.foreign_history import TABLES
 from shipshape.errors import ConfigError, Refused
 
 READERS = {"prisma": prisma.read, "flyway": flyway.read, "dbmate": dbmate.read,
@@ -73,6 +74,9 @@ class ImportResult:
         if self.unsupported:
             lines.append("Not imported:")
             lines += [f"  {u}" for u in self.unsupported]
+        lines.append(f"Keep {TABLES[self.tool]} in the database: `invoke db.baseline --from "
+                     f"{self.tool}` reads it, and because these migrations were imported from "
+                     f"{self.tool}, verify leaves it outside what they own (never drop it).")
         return lines
 
 

@@ -83,6 +83,18 @@ def imported_versions(sql_dir: Path, tool: str) -> dict[str, int]:
     return found
 
 
+def tools(sql_dir: Path) -> set[str]:
+    """The tools the tree's migrations were imported from (their history tables are outside
+    the boundary of what the migrations own: engine.boundary)."""
+    found = set()
+    for source in migrations.discover(sql_dir):
+        value = directive_arguments(source.migrate_path.read_text()).get("imported-from", "")
+        origin = value.partition(" ")[0]
+        if origin in TABLES:
+            found.add(origin)
+    return found
+
+
 def baseline_version(conn: psycopg.Connection, sql_dir: Path, tool: str) -> int:
     """The version to baseline at: every applied foreign migration maps to an imported one,
     and they are exactly migrations 1..N of the tree."""

@@ -6,6 +6,8 @@ A seed file is sql/seeds/<name>.yaml::
     key: [modelKey]          # columns of a unique constraint (the ON CONFLICT target)
     set: reference           # Environment.seed_sets decides which sets an env gets
     envs: [local, dev]       # optional; default: every env
+    initial: [creditBalance] # optional; initial data: inserted with a new row, never
+                             # overwritten, never compared (users change it)
     rows:
       - {modelKey: a, creditCost: 8, capabilities: {width: 512}}   # dict/list -> jsonb
     overrides:               # optional; per env, rows matched by key, values replaced
@@ -16,6 +18,8 @@ A seed file is sql/seeds/<name>.yaml::
 apply to one env, overrides merged. ``apply`` upserts them all in one transaction;
 ``script`` writes the same upserts as a psql script; ``check`` compares the declared
 rows with the database without writing. Seeds insert and update; they never delete.
+Every declared column that is neither a key nor ``initial`` is reference data: a
+difference is a finding (SEED_DIFFERS), and a deploy upserts it back.
 
 A module per concept: ``model`` (a seed and what apply and check found),
 ``declarations`` (the files: loading, validation, an env's seeds), ``statements`` (the

@@ -58,7 +58,7 @@ def _columns(conn: psycopg.Connection, table: str) -> dict[str, tuple[str, bool]
 
 def _check_rows(conn, seed: Seed, names: tuple[str, ...], rows: list[dict],
                 columns: dict[str, tuple[str, bool]], result: SeedCheck) -> None:
-    others = [c for c in names if c not in seed.key]
+    others = seed.reference(names)
     query, params = compare(seed, names, rows, columns)
     for record in conn.execute(query, params).fetchall():
         row = rows[record[0]]

@@ -17,7 +17,7 @@ from shipshape.errors import ConfigError
 from shipshape.settings import KNOWN_ENVS, Environment
 
 SEEDS_DIR = "seeds"
-FIELDS = ("table", "key", "set", "envs", "rows", "overrides")
+FIELDS = ("table", "key", "set", "envs", "initial", "rows", "overrides")
 REQUIRED = ("table", "key", "set", "rows")
 # PostgreSQL truncates longer identifiers silently; a seed must not rely on that.
 MAX_IDENTIFIER = 63
@@ -97,12 +97,13 @@ def parse(path: Path) -> tuple[Declaration | None, list[str]]:
     seed_set = _seed_set(document, problem)
     envs = _envs(document, problem)
     clean_rows = _parse_rows(document, key, problem)
+    initial = _initial(document, key, clean_rows, problem)
     clean_overrides = _parse_overrides(document, key, envs, clean_rows, problem)
     if problems:
         return None, problems
     return Declaration(
         seed=Seed(path=path, table=table, key=tuple(key), set=seed_set, rows=tuple(clean_rows),
-                  lines=_lines(document.get("rows"))),
+                  lines=_lines(document.get("rows")), initial=tuple(initial)),
         envs=tuple(envs) if envs is not None else None,
         overrides=clean_overrides,
         override_lines={env: _lines(entries) for env, entries
@@ -157,6 +158,27 @@ def _seed_set(document: dict, problem):
         problem("set", f"must be a string naming a seed set (e.g. reference), "
                        f"got {show_value(seed_set)}")
     return seed_set
+
+
+def _initial(document: dict, key: list | None, rows: list[dict], problem) -> list[str]:
+    """The initial-data columns: each a declared, non-key column, listed once."""
+    initial = document.get("initial")
+    if "initial" not in document:
+        return []
+    if (not isinstance(initial, list) or not initial
+            or not all(isinstance(c, str) and _valid_identifier(c) for c in initial)):
+        problem("initial", f"must be a non-empty list of column names whose values users "
+                           f"change, e.g. [creditBalance], got {show_value(initial)}")
+        return []
+    if len(set(initial)) != len(initial):
+        problem("initial", "lists a column twice")
+    for column in dict.fromkeys(initial):
+        if column in (key or ()):
+            problem("initial", f"{column!r} is a key column: a row is found by its key, "
+                               f"so the key cannot be initial data")
+        elif rows and not any(column in row for row in rows):
+            problem("initial", f"{column!r} is in no row: list only columns the rows declare")
+    return list(dict.fromkeys(initial))
 
 
 def _envs(document: dict, problem):

@@ -23,6 +23,9 @@ class Seed:
     # Per row, where each value stands in the file: column -> line, and None -> the
     # row's own line (an override's line for the values it replaces). For messages only.
     lines: tuple[dict, ...] = field(default=(), compare=False, repr=False)
+    # Initial data: inserted with a new row, never overwritten, never compared. A user
+    # owns these values once the row exists (the demo user's creditBalance).
+    initial: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -39,6 +42,11 @@ class Seed:
         lines = self.lines[index] if index < len(self.lines) else {}
         line = lines.get(column) or lines.get(None)
         return f"{self.path}:{line}" if line else f"{self.path}: rows[{index}]"
+
+    def reference(self, columns) -> list[str]:
+        """Of columns, the reference data: not key columns, not initial. Seeds keep these
+        equal to the declaration (upsert) and verify compares them."""
+        return [c for c in columns if c not in self.key and c not in self.initial]
 
 
 @dataclass

@@ -36,8 +36,10 @@ def upsert(seed: Seed, columns: tuple[str, ...], values: sql.Composable, *,
     """The upsert of one row shape; values are placeholders (apply) or literals (script).
 
     apply adds RETURNING to count inserted and updated rows; the psql script does not.
+    Initial columns are inserted with a new row and never updated: only reference
+    columns are in the DO UPDATE.
     """
-    others = [c for c in columns if c not in seed.key]
+    others = seed.reference(columns)
     parts = {
         "table": db.identifier(seed.table),
         "columns": sql.SQL(", ").join(map(sql.Identifier, columns)),
@@ -98,10 +100,12 @@ def compare(seed: Seed, names: tuple[str, ...], rows: list[dict],
             columns: dict[str, tuple[str, bool]]) -> tuple[sql.Composed, list]:
     """The query (and its parameters) that compares rows of one shape with the table.
 
-    Each result row is (row number, found, then per non-key column: equal, actual value).
+    Each result row is (row number, found, then per reference column: equal, actual value).
+    Initial columns are not compared (nor sent): their values are the users'.
     columns: the table's columns, name -> (type, is json).
     """
-    others = [c for c in names if c not in seed.key]
+    names = tuple(c for c in names if c not in seed.initial)
+    others = seed.reference(names)
     alias = {c: sql.Identifier(f"c{i}") for i, c in enumerate(names)}
 
     def compared(prefix: str, column: str) -> sql.Composable:

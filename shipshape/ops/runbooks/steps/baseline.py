@@ -48,6 +48,13 @@ def plan(ctx: Context, planned: PlannedStep[BaselinePlan]) -> None:
         ctx.history[m.version] = projected_history_row(m, "baseline")
 
 
+def _drift(ctx: Context, expected: dict, actual: dict) -> list[Difference]:
+    """The differences, without those on objects the env declares unmanaged."""
+    from shipshape.engine import boundary
+
+    return boundary.split(expected, actual, boundary.of(ctx.env, ctx.sql_dir))[0]
+
+
 def _given_version(ctx: Context, wanted) -> int:
     version = int(wanted)
     if version not in {m.version for m in ctx.loaded}:
@@ -58,24 +65,22 @@ def _given_version(ctx: Context, wanted) -> int:
 
 def _auto_version(ctx: Context) -> int | None:
     """The version to adopt: None when no object is outside the recorded migrations."""
-    from shipshape.engine import catalog, migrations
+    from shipshape.engine import migrations
 
     current = migrations.current_version(ctx.history) or 0
     actual = live_schema(ctx)
     expected_now = expected_schema(ctx, applied_migrations(ctx, ctx.history))
-    if not [d for d in catalog.diff(expected_now, actual) if d.change == "unexpected"]:
+    if not [d for d in _drift(ctx, expected_now, actual) if d.change == "unexpected"]:
         return None
     return _matching_version(ctx, current, actual)
 
 
 def _matching_version(ctx: Context, current: int, actual: dict) -> int:
     """The highest version N whose migrations 0001..N produce exactly the live schema."""
-    from shipshape.engine import catalog
-
     closest = None
     for version in sorted((m.version for m in ctx.loaded if m.version > current), reverse=True):
         expected = expected_schema(ctx, [m for m in ctx.loaded if m.version <= version])
-        differences = catalog.diff(expected, actual)
+        differences = _drift(ctx, expected, actual)
         if not differences:
             return version
         if closest is None or len(differences) < len(closest[1]):
@@ -86,10 +91,8 @@ def _matching_version(ctx: Context, current: int, actual: dict) -> int:
 
 
 def _nothing_creates_them(ctx: Context, actual: dict) -> Refused:
-    from shipshape.engine import catalog
-
     expected = expected_schema(ctx, applied_migrations(ctx, ctx.history))
-    unexpected = [d.describe() for d in catalog.diff(expected, actual) if d.change == "unexpected"]
+    unexpected = [d.describe() for d in _drift(ctx, expected, actual) if d.change == "unexpected"]
     return Refused(
         "Refusing to baseline: every migration is already recorded, so no migration "
         "creates these objects. Write a migration that creates them (reviewed, then "
@@ -153,7 +156,7 @@ def _prove(ctx: Context, version: int, history: dict[int, dict]) -> None:
         raise Refused(f"Refusing to baseline at {version:04d}: migrations above it are "
                       f"recorded ({', '.join(f'{v:04d}' for v in above)}).")
     expected = expected_schema(ctx, [m for m in ctx.loaded if m.version <= version])
-    differences = catalog.diff(expected, catalog.snapshot(ctx.conn))
+    differences = _drift(ctx, expected, catalog.snapshot(ctx.conn))
     if differences:
         raise Refused(f"Refusing to baseline at {version:04d}: the schema is not what "
                       f"migrations 0001..{version:04d} produce:",

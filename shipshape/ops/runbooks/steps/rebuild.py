@@ -249,16 +249,24 @@ def _changed_column(ctx: Context, d: Difference, expected: dict) -> Built:
 
 
 def _grant(ctx: Context, d: Difference, expected: dict) -> Built:
-    """Each grantee's privileges revoked, then granted as the migrations grant them."""
+    """Each grantee's privileges revoked, then granted as the migrations grant them.
+
+    Only for roles the migrations mention: a grant to any other role (a DBA's reporting
+    role) is not theirs to take away, declared unmanaged or not; it is left, and said so."""
     from psycopg import sql
 
     from shipshape.db import identifier
+    from shipshape.engine.boundary import mentioned_roles
 
     want_by, have_by = d.expected or {}, d.actual or {}
-    out = []
+    mentioned = mentioned_roles(expected, ctx.env)
+    out, foreign = [], []
     for grantee in sorted(set(want_by) | set(have_by)):
         want, have = want_by.get(grantee, []), have_by.get(grantee, [])
         if sorted(want) == sorted(have):
+            continue
+        if grantee not in mentioned:
+            foreign.append(grantee)
             continue
         if any("GRANT OPTION" in p for p in want):
             return [], "it includes WITH GRANT OPTION"
@@ -269,6 +277,10 @@ def _grant(ctx: Context, d: Difference, expected: dict) -> Built:
             out.append(Statement(31, _text(ctx, "runbook/restore_grant", table=identifier(d.name),
                                            grantee=who, privileges=sql.SQL(", ").join(
                                                sql.SQL(p) for p in sorted(want))), True))
+    if foreign:
+        return out, (f"no migration grants anything to {', '.join(foreign)}: restore never "
+                     f"revokes it; declare it in Pulumi.{ctx.env.name}.yaml "
+                     f"(shipshape:unmanaged_roles) or revoke it yourself")
     return out, ""
 
 

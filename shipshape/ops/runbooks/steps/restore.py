@@ -43,10 +43,12 @@ class RestorePlan:
 
 
 def plan(ctx: Context, planned: PlannedStep[RestorePlan]) -> None:
-    from shipshape.engine import catalog
+    from shipshape.engine import boundary
 
     expected = expected_schema(ctx)
-    differences = catalog.diff(expected, projected_schema(ctx))
+    # objects the env declares unmanaged are not the migrations': restore never touches them
+    differences, _ = boundary.split(expected, projected_schema(ctx),
+                                    boundary.of(ctx.env, ctx.sql_dir))
     statements: list[Statement] = []
     gone: set[Gone] = set()  # the tables and columns that stay missing
     for d in _plain_first(differences):
@@ -180,5 +182,7 @@ RESTORE = StepKind(
         "value: a NOT NULL column without a default on a table with rows, an identity "
         "or a serial column is left for escalation, with the indexes and constraints "
         "that need it; so is a foreign key that rows would violate (their parents "
-        "gone: restore them first), unless `leave_violated: false`",
+        "gone: restore them first), unless `leave_violated: false`; a grant to a role no "
+        "migration grants to is never revoked, and objects the env declares unmanaged are "
+        "never touched",
 )
