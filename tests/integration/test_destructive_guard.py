@@ -289,3 +289,36 @@ def test_one_run_keeps_the_snapshot_true_from_migration_to_migration(
     with psycopg.connect(fresh_dsn) as conn:
         assert conn.execute("SELECT max(version) FROM shipshape.history").fetchone() == (6,)
         assert conn.execute("SELECT count(*) FROM logs").fetchone() == (2,)
+
+
+def test_the_guard_checks_in_the_before_commit_hook_before_the_callers_own(
+        tmp_path, fresh_dsn, make_target):
+    """migrate() runs the guard's check inside each migration's transaction, after its
+    history row and before COMMIT, and the caller's before_commit after it: a refused
+    migration never reaches the caller's hook, and leaves neither its change nor its row."""
+    tree = base_tree(tmp_path / "sql")
+    write_migration(tree, "0004_fill", "CREATE TABLE logs (id int);\n"
+                    "INSERT INTO logs SELECT generate_series(1, 3);\n", "SELECT 1;")
+    write_migration(tree, "0005_hidden", "ALTER TABLE logs ADD COLUMN note text;\n"
+                    "SELECT tidy();\n", "SELECT 1;")
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION tidy() RETURNS void LANGUAGE plpgsql AS "
+                     "$$ BEGIN DELETE FROM logs WHERE id = 2; END $$")
+    target = make_target(fresh_dsn)
+    seen = []
+
+    def hook(conn, migration):  # sees its own uncommitted history row
+        seen.append((migration.name, conn.execute(
+            "SELECT count(*) FROM shipshape.history WHERE version = %s",
+            (migration.version,)).fetchone()[0]))
+
+    loaded = migrations.load(tree, target.env)
+    with db.connect(target) as conn, pytest.raises(Refused, match="deleted 1 row") as refused:
+        migrations.migrate(conn, target.env, loaded, before_commit=hook)
+    assert refused.value.exit_code == 3
+    assert seen == [(m.name, 1) for m in loaded[:-1]]  # not 0005_hidden: refused before
+    with psycopg.connect(fresh_dsn) as conn:
+        assert conn.execute("SELECT max(version) FROM shipshape.history").fetchone() == (4,)
+        assert conn.execute("SELECT count(*) FROM logs").fetchone() == (3,)
+        assert conn.execute("SELECT count(*) FROM information_schema.columns "
+                            "WHERE table_name = 'logs' AND column_name = 'note'").fetchone() == (0,)
