@@ -113,9 +113,20 @@ MUTANTS: list[Mutant] = [
         "declared destructive SQL runs where allow_destructive is false"),
     Mutant(
         "undeclared-destructive-runs", "migrations", "shipshape/engine/migrations.py",
-        '    if hits and "destructive" not in found_directives:\n', "    if False:\n",
-        (INTEG + "test_migrations.py::test_undeclared_destructive_statement_is_refused",),
+        "        if found and not declared:\n", "        if False:\n",
+        (INTEG + "test_migrations.py::test_undeclared_destructive_statement_is_refused_when_it_is_about_to_run",),
         "undeclared destructive SQL is accepted"),
+    Mutant(
+        "runtime-guard-blind", "migrations", "shipshape/engine/guard.py",
+        "        if found:\n", "        if False:\n",
+        (INTEG + "test_destructive_guard.py::test_the_runtime_guard_refuses_each_form_without_the_parser",),
+        "what a migration lost without declaring it is committed"),
+    Mutant(
+        "half-built-index-kept", "migrations", "shipshape/engine/migrations.py",
+        '            rebuilt = _drop_half_built(conn, env, migration, progress) if half_built else ""\n',
+        '            rebuilt = ""\n',
+        (INTEG + "test_half_built_index.py",),
+        "an INVALID index left by a killed build is kept, and the migration recorded as a success"),
     Mutant(
         "history-retry-keeps-failed-flag", "history", "shipshape/queries/history_insert.sql",
         "    success = EXCLUDED.success", "    success = history.success",

@@ -90,13 +90,14 @@ class MigrateResult:
     script: str = ""  # a dry run's psql script; empty when it ran
 
 
-def _pending(conn, loaded: list[migrations.Migration], *, retry_failed: bool = False,
-             to: int | None = None, env_name: str | None = None) -> list[migrations.Migration]:
-    """What migrate would apply, after the same refusals it makes (edited, ahead, dirty)."""
+def _pending(conn, env, loaded: list[migrations.Migration], *, retry_failed: bool = False,
+             to: int | None = None) -> list[migrations.Migration]:
+    """What migrate would apply, after the same refusals it makes (edited, ahead, dirty,
+    undeclared destructive SQL: migrations.prepared)."""
     recorded = history.read_history(conn)
     migrations.refuse_unsafe(migrations.status(loaded, recorded), loaded,
-                             retry_failed=retry_failed, env_name=env_name)
-    return migrations.plan(loaded, recorded, to)
+                             retry_failed=retry_failed, env_name=env.name)
+    return migrations.prepared(migrations.plan(loaded, recorded, to), env)
 
 
 def migrate(target: Target, sql_dir: Path, *, to: int | None = None, retry_failed: bool = False,
@@ -110,8 +111,7 @@ def migrate(target: Target, sql_dir: Path, *, to: int | None = None, retry_faile
     with db.connect(target, purpose="migrate") as conn:
         identity.check(conn, target.env, what="db.migrate")
         if dry_run:
-            todo = _pending(conn, loaded, retry_failed=retry_failed, to=to,
-                            env_name=target.env.name)
+            todo = _pending(conn, target.env, loaded, retry_failed=retry_failed, to=to)
             script = bundle.migrate_script(renderer, todo)
             return MigrateResult(target.env.name, todo, 0, script)
         with db.advisory_lock(conn, target.env.migration_lock_wait):
@@ -141,6 +141,7 @@ def rollback(target: Target, sql_dir: Path, to: int, *, yes: bool = False,
         identity.check(conn, target.env, what="db.rollback")
         if dry_run:
             todo = migrations.rollback_plan(loaded, history.read_history(conn), to)
+            migrations.check_declared(todo, target.env, rollback=True)
             return RollbackResult(target.env.name, todo, to, bundle.rollback_script(renderer, todo))
         if not target.env.is_local and not yes:
             raise Refused(f"Rolling back {target.env.name} to {to:04d} changes its schema; "
@@ -324,7 +325,7 @@ def deploy_script(target: Target, sql_dir: Path, *, phase: str | None = None) ->
     code = tree.load(sql_dir, env)
     with db.connect(target, purpose="deploy --dry-run") as conn:
         identity.check(conn, env, what="deploy")
-        todo = _pending(conn, code.migrations, env_name=env.name)
+        todo = _pending(conn, env, code.migrations)
     migrations.refuse_destructive(env, todo, rollback=False)
     shadow.check_seeds(target, code.migrations, code.seeds)
     expand, contract = migrations.plan_phase(todo, migrations.DeployPhase.EXPAND)

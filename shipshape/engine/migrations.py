@@ -29,7 +29,8 @@ from pathlib import Path
 import psycopg
 
 from shipshape import db
-from shipshape.engine import backfill, history, irreversible, locksafety, releases
+from shipshape.engine import backfill, guard, history, indexes, irreversible, locksafety, releases
+from shipshape.engine import sqlparse
 from shipshape.engine.render import Renderer, directive_arguments, directive_lines, directives
 from shipshape.errors import ConfigError, Refused, SQLFailed
 from shipshape.settings import Environment
@@ -228,15 +229,16 @@ def load(sql_dir: Path | str, env: Environment, renderer: Renderer | None = None
 
 def prepare(path: Path, renderer: Renderer, source: str | None = None) -> Rendered:
     """The one place a migration's template becomes SQL that may run: rendered (through
-    the render cache), its directives read, and refused when it hides destructive SQL or
-    declares a backfill that is not one batched data statement."""
+    the render cache) and its directives read. What of it is about to run is checked for
+    undeclared destructive SQL by prepared() (check_declared: PostgreSQL's grammar), not
+    here: rendering for a view (render, verify's checksums) parses nothing. A declared
+    backfill that is not one batched data statement is refused here (exit 5)."""
     if source is None:
         source = _read(path)
         if source is None:
             raise ConfigError(f"{path}: cannot be read.")
     text = renderer.render_source(path, source)
     found = directives(text)
-    _check_destructive(path, text, found)
     if backfill.DIRECTIVE in found:
         backfill.check(path, text)
     return Rendered(sql=text, checksum=sha256(text),
@@ -269,32 +271,50 @@ def _read(path: Path | str) -> str | None:
         return None
 
 
-# Statements that can lose data. Matched on SQL with comments, strings and dollar-quoted
-# bodies removed, so that a word inside a literal never counts.
-_DESTRUCTIVE = re.compile(
-    r"\bDROP\s+(TABLE|SCHEMA|DATABASE|SEQUENCE|TYPE|MATERIALIZED\s+VIEW)\b"
-    r"|\bALTER\s+TABLE\b[^;]*?\bDROP\s+(COLUMN\b|(?!CONSTRAINT|DEFAULT|NOT\b|IDENTITY|EXPRESSION)\w+)"
-    r"|\bALTER\s+COLUMN\s+\S+\s+(SET\s+DATA\s+)?TYPE\b"
-    r"|\bTRUNCATE\b|\bDELETE\s+FROM\b",
-    re.I | re.S,
-)
-_NOISE = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|(\$[A-Za-z_]*\$).*?\1", re.S)
+def check_declared(todo: list[Migration], env: Environment, *, rollback: bool = False) -> None:
+    """The parser's gate, for exactly what is about to run (the pending migrations, or
+    the rollbacks): every statement is classified with PostgreSQL's own grammar
+    (engine.sqlparse: DO blocks, function bodies and the calls of those that destroy,
+    EXECUTE of a constant), and a destructive one in a script that does not declare
+    `-- shipshape:destructive` is refused (exit 3) before anything runs. What the grammar
+    cannot read (dynamic EXECUTE, another language) counts as destructive. SQL that does
+    not parse is a template error (exit 5). Only what runs is parsed, so a run with
+    nothing to do parses nothing. The runtime guard (engine.guard) checks again, inside
+    each migration's transaction, what the SQL really did.
+    """
+    for migration in todo:
+        sql = migration.rollback_sql if rollback else migration.sql
+        path = migration.rollback_path if rollback else migration.path
+        try:
+            found = sqlparse.destructive_effects(sql)
+        except sqlparse.SQLSyntaxError as exc:
+            raise ConfigError(
+                f"{path}:{exc.line} (line of the rendered SQL) is not valid PostgreSQL: "
+                f"{exc.message}. Nothing was changed. Fix the template; "
+                f"`invoke render --env {env.name}` shows the SQL it renders to."
+            ) from None
+        declared = migration.rollback_destructive if rollback else migration.destructive
+        if found and not declared:
+            raise Refused(
+                f"{path} contains destructive SQL but does not declare "
+                f"`-- shipshape:destructive`; shipshape never runs undeclared destructive SQL, "
+                f"and nothing was changed. Remove the statement, or, after review, declare it "
+                f"with a first line `-- shipshape:destructive`; then rerun "
+                f"`invoke {'db.rollback' if rollback else 'deploy'} --env {env.name}`:",
+                details=[f"{path}:{statement.line}: {_effect(effect)}: "
+                         f"{_first_line(statement.text)}" for statement, effect in found],
+            )
 
 
-def destructive_statements(sql_text: str) -> list[str]:
-    """The destructive statements in sql_text, for messages."""
-    cleaned = _NOISE.sub(" ", sql_text)
-    return [m.group(0).split("\n")[0][:80] for m in _DESTRUCTIVE.finditer(cleaned)]
+def _effect(effect: sqlparse.Effect) -> str:
+    return f"{effect.action} {effect.object}".strip()
 
 
-def _check_destructive(path: Path, rendered: str, found_directives: set[str]) -> None:
-    hits = destructive_statements(rendered)
-    if hits and "destructive" not in found_directives:
-        raise Refused(
-            f"{path} contains destructive SQL ({'; '.join(hits[:3])}) but does not declare "
-            f"`-- shipshape:destructive`. Declare it so that reviewers and envs that forbid "
-            f"data loss can see it; shipshape never runs undeclared destructive SQL."
-        )
+def _first_line(statement: str, width: int = 100) -> str:
+    """A statement for a message: its first line, marked when there is more."""
+    lines = statement.strip().splitlines() or [""]
+    more = len(lines) > 1 or len(lines[0]) > width
+    return lines[0][:width] + (" ..." if more else "")
 
 
 # --- status against the history ---------------------------------------------------
@@ -347,11 +367,14 @@ def renders_differently(migrations: list[Migration], history: dict[int, dict]) -
             and row["checksum"] != m.checksum]
 
 
-def prepared(todo: list[Migration]) -> list[Migration]:
-    """Render and check every migration of todo now (prepare), in order, so that a
-    template error or undeclared destructive SQL stops the run before its first write."""
+def prepared(todo: list[Migration], env: Environment, *, rollback: bool = False
+             ) -> list[Migration]:
+    """Render and check every migration of todo now (prepare, then check_declared on
+    what is about to run: its rollback when rollback), in order, so that a template
+    error or undeclared destructive SQL stops the run before its first write."""
     for migration in todo:
-        _ = migration.up
+        _ = migration.down if rollback else migration.up
+    check_declared(todo, env, rollback=rollback)
     return todo
 
 
@@ -434,21 +457,39 @@ def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration],
     progress = progress or Progress()
     recorded = history.read_history(conn)
     refuse_unsafe(status(loaded, recorded), loaded, retry_failed=retry_failed, env_name=env.name)
-    todo, _ = plan_phase(prepared(plan(loaded, recorded, to)), phase)
+    todo, _ = plan_phase(prepared(plan(loaded, recorded, to), env), phase)
     refuse_destructive(env, todo, rollback=False)
     locksafety.refuse(conn, env, todo)  # the live sizes: before anything is applied
     contracts = [m for m in todo if m.phase == Phase.CONTRACT]
     if contracts:  # before anything is applied: a refusal leaves no part done
         (before_contract or (lambda found: releases.refuse_contract(conn, env, found)))(contracts)
     history.ensure_history(conn)  # after every refusal: a refused run writes nothing
+    half_built = bool(todo) and indexes.any_invalid(conn)
+    watcher = guard.Guard(conn)  # one catalog snapshot for the run, kept up to date
     applied_by = db.operator()
     for migration in todo:
         with progress.step(f"migrate {migration.name}") as step:
-            took = apply(conn, env, migration, applied_by=applied_by,
+            rebuilt = _drop_half_built(conn, env, migration, progress) if half_built else ""
+            took = apply(conn, env, migration, applied_by=applied_by, watcher=watcher,
                          before_commit=before_commit, step=step)
             if not migration.backfill:  # a backfill's last note says its rows and batches
-                step.note(f"{took} ms in SQL")
+                step.note(f"{took} ms in SQL" + (f"; rebuilt {rebuilt}" if rebuilt else ""))
+            elif rebuilt:
+                step.note(f"rebuilt {rebuilt}")
     return current_version(recorded), todo
+
+
+def _drop_half_built(conn, env: Environment, migration: Migration, progress) -> str:
+    """Drop the INVALID indexes this migration creates (a killed or failed CREATE INDEX
+    CONCURRENTLY left them), so that it builds them again; says so."""
+    dropped = indexes.drop_invalid(conn, env, indexes.created(migration.sql))
+    if not dropped:
+        return ""
+    names = indexes.describe(dropped)
+    progress.info(f"{migration.name}: dropped the INVALID index {names}, left by an "
+                  f"interrupted or failed CREATE INDEX CONCURRENTLY; the migration builds "
+                  f"it again")
+    return names
 
 
 def rollback(conn: psycopg.Connection, env: Environment, loaded: list[Migration], to: int, *,
@@ -461,6 +502,7 @@ def rollback(conn: psycopg.Connection, env: Environment, loaded: list[Migration]
     entries = status(loaded, recorded)
     refuse_unsafe(entries, loaded)
     todo = rollback_plan(loaded, recorded, to)
+    check_declared(todo, env, rollback=True)
     refuse_destructive(env, todo, rollback=True)
     for migration in todo:
         with progress.step(f"rollback {migration.name}") as step:
@@ -499,7 +541,8 @@ _SAVEPOINT = "shipshape_migration"
 
 
 def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,
-          applied_by: str, before_commit: BeforeCommit | None = None, step=None) -> int:
+          applied_by: str, watcher: guard.Guard | None = None,
+          before_commit: BeforeCommit | None = None, step=None) -> int:
     """Apply one migration with its history row; returns its duration in ms.
 
     Transactional migrations retry with backoff when lock_timeout expires; a SQL error
@@ -508,16 +551,28 @@ def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,
     before_commit is given: that runs after the SQL and the history row, before COMMIT.
     A backfill runs batch after batch (engine.backfill), each committed; before_commit
     runs after the last, before its history row. step: where a backfill notes progress.
+
+    watcher: the runtime guard (engine.guard) of the run; migrate() and the shadow always
+    pass one. A watched migration's check runs as a before-commit hook (before the
+    caller's own), so a refusal rolls it back with its history row; that costs one query
+    after the SQL, and the COMMIT in a message of its own. A non-transactional migration
+    or a backfill is not watched (no one transaction to roll back).
     """
     if migration.backfill:
+        if watcher:
+            watcher.forget()  # unwatched: its batches commit one by one
         return db.retry_on_lock_timeout(
             conn, env, lambda: _apply_backfill(conn, env, migration, applied_by, before_commit, step),
             what=f"Backfill {migration.name}",
             then="deploy again; the committed batches stay done and it resumes.")
     if migration.transactional:
         def work():
-            return _apply_in_transaction(conn, env, migration, applied_by, before_commit)
+            return _apply_in_transaction(conn, env, migration, applied_by, before_commit,
+                                         watcher)
     else:
+        if watcher:
+            watcher.forget()  # unwatched: it may change anything
+
         def work():
             return _apply_autocommit(conn, env, migration, applied_by, before_commit)
     return db.retry_on_lock_timeout(
@@ -525,10 +580,28 @@ def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,
         what=f"Migration {migration.name}", then="deploy again; nothing of it was applied.")
 
 
-def _apply_in_transaction(conn, env, migration, applied_by, before_commit) -> int:
+def _guarded(watcher: guard.Guard | None, env: Environment, migration: Migration,
+             before_commit: BeforeCommit | None) -> BeforeCommit | None:
+    """What runs before migration's COMMIT: the runtime guard's check, when watcher
+    watches it, then the caller's before_commit. Called before the migration's message
+    is sent: the guard reads its snapshot then, if it keeps none from the run."""
+    if watcher is None or not watcher.start(declared=migration.destructive):
+        return before_commit
+
+    def check(conn: psycopg.Connection, migration: Migration) -> None:
+        watcher.check(what=f"Migration {migration.name}", path=migration.path,
+                      command=f"invoke deploy --env {env.name}")
+        if before_commit:
+            before_commit(conn, migration)
+    return check
+
+
+def _apply_in_transaction(conn, env, migration, applied_by, before_commit,
+                          watcher: guard.Guard | None = None) -> int:
     started = time.monotonic()
     closing = f"{history.record_inline(migration, applied_by=applied_by)};"
-    hook = (lambda: before_commit(conn, migration)) if before_commit else None
+    check = _guarded(watcher, env, migration, before_commit)  # before _head: it may read
+    hook = (lambda: check(conn, migration)) if check else None
     head = _head(conn, env)
     try:
         _in_one_transaction(conn, head, migration.sql, closing, before_commit=hook)
@@ -536,6 +609,8 @@ def _apply_in_transaction(conn, env, migration, applied_by, before_commit) -> in
         raise
     except psycopg.Error as exc:
         raise _sql_failed(conn, env, migration, migration.sql, exc, offset=len(head)) from None
+    if watcher:
+        watcher.committed()
     return int((time.monotonic() - started) * 1000)
 
 
@@ -612,13 +687,33 @@ def _apply_autocommit(conn, env, migration, applied_by, before_commit=None) -> i
         if before_commit:
             before_commit(conn, migration)
         duration = int((time.monotonic() - started) * 1000)
+        try:
+            _refuse_invalid_indexes(conn, env, migration)
+        except SQLFailed:
+            history.record(conn, migration, applied_by=applied_by, duration_ms=duration,
+                           success=False)
+            raise
         history.record(conn, migration, applied_by=applied_by, duration_ms=duration)
     return duration
 
 
+def _refuse_invalid_indexes(conn, env: Environment, migration: Migration) -> None:
+    """A non-transactional migration is never recorded as a success while an index it
+    creates is INVALID (e.g. CREATE INDEX CONCURRENTLY IF NOT EXISTS skipped a half-built
+    one). A transactional CREATE INDEX builds a valid index or fails."""
+    bad = indexes.invalid(conn, indexes.created(migration.sql))
+    if bad:
+        raise SQLFailed(
+            f"Migration {migration.name} ran, but the index {indexes.describe(bad)} it creates "
+            f"is INVALID (half-built), so it is not recorded as a success. Fix what stops the "
+            f"build (duplicates under UNIQUE, a timeout), then run "
+            f"`invoke deploy --env {env.name}`: it drops the INVALID index and builds it again.")
+
+
 def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migration) -> int:
     """Run a migration's rollback and delete its history row, in one transaction unless
-    the rollback declares no-transaction (DROP INDEX CONCURRENTLY)."""
+    the rollback declares no-transaction (DROP INDEX CONCURRENTLY). The runtime guard
+    watches a transactional rollback that does not declare itself destructive."""
     started = time.monotonic()
 
     head = ""
@@ -626,9 +721,17 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
     def work():
         nonlocal head
         if migration.rollback_transactional:
+            watcher = guard.Guard(conn)
+            check = None
+            if watcher.start(declared=migration.rollback_destructive):  # before _head: a read
+                def check():
+                    watcher.check(what=f"The rollback of {migration.name}",
+                                  path=migration.rollback_path,
+                                  command=(f"invoke db.rollback --env {env.name} "
+                                           f"--to {migration.version - 1}"))
             head = _head(conn, env)
             _in_one_transaction(conn, head, migration.rollback_sql,
-                                f"{history.delete_script(migration)};")
+                                f"{history.delete_script(migration)};", before_commit=check)
         else:
             with db.autocommit(conn, env):
                 for statement in split(migration.rollback_sql):
@@ -648,15 +751,8 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
 # --- errors ----------------------------------------------------------------------------
 
 def split(sql_text: str) -> list[str]:
-    """Split a script into statements (quotes, dollar quotes and comments respected)."""
-    import sqlparse
-
-    statements = []
-    for statement in sqlparse.split(sql_text):
-        code = sqlparse.format(statement, strip_comments=True).strip().rstrip(";").strip()
-        if code:
-            statements.append(statement)
-    return statements
+    """Split a script into statements as PostgreSQL's grammar does (engine.sqlparse)."""
+    return sqlparse.split(sql_text)
 
 
 def _sql_failed(conn, env, migration, script, exc, *, statement=None, partial=False, path=None,

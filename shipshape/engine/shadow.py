@@ -42,7 +42,7 @@ from psycopg.conninfo import make_conninfo
 
 from shipshape import db
 from shipshape.adapters import embedded, owners
-from shipshape.engine import catalog, history, migrations, seeds
+from shipshape.engine import catalog, guard, history, migrations, seeds
 from shipshape.engine.seeds import preflight as seed_preflight
 from shipshape.errors import ConfigError
 from shipshape.progress import Progress
@@ -236,6 +236,10 @@ def _in_one_transaction(conn: psycopg.Connection, env: Environment, applied, pro
 
 def _apply_in_savepoint(conn: psycopg.Connection, env: Environment,
                         migration: migrations.Migration) -> None:
+    """Not watched by the runtime guard: in one transaction, every relation built so far
+    stays locked, so the guard's after-query (the relations the transaction locked) would
+    grow with each migration; and a shadow starts empty, so only rows the tree itself
+    inserted could be lost. The deploy watches every migration it applies."""
     statements = ([migration.sql] if migration.transactional
                   else without_concurrently(migration.sql))
     for statement in statements:
@@ -255,8 +259,9 @@ def _committed(conn: psycopg.Connection, env: Environment, applied, probe
     """On a scratch server of our own: each migration commits as a deploy commits it (the
     server is thrown away); snapshot and probe in a transaction that is rolled back."""
     history.ensure_history(conn)
+    watcher = guard.Guard(conn)  # one catalog read for the whole build
     for migration in applied:
-        migrations.apply(conn, env, migration, applied_by="shadow")
+        migrations.apply(conn, env, migration, applied_by="shadow", watcher=watcher)
     with conn.transaction(force_rollback=True):
         snapshot = catalog.snapshot(conn)
         found = probe(conn) if probe else []

@@ -68,12 +68,13 @@ inside DO blocks, function bodies and EXECUTE'd strings.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 
 from pglast import ast, parse_plpgsql, parse_sql
 from pglast.enums import AlterTableType as AT
 from pglast.enums import CmdType, DropBehavior, ObjectType, ReindexObjectType
-from pglast.parser import ParseError, scan
+from pglast.parser import ParseError, parse_sql_json, scan
 from pglast.stream import RawStream
 
 from shipshape.engine.lockrules import (
@@ -88,7 +89,7 @@ from shipshape.engine.lockrules import (
 )
 
 __all__ = ["Effect", "LockEffect", "SQLSyntaxError", "Statement", "classify",
-           "destructive_effects"]
+           "created_indexes", "destructive_effects", "split"]
 
 
 @dataclass(frozen=True)
@@ -126,11 +127,61 @@ def classify(sql: str) -> list[Statement]:
     return _classify_sql(sql, 1, _Context())
 
 
+def split(sql: str) -> list[str]:
+    """The text of each top-level statement of sql, in order, as the server splits it:
+    from its first token (comments before it left out) to its end, without the `;`."""
+    return [source.text for source in _split(sql, 1)]
+
+
+def created_indexes(sql: str) -> list[str]:
+    """The named indexes sql's top-level CREATE INDEX statements create, as names
+    to_regclass reads (an index lives in its table's schema). An unnamed one is left
+    out: PostgreSQL picks its name when it runs."""
+    found = []
+    for raw in json.loads(_tree(sql)).get("stmts", ()):
+        index = raw["stmt"].get("IndexStmt")
+        if index and index.get("idxname"):
+            found.append(dotted(index["relation"].get("schemaname"), index["idxname"]))
+    return found
+
+
 def destructive_effects(sql: str) -> list[tuple[Statement, Effect]]:
     """Each destructive effect of sql, with the statement it comes from: the innermost
     one, so that a DROP inside a DO block is reported at its own line."""
+    if not _may_destroy(_tree(sql)):
+        return []
     return [(_origin(statement, effect), effect)
             for statement in classify(sql) for effect in statement.destructive]
+
+
+# The parse-tree nodes every destructive effect comes from (see the module docstring):
+# a tree without any of them has none, and classify() need not build its objects (about
+# 30 times the parse itself). DeleteStmt stands also for a DELETE in a WITH, a RULE or
+# an EXPLAIN; CreateFunctionStmt for the functions a later call or trigger runs.
+_MAY_DESTROY = frozenset({
+    "DropStmt", "TruncateStmt", "DeleteStmt", "MergeStmt", "AlterTableStmt", "DropdbStmt",
+    "DropOwnedStmt", "DoStmt", "CreateFunctionStmt",
+})
+
+
+def _tree(sql: str) -> str:
+    """PostgreSQL's parse tree of sql, as the JSON libpg_query writes (no Python objects
+    built: cheap). Invalid SQL raises SQLSyntaxError, located as classify() locates it."""
+    try:
+        return parse_sql_json(sql)
+    except ParseError:
+        _split(sql, 1)  # raises SQLSyntaxError at the character offset's line
+        raise
+
+
+def _may_destroy(tree: str) -> bool:
+    """Whether the tree holds a node a destructive effect can come from, or names a
+    built-in destructive function. Read on the tree's JSON: a node is the key `"Name":`,
+    which no string of the SQL can spell there (JSON puts a backslash before every quote
+    inside a string). A false alarm (a column named lo_unlink) only costs the full
+    classification."""
+    return (any(f'"{node}":' in tree for node in _MAY_DESTROY)
+            or any(f'"sval":"{name}"' in tree for name in _BUILTIN_DESTRUCTIVE))
 
 
 def _origin(statement: Statement, effect: Effect) -> Statement:

@@ -150,7 +150,7 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             conn.commit()
             # Render what is pending (only that: a no-op deploy renders nothing), so that
             # a template error stops the deploy here, before the lock, the stamp or a row.
-            migrations.prepared(migrations.plan(code.migrations, history.read_history(conn)))
+            migrations.prepared(migrations.plan(code.migrations, history.read_history(conn)), env)
             # Every seed row rehearsed in the shadow of the migrated schema before anything
             # is applied: a deploy never migrates a database it would then fail to seed.
             # When a migration itself fails there, the migrate gate reports it as always

@@ -135,11 +135,7 @@ def test_error_without_position_is_located_by_replay(tmp_path, server_dsn, make_
     write_migration(tree, "0003_dupes",
                     "INSERT INTO items (name) VALUES ('a');\nINSERT INTO items (name) VALUES ('b');\n"
                     "INSERT INTO items (name) VALUES ('a');\n", "DELETE FROM items;")
-    loaded = migrations.load(tree, make_target(server_dsn).env)  # renders nothing yet
-    with pytest.raises(Refused, match="does not declare"):
-        _ = loaded[2].rollback_sql  # a rollback is checked when it is about to run
-    (tree / "migrations" / "0003_dupes" / "rollback.sql.j2").write_text(
-        "-- shipshape:destructive\nDELETE FROM items;\n")
+    # Its undeclared destructive rollback is not about to run: migrating does not parse it.
     with pytest.raises(SQLFailed, match="rendered line 3.*duplicate key"):
         migrate(make_target(server_dsn), tree)
     with psycopg.connect(server_dsn) as conn:
@@ -219,13 +215,28 @@ def test_rollback_to_version_and_destructive_refusal(tmp_path, server_dsn, make_
     assert [v for v, *_ in history(server_dsn)] == [1]
 
 
-def test_undeclared_destructive_statement_is_refused(tmp_path):
-    write_migration(tmp_path, "0001_a", "ALTER TABLE t DROP COLUMN c;", "SELECT 1;")
+def test_undeclared_destructive_statement_is_refused_when_it_is_about_to_run(tmp_path):
+    """Loading parses nothing; the gate classifies what is about to run, naming
+    file:line, the effect and the statement."""
     from shipshape.settings import load_environment
 
-    loaded = migrations.load(tmp_path, load_environment("local", config_dir=tmp_path))
-    with pytest.raises(Refused, match="does not declare `-- shipshape:destructive`"):
-        _ = loaded[0].sql  # rendered and checked where it would run
+    write_migration(tmp_path, "0001_a", "SELECT 1;\nALTER TABLE t DROP COLUMN c;", "SELECT 1;")
+    env = load_environment("local", config_dir=tmp_path)
+    loaded = migrations.load(tmp_path, env)  # no refusal: nothing is about to run
+    with pytest.raises(Refused, match="does not declare `-- shipshape:destructive`") as refused:
+        migrations.check_declared(loaded, env)
+    assert "0001_a/migrate.sql.j2:2: drop column t.c: ALTER TABLE t DROP COLUMN c" in str(
+        refused.value)
+    migrations.check_declared(loaded, env, rollback=True)  # the rollback destroys nothing
+
+
+def test_unparsable_sql_is_bad_input_naming_its_line(tmp_path):
+    from shipshape.settings import load_environment
+
+    write_migration(tmp_path, "0001_a", "SELECT 1;\n\nCREATE TABLE t (id int,);\n", "SELECT 1;")
+    env = load_environment("local", config_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"0001_a/migrate.sql.j2:3 .*not valid PostgreSQL"):
+        migrations.check_declared(migrations.load(tmp_path, env), env)
 
 
 def test_undeclared_destructive_migration_is_refused_before_anything_runs(
@@ -252,9 +263,19 @@ def test_undeclared_destructive_migration_is_refused_before_anything_runs(
     ("COMMENT ON TABLE items IS 'we never DROP TABLE here';", False),
     ("-- DROP TABLE items;\nSELECT 1;", False),
     ("CREATE FUNCTION f() RETURNS void AS $$ DELETE FROM x $$ LANGUAGE sql;", False),
+    ("SELECT E'\\'';\nDROP TABLE items;", True),
 ])
-def test_destructive_detection(sql_text, destructive):
-    assert bool(migrations.destructive_statements(sql_text)) is destructive
+def test_destructive_detection(tmp_path, sql_text, destructive):
+    from shipshape.settings import load_environment
+
+    write_migration(tmp_path, "0001_a", sql_text, "SELECT 1;")
+    env = load_environment("local", config_dir=tmp_path)
+    loaded = migrations.load(tmp_path, env)
+    if destructive:
+        with pytest.raises(Refused):
+            migrations.check_declared(loaded, env)
+    else:
+        migrations.check_declared(loaded, env)
 
 
 def test_a_template_error_stops_migrate_before_it_writes_anything(tmp_path, fresh_dsn, make_target):

@@ -76,9 +76,10 @@ def test_an_unknown_phase_is_bad_input_naming_the_file(tree, make_target):
     path = tree / "migrations" / "0005_item_note" / "migrate.sql.j2"
     path.write_text("-- shipshape:phase shrink\nALTER TABLE items ADD COLUMN note text;\n")
     # load() renders nothing (a no-op run renders nothing); prepare, before any write, refuses
-    loaded = migrations.load(tree, make_target("postgresql://unused").env)
+    env = make_target("postgresql://unused").env
+    loaded = migrations.load(tree, env)
     with pytest.raises(ConfigError) as error:
-        migrations.prepared(loaded)
+        migrations.prepared(loaded, env)
     assert str(path) in str(error.value)
     assert "`-- shipshape:phase contract`" in str(error.value)
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import sqlparse
 import yaml
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -269,7 +268,7 @@ def test_migrations_render_for_every_env(env_name):
             source = re.sub(r"--[^\n]*|\{#.*?#\}", "", template.read_text(), flags=re.S)
             uses_macros = re.search(r"\b(create|drop)_index\(", source) is not None
             assert ("transaction_directive()" in source) is uses_macros, template
-            code = sqlparse.format(rendered, strip_comments=True)
+            code = "\n".join(migrations.split(rendered))  # statements only, no comments
             assert ("CONCURRENTLY" in code) is (uses_macros and concurrent), template
             assert ("no-transaction" in directives(rendered)) is (uses_macros and concurrent)
 
@@ -648,8 +647,7 @@ def test_checks_declare_a_description_severity_and_fix(env_name):
             assert header["severity"] == ("warning" if name == "stuck_generations" else "error")
         statements = migrations.split(text)
         assert len(statements) == 1, name
-        code = sqlparse.format(statements[0], strip_comments=True).strip()
-        assert code.upper().startswith("SELECT"), name
+        assert statements[0].upper().startswith("SELECT"), name  # from its first token
 
 
 def test_checks_pass_on_a_healthy_database_and_find_each_violation(conn):

@@ -136,7 +136,7 @@ def test_fixes_render_one_statement_and_declare_what_they_delete(env_name):
     fixes = sorted((SQL_DIR / "fixes").glob("*.sql.j2"))
     assert {p.name.removesuffix(".sql.j2") for p in fixes} == set(steps)
     for path in fixes:
-        from shipshape.engine import migrations
+        from shipshape.engine import migrations, sqlparse
 
         change = renderer.render(path, preview=False)
         preview = renderer.render(path, preview=True)
@@ -145,7 +145,7 @@ def test_fixes_render_one_statement_and_declare_what_they_delete(env_name):
         declared = "destructive" in directives(change)
         step = steps[path.name.removesuffix(".sql.j2")]
         assert declared == bool(fix.arg(step, "destructive")), path
-        assert declared == bool(migrations.destructive_statements(change)), path
+        assert declared == bool(sqlparse.destructive_effects(change)), path
 
 
 def test_docs_are_a_fresh_render_of_the_runbooks():

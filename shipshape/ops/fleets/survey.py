@@ -97,7 +97,7 @@ def dry_run(prepared: Prepared, *, parallel: int | None = None) -> DryRun:
                     return found
                 recorded = history.read_history(conn)
             migrations.refuse_unsafe(migrations.status(loaded, recorded), loaded)
-            todo = migrations.plan(loaded, recorded)
+            todo = migrations.prepared(migrations.plan(loaded, recorded), env)
             migrations.refuse_destructive(env, todo, rollback=False)
             found.pending = [m.name for m in todo]
             found.detail = (f"{len(todo)} migration(s): {', '.join(found.pending)}"

@@ -75,11 +75,16 @@ def _template(ctx: Context, planned: PlannedStep) -> Path:
 def _check_change(ctx: Context, planned: PlannedStep, path: Path, change_sql: str) -> bool:
     """Whether the change is destructive, after checking that it says so exactly when it
     is, that the step says the same, and that it is one statement."""
-    from shipshape.engine import migrations
+    from shipshape.engine import migrations, sqlparse
     from shipshape.engine.render import directives
 
     declared = "destructive" in directives(change_sql)
-    hits = migrations.destructive_statements(change_sql)
+    try:
+        hits = [f"line {s.line}: {e.action} {e.object}".rstrip()
+                for s, e in sqlparse.destructive_effects(change_sql)]
+    except sqlparse.SQLSyntaxError as exc:
+        raise ConfigError(f"{path}: not valid PostgreSQL ({exc}); fix the template and run "
+                          f"the runbook again.") from None
     if hits and not declared:
         raise Refused(f"{path} contains destructive SQL ({'; '.join(hits[:3])}) but does not "
                       f"declare `-- shipshape:destructive`; shipshape never runs undeclared "

@@ -169,15 +169,17 @@ def _recreated(todo: list[_Creator]) -> Iterator[tuple[str, str, dict | None]]:
 
 
 def run(ctx: Context, planned: PlannedStep[ReapplyPlan]) -> str:
-    from shipshape.engine import migrations
+    from shipshape.engine import guard, migrations
 
     by_version = {m.version: m for m in ctx.loaded}
     done = []
+    watcher = guard.Guard(ctx.conn)  # the runtime guard, as a deploy's migrate has it
     for version in planned.plan.versions:
         m = by_version[version]
         with ctx.progress.step(f"re-run {m.name}") as step:
             applied_by = f"runbook {ctx.book.id} by {ctx.operator}"
-            step.note(f"{migrations.apply(ctx.conn, ctx.env, m, applied_by=applied_by)} ms")
+            took = migrations.apply(ctx.conn, ctx.env, m, applied_by=applied_by, watcher=watcher)
+            step.note(f"{took} ms")
         done.append(m.name)
     return f"re-ran {', '.join(done)}"
 
