@@ -178,7 +178,7 @@ def lint(target: Target, sql_dir: Path) -> LintResult:
 
     loaded = migrations.load(sql_dir, target.env)
     with db.connect(target, purpose="lint") as conn:
-        todo = _pending(conn, loaded, env_name=target.env.name)
+        todo = _pending(conn, target.env, loaded)
         found = locksafety.findings(conn, target.env, todo)
     return LintResult(target.describe(), target.env.name, found)
 
