@@ -11,6 +11,10 @@ APP_DB_POOL_MIN, APP_DB_POOL_MAX        connection pool size (default 1..10)
 APP_DB_POOL_TIMEOUT  seconds a request waits for a connection before 503 (default 10)
 APP_WORKER_ENABLED, APP_WORKER_CONCURRENCY, APP_WORKER_POLL_INTERVAL   generation worker
 APP_EXPECTED_MODELS  enabled models /health/models expects (default 4)
+APP_SCHEMA_VERSION   the release this process runs as: the schema version it was built for
+                     (default app.SCHEMA_VERSION; set only to run a build as another release)
+APP_INSTANCE_ID      this replica's name in shipshape.app_instances (default host-pid-random)
+APP_HEARTBEAT_INTERVAL  seconds between two heartbeats in shipshape.app_instances (default 5)
 APP_LOG_LEVEL        DEBUG | INFO | WARNING | ERROR (default INFO)
 """
 
@@ -19,7 +23,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from app import EXPECTED_MODEL_COUNT
+from app import EXPECTED_MODEL_COUNT, SCHEMA_VERSION
 
 ENVS = ("local", "dev", "staging", "prod")
 PROVIDERS = ("placeholder", "huggingface")
@@ -47,6 +51,9 @@ class Settings:
     worker_poll_interval: float = 1.0
     expected_models: int = EXPECTED_MODEL_COUNT
     log_level: str = "INFO"
+    release: int = SCHEMA_VERSION
+    instance_id: str = ""
+    heartbeat_interval: float = 5.0
 
     def __repr__(self) -> str:  # never show the DSN's password or the API key
         return (
@@ -114,6 +121,9 @@ class Settings:
             worker_poll_interval=_float(get, "APP_WORKER_POLL_INTERVAL", 1.0, 0.05, 60),
             expected_models=_int(get, "APP_EXPECTED_MODELS", EXPECTED_MODEL_COUNT, 1, 100),
             log_level=log_level,
+            release=_int(get, "APP_SCHEMA_VERSION", SCHEMA_VERSION, 1, 9999),
+            instance_id=get("APP_INSTANCE_ID", ""),
+            heartbeat_interval=_float(get, "APP_HEARTBEAT_INTERVAL", 5.0, 0.05, 300),
         )
         if settings.pool_min > settings.pool_max:
             raise ConfigError("APP_DB_POOL_MIN is larger than APP_DB_POOL_MAX.")

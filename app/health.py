@@ -8,7 +8,7 @@ import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app import SCHEMA_VERSION, __version__, responses, schema, store
+from app import __version__, responses, schema, store
 from app.errors import responses as errors
 
 # The middleware answers 413 before any route runs (app.main.MAX_BODY).
@@ -37,21 +37,29 @@ async def readiness(app) -> tuple[bool, dict]:
         async with app.state.pool.connection(timeout=_db_wait(app)) as conn:
             await conn.execute("SELECT 1")
             checks["database"] = {"ok": True}
+            release = settings.release
             try:
-                version = await schema.database_version(conn)
-                problem = schema.version_problem(version, deploy, settings.doctor_command)
+                applied = await schema.applied_migrations(conn)
+                version = max(applied) if applied else None
+                problem = schema.version_problem(applied, deploy, release,
+                                                 doctor_command=settings.doctor_command)
             except psycopg.errors.InsufficientPrivilege:
                 version, problem = (
                     None,
                     (
                         "the app's role cannot read shipshape.history (granted by migration 0011), "
-                        f"app needs {SCHEMA_VERSION}: run `{deploy}`"
+                        f"app needs {release}: run `{deploy}`"
                     ),
+                )
+            except psycopg.errors.UndefinedColumn:  # a history written before phases
+                version, problem = (
+                    None,
+                    f"shipshape.history has no phase column, app needs {release}: run `{deploy}`",
                 )
             checks["schemaVersion"] = {
                 "ok": problem is None,
                 "database": version,
-                "app": SCHEMA_VERSION,
+                "app": release,
             }
             if problem:
                 checks["schemaVersion"]["message"] = problem

@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import SCHEMA_VERSION, __version__, api, errors, health, logs, providers
+from app import __version__, api, errors, health, instances, logs, providers
 from app.config import Settings
 from app.logs import log, request_ctx
 from app.worker import Worker
@@ -189,13 +189,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pool, app.state.provider, app.state.worker = pool, provider, worker
         if settings.worker_enabled:
             worker.start()
+        heartbeat = instances.Heartbeat(
+            pool,
+            release=settings.release,
+            instance=settings.instance_id or instances.default_instance_id(),
+            interval=settings.heartbeat_interval,
+        )
+        heartbeat.start()
         log(
             logger,
             logging.INFO,
             "avatar-creator started",
             env=settings.app_env,
             version=__version__,
-            schemaVersion=SCHEMA_VERSION,
+            schemaVersion=settings.release,
+            instance=heartbeat.instance,
             provider=provider.name,
             database=logs.redact_dsn(settings.database_url),
             worker=settings.worker_enabled,
@@ -205,6 +213,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await heartbeat.stop()
             await worker.stop()
             await provider.aclose()
             await pool.close()

@@ -108,7 +108,8 @@ WHERE c.relnamespace = current_schema()::regnamespace
   AND c.relname = ANY(%s)
 """
 
-VERSION_SQL = "SELECT max(version) AS version FROM shipshape.history WHERE success"
+# The successful migrations with their phase (shipshape writes it: `-- shipshape:phase`).
+HISTORY_SQL = "SELECT version, phase FROM shipshape.history WHERE success ORDER BY version"
 HISTORY_EXISTS_SQL = "SELECT to_regclass('shipshape.history') IS NOT NULL AS exists"
 
 
@@ -128,31 +129,40 @@ async def missing_objects(conn) -> list[str]:
     return missing
 
 
-async def database_version(conn) -> int | None:
-    """max(version) of the successful migrations; None when there is no history at all."""
+async def applied_migrations(conn) -> dict[int, str] | None:
+    """{version: phase} of the successful migrations; None when there is no history."""
     cur = await conn.execute(HISTORY_EXISTS_SQL)
     if not (await cur.fetchone())["exists"]:
         return None
-    cur = await conn.execute(VERSION_SQL)
-    return (await cur.fetchone())["version"]
+    cur = await conn.execute(HISTORY_SQL)
+    return {row["version"]: row["phase"] for row in await cur.fetchall()}
 
 
-def version_problem(version: int | None, deploy_command: str,
-                    doctor_command: str | None = None) -> str | None:
-    """None when the database is at SCHEMA_VERSION, else what is wrong and what to run.
+def version_problem(
+    applied: dict[int, str] | None, deploy_command: str, release: int = SCHEMA_VERSION, *,
+    doctor_command: str | None = None,
+) -> str | None:
+    """None when this release can serve the database, else what is wrong and what to run.
+
+    Readiness over a compatible range (zero-downtime deploys): release R is ready when
+    migration R (and so everything before it) is applied and no *contract* migration after
+    R is: expand migrations after R keep R working, a contract one breaks it.
 
     No history at all is ambiguous (a new database, or one whose history table is gone
     while its tables are there): doctor_command tells which."""
-    if version == SCHEMA_VERSION:
-        return None
-    if version is None:
+    if not applied:
         return (
             f"database has no applied migrations (no shipshape.history rows), "
-            f"app needs {SCHEMA_VERSION}: run `{doctor_command or deploy_command}`"
+            f"app needs {release}: run `{doctor_command or deploy_command}`"
         )
-    if version < SCHEMA_VERSION:
-        return f"database at version {version}, app needs {SCHEMA_VERSION}: run `{deploy_command}`"
-    return (
-        f"database at version {version}, app needs {SCHEMA_VERSION}: the database is ahead "
-        f"of this app; deploy the app release built for version {version}"
-    )
+    newest = max(applied)
+    if release not in applied:
+        return f"database at version {newest}, app needs {release}: run `{deploy_command}`"
+    contracts = [v for v, phase in applied.items() if v > release and phase == "contract"]
+    if contracts:
+        return (
+            f"database at version {newest}, app needs {release}: contract migration "
+            f"{contracts[0]} is applied, which breaks releases before it; deploy the app "
+            f"release built for version {newest}"
+        )
+    return None

@@ -25,7 +25,7 @@ from shipshape.targets import Target
 # without importing runbooks, fleets, doctor, verify and the bundle (a no-op command is
 # mostly start-up). The names below are for annotations only.
 if TYPE_CHECKING:
-    from shipshape.engine import seeds
+    from shipshape.engine import locksafety, seeds
     from shipshape.engine.findings import Finding
     from shipshape.ops import doctor as doctor_
     from shipshape.ops import fleets, pipeline, runbooks, triage
@@ -151,6 +151,38 @@ def rollback(target: Target, sql_dir: Path, to: int, *, yes: bool = False,
     return RollbackResult(target.env.name, done, to)
 
 
+# --- db.lint --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LintResult:
+    target: str
+    env: str
+    findings: list[locksafety.LockFinding]
+
+    @property
+    def refused(self) -> list[locksafety.LockFinding]:
+        return [f for f in self.findings if f.refused]
+
+    def check(self) -> None:
+        if self.refused:
+            first = self.refused[0]
+            raise ProblemsFound(
+                f"{len(self.refused)} pending statement(s) would be refused by the lock check "
+                f"on env {self.env}; first: {first.describe()}. Rewrite it as shown, or accept "
+                f"it in the migration with `-- shipshape:lock-ok {first.rule} <reason>`.")
+
+
+def lint(target: Target, sql_dir: Path) -> LintResult:
+    """The lock each pending statement takes, weighed against the live tables. Read-only."""
+    from shipshape.engine import locksafety
+
+    loaded = migrations.load(sql_dir, target.env)
+    with db.connect(target, purpose="lint") as conn:
+        todo = _pending(conn, target.env, loaded)
+        found = locksafety.findings(conn, target.env, todo)
+    return LintResult(target.describe(), target.env.name, found)
+
+
 # --- db.seed --------------------------------------------------------------------------------
 
 def seed_script(env: Environment, sql_dir: Path, target: Target | None = None, *,
@@ -272,34 +304,52 @@ def import_tree(tool: str, path: Path, out: Path, *, dry_run: bool = False):
 # --- deploy, render ---------------------------------------------------------------------------
 
 def deploy(target: Target, sql_dir: Path, *, progress: Progress | None = None,
-           app_check=None) -> pipeline.DeployResult:
-    """preflight -> lock -> migrate -> seed -> verify -> app -> record. A failing gate
-    raises its error with the partial result attached (`error.result`)."""
+           app_check=None, phase: str | None = None) -> pipeline.DeployResult:
+    """preflight -> lock -> migrate (expand) -> seed -> verify -> app -> contract -> record,
+    or the part `phase` names (expand, contract, all; default: the env's deploy_phase). A
+    failing gate raises its error with the partial result attached (`error.result`)."""
     from shipshape.ops import pipeline
 
-    return pipeline.deploy(target, sql_dir, progress=progress, app_check=app_check)
+    return pipeline.deploy(target, sql_dir, progress=progress, app_check=app_check,
+                           phase=phase)
 
 
-def deploy_script(target: Target, sql_dir: Path) -> str:
-    """Every statement deploy would run, in order, as one psql script. Changes nothing."""
+def deploy_script(target: Target, sql_dir: Path, *, phase: str | None = None) -> str:
+    """Every statement deploy would run, in order, as one psql script. Changes nothing.
+    The contract migrations come after seed and verify, as the deploy runs them."""
     from shipshape.engine import bundle, shadow, tree
+    from shipshape.ops import pipeline
 
     env = target.env
+    chosen = pipeline.parse_phase(phase or env.default_phase, env.name)
     code = tree.load(sql_dir, env)
     with db.connect(target, purpose="deploy --dry-run") as conn:
         identity.check(conn, env, what="deploy")
         todo = _pending(conn, env, code.migrations)
     migrations.refuse_destructive(env, todo, rollback=False)
     shadow.check_seeds(target, code.migrations, code.seeds)
+    expand, contract = migrations.plan_phase(todo, migrations.DeployPhase.EXPAND)
+    if chosen == migrations.DeployPhase.CONTRACT:
+        return "\n".join([
+            f"-- deploy --dry-run --phase contract for {target.describe()}",
+            f"-- {len(todo)} migration(s) pending; refused while a replica of an older "
+            f"release is alive; nothing below has been run.",
+            bundle.migrate_script(code.renderer, todo)])
+    later = (["-- ==== contract (after the app rolls; refused while a replica of an older "
+              "release is alive) ====", bundle.migrate_script(code.renderer, contract)]
+             if chosen == migrations.DeployPhase.ALL and contract else
+             [f"-- {len(contract)} migration(s) left for `invoke deploy --env {env.name} "
+              f"--phase contract`"] if contract else [])
     parts = [
-        f"-- deploy --dry-run for {target.describe()}",
+        f"-- deploy --dry-run --phase {chosen} for {target.describe()}",
         f"-- {len(todo)} migration(s) pending; nothing below has been run.",
-        bundle.migrate_script(code.renderer, todo),
+        bundle.migrate_script(code.renderer, expand),
         "-- ==== seed ====",
         bundle.seed_script(code.seeds, env),
         "-- ==== verify (read-only, rolled back): history, schema against a shadow database,",
         "-- seed rows, and these data checks ====",
         *(f"-- {c.path.name}\n{c.sql.strip()}\n" for c in code.checks),
+        *later,
     ]
     return "\n".join(parts)
 

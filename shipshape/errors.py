@@ -43,6 +43,11 @@ class Refused(ShipshapeError):
     exit_code = 3
 
 
+class OldReleaseRunning(Refused):
+    """A contract migration refused while a replica of a release it breaks is alive
+    (engine.releases): the Pulumi contract gate defers on it instead of failing."""
+
+
 class Busy(ShipshapeError):
     """The migration lock or a table lock was not acquired in time."""
 

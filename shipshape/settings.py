@@ -58,6 +58,23 @@ class Environment:
     connect_timeout: int = 5
     # When set, deploy's last gate checks <app_url>/health/ready.
     app_url: str = ""
+    # What `deploy` applies when --phase is not given: all (expand, then contract in the
+    # same deploy) or expand (contract later, after every replica runs the new release,
+    # with `deploy --phase contract`). Empty: the profile's (_BUILTIN): all for local
+    # (one process), expand for dev, staging and prod (and every stack of theirs).
+    deploy_phase: str = ""
+    # An app replica whose heartbeat (shipshape.app_instances.last_seen) is older than
+    # this is taken for gone: it no longer holds a contract migration back.
+    app_heartbeat_ttl: str = "30s"
+    # The lock check (engine.locksafety): a statement that scans or rewrites a table with
+    # more rows, or more MB (indexes and TOAST included), than these under a lock that
+    # blocks the application is refused unless its migration says `-- shipshape:lock-ok`.
+    # 0 turns a threshold off.
+    lock_check_max_rows: int = 0
+    lock_check_max_mb: int = 0
+    # Rows per batch of a `-- shipshape:backfill` migration (its LIMIT says
+    # {{ env.backfill_batch_size }}): each batch is its own short transaction.
+    backfill_batch_size: int = 1000
     # The boundary of what the migrations own (engine.boundary): objects a DBA or another
     # tool manages, which verify ignores and runbooks never touch. Relations and roles
     # are globs on catalog names (`v_report*`, `reporting.*`).
@@ -81,6 +98,12 @@ class Environment:
         """prod's rules (a --reason for every change) hold for every env of the prod profile."""
         return self.profile == "prod"
 
+    @property
+    def default_phase(self) -> str:
+        """What deploy applies without --phase: deploy_phase, else its profile's default
+        (all for the local profile, one process; expand for the others)."""
+        return self.deploy_phase or _BUILTIN.get(self.profile, {}).get("deploy_phase", "expand")
+
     def context(self) -> dict:
         """The Jinja context: every setting, plus the env name and its profile."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
@@ -93,15 +116,20 @@ class Environment:
 # What differs from the dataclass defaults when a stack file is absent. The stack files
 # in the repository say the same; this keeps `local` working with no file at all.
 _BUILTIN = {
-    "local": {},
-    "dev": {},
-    "staging": {"allow_destructive": False, "seed_sets": ("reference",)},
+    "local": {"deploy_phase": "all"},
+    "dev": {"deploy_phase": "expand"},
+    "staging": {"allow_destructive": False, "seed_sets": ("reference",),
+                "deploy_phase": "expand",
+                "lock_check_max_rows": 100_000, "lock_check_max_mb": 100},
     "prod": {
+        "deploy_phase": "expand",
         "allow_destructive": False,
         "concurrent_indexes": True,
         "seed_sets": ("reference",),
         "lock_timeout": "3s",
         "statement_timeout": "15min",
+        "lock_check_max_rows": 100_000,
+        "lock_check_max_mb": 100,
     },
 }
 
@@ -241,6 +269,7 @@ def _read_stack_file(path: Path) -> tuple[dict, dict]:
     return settings, extra
 
 
+_DEPLOY_PHASES = ("", "all", "expand", "contract")
 _BOOL_WORDS = {"true": True, "yes": True, "1": True, "on": True,
                "false": False, "no": False, "0": False, "off": False}
 
@@ -259,8 +288,10 @@ def _coerce(key: str, value):
                 return tuple(part.strip() for part in value.split(",") if part.strip())
             return tuple(str(v) for v in value)
         if kind == "str":
-            if key.endswith("timeout") or key.endswith("wait") or key.endswith("backoff"):
+            if key.endswith(("timeout", "wait", "backoff", "ttl")):
                 parse_duration(str(value))
+            if key == "deploy_phase" and str(value) not in _DEPLOY_PHASES:
+                raise ValueError(value)
             return str(value)
     except (KeyError, ValueError, TypeError):
         pass

@@ -23,10 +23,10 @@ from shipshape import db
 
 # The fields of queries/history_insert.sql, each a {placeholder} there.
 FIELDS = ("version", "name", "checksum", "source_checksum", "duration_ms", "applied_by",
-          "success")
+          "success", "phase", "lock_ok")
 # The columns of a row as read_history returns it (queries/history_read.sql).
 COLUMNS = ("version", "name", "checksum", "source_checksum", "applied_at", "duration_ms",
-           "applied_by", "success")
+           "applied_by", "success", "phase", "lock_ok")
 
 # What the psql script records in the fields the engine measures itself.
 _PSQL_DURATION = "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer"
@@ -40,6 +40,8 @@ class Recorded(Protocol):
     name: str
     checksum: str
     source_checksum: str
+    # Optional: `phase` ("expand" or "contract", engine.migrations.Phase; expand when
+    # absent) and `lock_ok` (the lock findings it accepts, (rule, reason) pairs).
 
 
 # --- the schema and reading --------------------------------------------------------------
@@ -73,7 +75,10 @@ def row(migration: Recorded, *, applied_by: str, duration_ms: int = 0,
     """The values of one history row, by field."""
     return {"version": migration.version, "name": migration.name,
             "checksum": migration.checksum, "source_checksum": migration.source_checksum,
-            "duration_ms": duration_ms, "applied_by": applied_by, "success": success}
+            "duration_ms": duration_ms, "applied_by": applied_by, "success": success,
+            "phase": str(getattr(migration, "phase", "expand")),
+            "lock_ok": "\n".join(f"{rule}: {reason}"
+                                 for rule, reason in getattr(migration, "lock_ok", ()))}
 
 
 def projected(migration: Recorded, *, applied_by: str) -> dict:

@@ -4,6 +4,14 @@ A migration is a directory sql/migrations/NNNN_slug/ with migrate.sql.j2 and
 rollback.sql.j2. Each applies in its own transaction together with its history row,
 unless its rendered SQL says `-- shipshape:no-transaction` (e.g. CREATE INDEX
 CONCURRENTLY in prod).
+
+Each migration has a phase (`-- shipshape:phase contract`; expand when not declared).
+An expand migration keeps the previous app release working (a new table, a nullable
+column, an index); a contract migration breaks it (a dropped or renamed column, a new
+NOT NULL, a tighter check), so it runs only after every app replica runs a release that
+no longer needs what it removes (engine.releases decides that). `plan_phase` splits what
+is pending accordingly. A contract migration C breaks the releases built for a version
+before C; a release built for C or later no longer uses what C removes.
 """
 
 from __future__ import annotations
@@ -21,14 +29,30 @@ from pathlib import Path
 import psycopg
 
 from shipshape import db
-from shipshape.engine import guard, history, indexes, irreversible, sqlparse
-from shipshape.engine.render import Renderer, directives
+from shipshape.engine import backfill, guard, history, indexes, irreversible, locksafety, releases
+from shipshape.engine import sqlparse
+from shipshape.engine.render import Renderer, directive_arguments, directive_lines, directives
 from shipshape.errors import ConfigError, Refused, SQLFailed
 from shipshape.settings import Environment
 
 _NAME = re.compile(r"^(?P<version>\d{4})_(?P<slug>[a-z0-9][a-z0-9_]*)$")
 MIGRATE_FILE = "migrate.sql.j2"
 ROLLBACK_FILE = "rollback.sql.j2"
+
+
+class Phase(StrEnum):
+    """When a migration may run relative to the app's rollout; the history records it."""
+
+    EXPAND = "expand"      # before the new app release rolls out; the old one keeps working
+    CONTRACT = "contract"  # after every replica runs the new release; breaks the old one
+
+
+class DeployPhase(StrEnum):
+    """What part of the migrations a deploy applies (`deploy --phase`)."""
+
+    EXPAND = "expand"      # pending migrations up to the first contract one
+    CONTRACT = "contract"  # everything pending, once no old release is running
+    ALL = "all"            # expand, then contract in the same deploy (one local process)
 
 
 @dataclass(frozen=True)
@@ -57,6 +81,12 @@ class Rendered:
     checksum: str
     transactional: bool
     destructive: bool
+    # read from the rendered directives, like the two above (a rollback's are unused)
+    phase: Phase = Phase.EXPAND
+    # The lock findings it accepts: (rule, reason) of each `-- shipshape:lock-ok`.
+    lock_ok: tuple[tuple[str, str], ...] = ()
+    # `-- shipshape:backfill`: run again and again, a batch per transaction (engine.backfill)
+    backfill: bool = False
 
 
 class Migration:
@@ -111,6 +141,9 @@ class Migration:
     checksum = property(lambda self: self.up.checksum)
     transactional = property(lambda self: self.up.transactional)
     destructive = property(lambda self: self.up.destructive)
+    phase = property(lambda self: self.up.phase)
+    lock_ok = property(lambda self: self.up.lock_ok)
+    backfill = property(lambda self: self.up.backfill)
     rollback_sql = property(lambda self: self.down.sql)
     rollback_transactional = property(lambda self: self.down.transactional)
     rollback_destructive = property(lambda self: self.down.destructive)
@@ -198,16 +231,36 @@ def prepare(path: Path, renderer: Renderer, source: str | None = None) -> Render
     """The one place a migration's template becomes SQL that may run: rendered (through
     the render cache) and its directives read. What of it is about to run is checked for
     undeclared destructive SQL by prepared() (check_declared: PostgreSQL's grammar), not
-    here: rendering for a view (render, verify's checksums) parses nothing."""
+    here: rendering for a view (render, verify's checksums) parses nothing. A declared
+    backfill that is not one batched data statement is refused here (exit 5)."""
     if source is None:
         source = _read(path)
         if source is None:
             raise ConfigError(f"{path}: cannot be read.")
     text = renderer.render_source(path, source)
     found = directives(text)
+    if backfill.DIRECTIVE in found:
+        backfill.check(path, text)
     return Rendered(sql=text, checksum=sha256(text),
                     transactional="no-transaction" not in found,
-                    destructive="destructive" in found)
+                    destructive="destructive" in found,
+                    phase=_phase(path, text),
+                    lock_ok=locksafety.parse_accepted(path, text,
+                                                      directive_lines(text, locksafety.DIRECTIVE)),
+                    backfill=backfill.DIRECTIVE in found)
+
+
+def _phase(path: Path, rendered: str) -> Phase:
+    declared = directive_arguments(rendered).get("phase")
+    if declared is None:
+        return Phase.EXPAND
+    try:
+        return Phase(declared)
+    except ValueError:
+        raise ConfigError(
+            f"{path}: `-- shipshape:phase {declared}` is not a phase; write "
+            f"`-- shipshape:phase contract` for a migration that breaks the previous app "
+            f"release, or nothing (expand is the default).") from None
 
 
 def _read(path: Path | str) -> str | None:
@@ -372,20 +425,44 @@ def plan(migrations: list[Migration], history: dict[int, dict], to: int | None =
     return todo
 
 
+def plan_phase(todo: list[Migration], phase: DeployPhase) -> tuple[list[Migration], list[Migration]]:
+    """Split pending migrations into (run now, deferred to the contract phase).
+
+    The expand phase defers every contract migration and applies the expand ones, also
+    those numbered after a deferred contract migration: a release that stops using
+    something ships its contract migration C before its own newest (expand) migration R,
+    so that R can be applied, and the release ready, while C waits for the old replicas
+    to go. An expand migration therefore never depends on an earlier contract one.
+    Reads each pending migration's phase, so renders them (prepare)."""
+    if phase != DeployPhase.EXPAND:
+        return todo, []
+    return ([m for m in todo if m.phase == Phase.EXPAND],
+            [m for m in todo if m.phase == Phase.CONTRACT])
+
+
 # --- the operations: migrate and rollback (the caller holds the migration lock) ---------
 
 def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration], *,
             to: int | None = None, retry_failed: bool = False, progress=None,
-            before_commit: BeforeCommit | None = None) -> tuple[int | None, list[Migration]]:
-    """Apply what is pending (up to `to`). Returns the version before, and what was applied.
-    before_commit: see apply()."""
+            before_commit: BeforeCommit | None = None, phase: DeployPhase = DeployPhase.ALL,
+            before_contract=None) -> tuple[int | None, list[Migration]]:
+    """Apply what is pending (up to `to`) of `phase`. Returns the version before, and
+    what was applied. before_commit: see apply(). When contract migrations are pending,
+    before_contract(them) runs before anything is applied, under the caller's lock, and
+    raises to refuse them (default: releases.refuse_contract, which refuses while an
+    older release runs). The lock check (engine.locksafety) runs first, on everything
+    pending."""
     from shipshape.progress import Progress
 
     progress = progress or Progress()
     recorded = history.read_history(conn)
     refuse_unsafe(status(loaded, recorded), loaded, retry_failed=retry_failed, env_name=env.name)
-    todo = prepared(plan(loaded, recorded, to), env)
+    todo, _ = plan_phase(prepared(plan(loaded, recorded, to), env), phase)
     refuse_destructive(env, todo, rollback=False)
+    locksafety.refuse(conn, env, todo)  # the live sizes: before anything is applied
+    contracts = [m for m in todo if m.phase == Phase.CONTRACT]
+    if contracts:  # before anything is applied: a refusal leaves no part done
+        (before_contract or (lambda found: releases.refuse_contract(conn, env, found)))(contracts)
     history.ensure_history(conn)  # after every refusal: a refused run writes nothing
     half_built = bool(todo) and indexes.any_invalid(conn)
     watcher = guard.Guard(conn)  # one catalog snapshot for the run, kept up to date
@@ -394,8 +471,11 @@ def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration],
         with progress.step(f"migrate {migration.name}") as step:
             rebuilt = _drop_half_built(conn, env, migration, progress) if half_built else ""
             took = apply(conn, env, migration, applied_by=applied_by, watcher=watcher,
-                         before_commit=before_commit)
-            step.note(f"{took} ms in SQL" + (f"; rebuilt {rebuilt}" if rebuilt else ""))
+                         before_commit=before_commit, step=step)
+            if not migration.backfill:  # a backfill's last note says its rows and batches
+                step.note(f"{took} ms in SQL" + (f"; rebuilt {rebuilt}" if rebuilt else ""))
+            elif rebuilt:
+                step.note(f"rebuilt {rebuilt}")
     return current_version(recorded), todo
 
 
@@ -462,20 +542,29 @@ _SAVEPOINT = "shipshape_migration"
 
 def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,
           applied_by: str, watcher: guard.Guard | None = None,
-          before_commit: BeforeCommit | None = None) -> int:
+          before_commit: BeforeCommit | None = None, step=None) -> int:
     """Apply one migration with its history row; returns its duration in ms.
 
     Transactional migrations retry with backoff when lock_timeout expires; a SQL error
     rolls everything back and names the line of the rendered file (exit 6). A
     transactional migration is one round trip (see _in_one_transaction) unless
     before_commit is given: that runs after the SQL and the history row, before COMMIT.
+    A backfill runs batch after batch (engine.backfill), each committed; before_commit
+    runs after the last, before its history row. step: where a backfill notes progress.
 
     watcher: the runtime guard (engine.guard) of the run; migrate() and the shadow always
     pass one. A watched migration's check runs as a before-commit hook (before the
     caller's own), so a refusal rolls it back with its history row; that costs one query
     after the SQL, and the COMMIT in a message of its own. A non-transactional migration
-    is not watched (no transaction to roll back).
+    or a backfill is not watched (no one transaction to roll back).
     """
+    if migration.backfill:
+        if watcher:
+            watcher.forget()  # unwatched: its batches commit one by one
+        return db.retry_on_lock_timeout(
+            conn, env, lambda: _apply_backfill(conn, env, migration, applied_by, before_commit, step),
+            what=f"Backfill {migration.name}",
+            then="deploy again; the committed batches stay done and it resumes.")
     if migration.transactional:
         def work():
             return _apply_in_transaction(conn, env, migration, applied_by, before_commit,
@@ -564,6 +653,18 @@ def _in_one_transaction(conn: psycopg.Connection, head: str, body: str, closing:
     finally:
         if not savepoint and not conn.closed:
             conn.autocommit = was_autocommit
+
+
+def _apply_backfill(conn, env, migration, applied_by, before_commit, step) -> int:
+    """Batch after batch, each committed (engine.backfill); then the history row."""
+    started = time.monotonic()
+    backfill.run(conn, env, migration, step=step)
+    duration = int((time.monotonic() - started) * 1000)
+    with conn.transaction():
+        if before_commit:
+            before_commit(conn, migration)
+        history.record(conn, migration, applied_by=applied_by, duration_ms=duration)
+    return duration
 
 
 def _apply_autocommit(conn, env, migration, applied_by, before_commit=None) -> int:

@@ -24,7 +24,8 @@ _OWN_FILES = ("migrate.sql.j2", "rollback.sql.j2")
 # destructive, irreversible <reason> (a forward-only migration without a rollback file),
 # imported-from <tool> <version> (written by db.import, read by db.baseline --from).
 _DIRECTIVE = re.compile(r"^[ \t]*--[ \t]*shipshape:[ \t]*([a-z-]+)(?:[ \t]+([^\n]*?))?[ \t]*$", re.M)
-KNOWN_DIRECTIVES = {"no-transaction", "destructive", "irreversible", "imported-from"}
+KNOWN_DIRECTIVES = {"no-transaction", "destructive", "irreversible", "imported-from", "phase",
+                    "lock-ok", "backfill"}
 
 
 def ident(name: str) -> str:
@@ -178,6 +179,11 @@ def directives(rendered: str) -> set[str]:
             f"known: {', '.join(sorted(KNOWN_DIRECTIVES))}."
         )
     return found
+
+
+def directive_lines(text: str, name: str) -> list[str]:
+    """What follows each `-- shipshape:<name>` line, for a directive that may repeat."""
+    return [argument.strip() for found, argument in _DIRECTIVE.findall(text) if found == name]
 
 
 def directive_arguments(text: str) -> dict[str, str]:

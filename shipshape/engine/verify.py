@@ -35,7 +35,12 @@ def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
     findings: list[Finding] = []
     recorded = history.read_history(conn)
     with progress.step("history") as step:
-        findings += history_findings(migrations.status(loaded, recorded), env.name)
+        # Between the expand and the contract phase, the contract migrations are pending
+        # by design: a warning that names the phase that applies them, not an error.
+        _, deferred = migrations.plan_phase(migrations.plan(loaded, recorded),
+                                            migrations.DeployPhase.EXPAND)
+        findings += history_findings(migrations.status(loaded, recorded), env.name,
+                                     deferred={m.version for m in deferred})
         findings += rendered_otherwise_findings(
             migrations.renders_differently(loaded, recorded), recorded, env.name)
         step.note(f"{len(recorded)} applied")
@@ -73,7 +78,8 @@ def raise_if_problems(findings: list[Finding], next_command: str | None = None) 
 
 # --- findings from each source ----------------------------------------------------------
 
-def history_findings(entries: list[migrations.Entry], env_name: str) -> list[Finding]:
+def history_findings(entries: list[migrations.Entry], env_name: str, *,
+                     deferred: set[int] = frozenset()) -> list[Finding]:
     state = migrations.State
     codes = {
         state.PENDING: ("MIGRATION_PENDING", "is in the code but not applied",
@@ -89,7 +95,14 @@ def history_findings(entries: list[migrations.Entry], env_name: str) -> list[Fin
     }
     findings = []
     for entry in entries:
-        if entry.state in codes:
+        if entry.state == state.PENDING and entry.version in deferred:
+            findings.append(Finding(
+                "CONTRACT_PENDING", "warning", f"migration {entry.name}",
+                "Contract migration waits for the contract phase (it breaks the app "
+                "releases built before it).",
+                f"once every replica runs the new release: invoke deploy --env {env_name} "
+                f"--phase contract"))
+        elif entry.state in codes:
             code, what, fix = codes[entry.state]
             detail = f" ({entry.detail})" if entry.detail else ""
             findings.append(Finding(code, "error", f"migration {entry.name}",

@@ -1,4 +1,11 @@
-"""The deploy: preflight -> lock -> migrate -> seed -> verify -> app health -> record.
+"""The deploy: preflight -> lock -> migrate -> seed -> verify -> app health -> contract
+-> record.
+
+Zero downtime orders the gates (issue #12): `migrate` applies the expand migrations,
+which keep the running app release working; the new release rolls out (`app` checks it
+is ready); `contract` applies the contract migrations, which break the old release, and
+only when no replica of an older release is alive (engine.releases). `phase` picks the
+part: expand (stops before contract), contract (only the contract gate), or all.
 
 Each gate must pass before the next runs; the first failing gate stops the deploy with
 its own exit code, and the attempt is recorded in shipshape.deployments when the
@@ -24,8 +31,8 @@ from psycopg.types.json import Jsonb
 
 from shipshape import db
 from shipshape.adapters import app_probe
-from shipshape.engine import history, identity, migrations, seeds, shadow, tree, verify
-from shipshape.errors import ProblemsFound, ShipshapeError, SQLFailed
+from shipshape.engine import history, identity, migrations, releases, seeds, shadow, tree, verify
+from shipshape.errors import ConfigError, ProblemsFound, ShipshapeError, SQLFailed
 from shipshape.ops import triage
 from shipshape.ops.runbooks.book import command as runbook_command
 from shipshape.paths import project_root
@@ -66,6 +73,7 @@ class DeployResult:
     # The deployments row of an earlier successful deploy of the same run: nothing was
     # done this time (the gates after `lock` are skipped).
     already: int | None = None
+    phase: str = "all"
 
 
 class _GateNote:
@@ -79,7 +87,8 @@ class _GateNote:
         self.step.note(detail)
 
 
-GATES = ("preflight", "lock", "migrate", "seed", "verify", "app", "record")
+GATES = ("preflight", "lock", "migrate", "seed", "verify", "app", "contract", "record")
+Phase = migrations.DeployPhase
 
 
 class _Run:
@@ -115,15 +124,17 @@ class _Run:
 
 def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = None,
            app_check=None, code: tree.Tree | None = None,
-           run_id: str | None = None) -> DeployResult:
+           run_id: str | None = None, phase: str | None = None) -> DeployResult:
     """Run every gate in order. Raises the failing gate's error after recording it.
 
     `code`: sql_dir already loaded for target's env (a fleet loads it once for all its
     databases). `run_id`: the run this deploy belongs to; when the database already
-    records a successful deploy of it, nothing is done and `result.already` names it."""
+    records a successful deploy of it, nothing is done and `result.already` names it.
+    `phase`: expand, contract or all (default: the env's deploy_phase)."""
     progress = progress or Progress()
     env = target.env
-    result = DeployResult(env=env.name, target=target.describe(), run_id=run_id)
+    phase = parse_phase(phase or env.default_phase, env.name)
+    result = DeployResult(env=env.name, target=target.describe(), run_id=run_id, phase=phase)
     run = _Run(result, progress)
     started_at = datetime.now(timezone.utc)
     started = time.monotonic()
@@ -158,23 +169,35 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
                 if run_id and (earlier := deployed_by(conn, run_id)):
                     result.already, result.from_version, result.to_version = earlier
                 gate.note(f"migration lock held; the database is {env.name}")
-            if not result.already:
+            if result.already:
+                pass
+            elif phase == Phase.CONTRACT:
+                for name in ("migrate", "seed", "verify", "app"):
+                    run.skip(name, "deploy --phase contract")
+                _contract(run, conn, target, code)
+            else:
                 _migrate_seed_verify(run, conn, target, code)
             if run_id:
                 kept = held.pop_all()
         if result.already:
-            for name in ("migrate", "seed", "verify", "app", "record"):
+            for name in ("migrate", "seed", "verify", "app", "contract", "record"):
                 run.skip(name, f"already deployed by run {run_id} "
                                f"(shipshape.deployments id {result.already})")
             _release(kept)
             _close(conn)
             return result
-        if env.app_url:
-            with run.gate("app", f"app: {env.app_url}/health/ready") as gate:
-                (app_check or app_probe.require_ready)(env.app_url)
-                gate.note("ready")
-        else:
-            run.skip("app", "no app_url for this env")
+        if phase != Phase.CONTRACT:
+            if env.app_url:
+                with run.gate("app", f"app: {env.app_url}/health/ready") as gate:
+                    (app_check or app_probe.require_ready)(env.app_url)
+                    gate.note("ready")
+            else:
+                run.skip("app", "no app_url for this env")
+        if phase == Phase.ALL:
+            with db.advisory_lock(conn, env.migration_lock_wait):
+                _contract(run, conn, target, code)
+        elif phase == Phase.EXPAND:
+            _skip_contract(run, conn, code, env.name)
     except ShipshapeError as exc:
         result.exit_code = exc.exit_code
         result.error = str(exc)
@@ -195,17 +218,26 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
     return result
 
 
+def parse_phase(value: str, env_name: str) -> migrations.DeployPhase:
+    try:
+        return Phase(value)
+    except ValueError:
+        raise ConfigError(f"--phase {value!r}: expected expand, contract or all, e.g. "
+                          f"`invoke deploy --env {env_name} --phase expand`.") from None
+
+
 def _migrate_seed_verify(run: _Run, conn, target: Target, code: tree.Tree) -> None:
     env = target.env
     result = run.result
     with run.gate("migrate") as gate:
         try:
             result.from_version, todo = migrations.migrate(conn, env, code.migrations,
-                                                           progress=run.progress)
+                                                           progress=run.progress,
+                                                           phase=Phase.EXPAND)
         except SQLFailed as exc:
             _point_to_baseline(exc, conn, target, code)
             raise
-        result.to_version = max((m.version for m in code.migrations), default=result.from_version)
+        result.to_version = max([m.version for m in todo] + [result.from_version or 0]) or None
         gate.note(f"{len(todo)} applied, at version {result.to_version or 0:04d}"
                   if todo else f"nothing to apply, at version {result.to_version or 0:04d}")
     with run.gate("seed") as gate:
@@ -221,6 +253,41 @@ def _migrate_seed_verify(run: _Run, conn, target: Target, code: tree.Tree) -> No
         verify.raise_if_problems(findings, route.command if route else None)
         warnings = [f for f in findings if f.severity != "error"]
         gate.note("clean" + (f", {len(warnings)} warning(s)" if warnings else ""))
+
+
+def _contract(run: _Run, conn, target: Target, code: tree.Tree) -> None:
+    """Apply the contract migrations (and whatever is pending after them), refused while
+    a replica of a release they break is alive."""
+    env = target.env
+    result = run.result
+    checked = []
+    with run.gate("contract") as gate:
+        def refuse(contracts):
+            checked.append(releases.refuse_contract(conn, env, contracts))
+
+        before, todo = migrations.migrate(conn, env, code.migrations, progress=run.progress,
+                                          phase=Phase.CONTRACT, before_contract=refuse)
+        if run.gates["migrate"].status == GateStatus.SKIPPED:  # --phase contract
+            result.from_version = before
+        result.to_version = max([m.version for m in todo]
+                                + [result.to_version or 0, before or 0]) or None
+        contracts = [m for m in todo if m.phase == migrations.Phase.CONTRACT]
+        gate.note(f"{len(contracts)} contract migration(s) applied ({checked[0]})" if contracts
+                  else "no contract migration pending")
+
+
+def _skip_contract(run: _Run, conn, code: tree.Tree, env_name: str) -> None:
+    """The expand phase leaves the contract migrations for later: say which, and how."""
+    recorded = history.read_history(conn)
+    _, later = migrations.plan_phase(migrations.plan(code.migrations, recorded),
+                                     Phase.EXPAND)
+    if later:
+        names = ", ".join(m.name for m in later)
+        run.skip("contract", f"{names} wait(s) for the contract phase: once every replica "
+                             f"runs a release built for {later[-1].version:04d} or later, "
+                             f"`invoke deploy --env {env_name} --phase contract`")
+    else:
+        run.skip("contract", "no contract migration pending")
 
 
 def _point_to_baseline(exc: SQLFailed, conn, target: Target, code: tree.Tree) -> None:

@@ -23,6 +23,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shipshape.errors import OldReleaseRunning
 from shipshape.secrets import register_secret
 from shipshape.settings import Environment, with_settings
 from shipshape.targets import Target
@@ -38,7 +39,8 @@ SECRET_PROPS = ("admin_dsn", "app_password")
 # What the gate keeps in its outputs (the state Pulumi diffs the next run against): never the
 # superuser DSN nor the app password, which are inputs only (kept secret there). A changed
 # app password is detected through a salted PBKDF2 verifier of it, as PostgreSQL keeps one.
-OUTPUTS = WATCHED + ("app_password_check", "schema_version", "applied", "gates", "app_login")
+OUTPUTS = WATCHED + ("app_password_check", "schema_version", "applied", "gates", "app_login",
+                     "deferred")
 _PBKDF2_ITERATIONS = 200_000
 
 
@@ -63,6 +65,9 @@ class GateResult:
     gates: dict[str, str] = field(default_factory=dict)  # gate -> "status: detail"
     app_role: str = ""
     app_login: bool = False
+    # The contract gate's refusal while an older release still runs: it defers, and runs
+    # again at the next update (provider_diff), instead of failing this one.
+    deferred: str = ""
 
 
 def run(target: Target, sql_dir: Path | str, *, app_password: str | None = None,
@@ -80,7 +85,14 @@ def run(target: Target, sql_dir: Path | str, *, app_password: str | None = None,
     env = with_settings(target.env, app_url="")
     target = Target(env, target.dsn, target.source)
     before = _applied_versions(target)
-    result = commands.deploy(target, sql_dir, progress=progress)
+    try:
+        result = commands.deploy(target, sql_dir, progress=progress)
+    except OldReleaseRunning as refused:
+        if env.deploy_phase != "contract":
+            raise
+        return GateResult(env=env.name, schema_version=max(before, default=0),
+                          gates={"contract": "deferred"}, app_role=env.app_role,
+                          deferred=str(refused))
     with db.connect(target, purpose="gate") as conn:
         recorded = history.read_history(conn)
     applied = [row["name"] for version, row in sorted(recorded.items())
@@ -136,6 +148,8 @@ def provider_diff(olds: dict, news: dict) -> list[str]:
 
     olds are the gate's last outputs (provider_apply's), news its new inputs."""
     changed = [key for key in WATCHED if olds.get(key) != news.get(key)]
+    if olds.get("deferred"):  # a contract gate that deferred runs again
+        changed.append("deferred")
     if not password_matches(olds.get("app_password_check"), news.get("app_password")):
         changed.append("app_password")
     return changed
@@ -207,7 +221,7 @@ def provider_outputs(props: dict, result: GateResult) -> dict:
     outs = {key: props.get(key) for key in WATCHED}
     outs.update(app_password_check=password_check(props.get("app_password")),
                 schema_version=result.schema_version, applied=result.applied,
-                gates=result.gates, app_login=result.app_login)
+                gates=result.gates, app_login=result.app_login, deferred=result.deferred)
     return outs
 
 

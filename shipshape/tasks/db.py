@@ -118,6 +118,42 @@ def _dry_run_target(env_, dsn):
 
 
 @task(iterable=["set_"])
+def lint(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
+    """The lock each pending statement would take, weighed against the live tables.
+
+    Each row: migration and line, the table, the lock mode, whether it scans or rewrites
+    the table under it, its live rows and size, other sessions on it, and the env's
+    verdict (refused, accepted by `-- shipshape:lock-ok`, or ok) with the safe rewrite.
+    Read-only. Exit 0 when deploy would not refuse any of them, 2 otherwise.
+    """
+    from shipshape import commands
+    from shipshape.console import emit_json, print_table, print_text
+    from shipshape.errors import ShipshapeError
+
+    tgt, sql_dir = target(env, dsn, set_, sql_dir)
+    result = commands.lint(tgt, sql_dir)
+    if json_:
+        emit_json({"target": result.target, "env": result.env, "findings": [
+            {**vars(f), "refused": f.refused} for f in result.findings]})
+    else:
+        print_table(f"locks of the pending migrations on {result.target}",
+                    ["migration", "line", "table", "lock", "work", "rows", "MB", "verdict"],
+                    [[f.migration, f.line, f.relation, f.mode,
+                      "rewrite" if f.rewrites else "scan" if f.scans else "catalog",
+                      "new" if f.rows is None else "?" if f.rows < 0 else f"{f.rows:,}",
+                      "" if f.bytes is None else f"{f.bytes / 1048576:,.0f}",
+                      "REFUSED" if f.refused else f"lock-ok: {f.accepted}" if f.accepted
+                      else "ok"] for f in result.findings])
+        for finding in result.refused:
+            print_text(f"✗ {finding.describe()}: {finding.safe_rewrite}")
+    try:
+        result.check()
+    except ShipshapeError as error:
+        error.reported = json_  # the JSON above already carries the findings
+        raise
+
+
+@task(iterable=["set_"])
 def verify(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
     """Compare the database with the code; exit 2 when anything differs.
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 from shipshape.tasks._task import environment, progress, target, task
 
 
-@task(iterable=["set_"])
-def deploy(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, set_=None):
-    """Deploy: preflight, lock, migrate, seed, verify, app health, record.
+@task(iterable=["set_"], help={
+    "phase": "expand (up to the first contract migration), contract (after every replica "
+             "runs the new release; exit 3 while an older one is alive) or all (expand, "
+             "app, contract). Default: the env's deploy_phase: all for local, else expand"})
+def deploy(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, set_=None,
+           phase=None):
+    """Deploy: preflight, lock, migrate (expand), seed, verify, app health, contract, record.
 
     Stops at the first failing gate with that gate's exit code; --dry-run prints every
     statement it would run and changes nothing.
@@ -18,12 +22,12 @@ def deploy(c, env="local", dsn=None, sql_dir=None, dry_run=False, json_=False, s
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     if dry_run:
-        print_text(commands.deploy_script(tgt, sql_dir))
+        print_text(commands.deploy_script(tgt, sql_dir, phase=phase))
         return
     watcher = progress(quiet=json_)
     watcher.info(f"deploying {tgt.describe()}")
     try:
-        result = commands.deploy(tgt, sql_dir, progress=watcher)
+        result = commands.deploy(tgt, sql_dir, progress=watcher, phase=phase)
     except ShipshapeError as exc:
         if exc.result is not None and not json_:
             print_summary(exc.result)
@@ -41,7 +45,7 @@ def print_summary(result) -> None:
              f"{g.duration_ms} ms" if g.status in ("ok", "failed") else "", g.detail]
             for g in result.gates if g.status != "pending"]
     versions = f"{result.from_version or 0:04d} -> {result.to_version or 0:04d}"
-    print_table(f"deploy {result.env}: {versions}", ["gate", "result", "time", "detail"], rows)
+    print_table(f"deploy {result.env} ({result.phase}): {versions}", ["gate", "result", "time", "detail"], rows)
 
 
 @task(iterable=["set_"], help={"out": "directory for migrate.sql, rollback.sql, seed.sql, verify.sql "

@@ -17,7 +17,7 @@ def test_health_and_ready(stack):
     assert ready.status_code == 200
     body = ready.json()
     assert body["status"] == "ready" and "failed" not in body
-    assert body["checks"]["schemaVersion"] == {"ok": True, "database": 11, "app": 11}
+    assert body["checks"]["schemaVersion"] == {"ok": True, "database": 12, "app": 12}
     assert body["checks"]["models"] == {"ok": True, "enabled": 4, "expected": 4}
     assert body["checks"]["database"]["ok"] and body["checks"]["schemaObjects"]["ok"]
     for path in ("/health/models", f"{API}/health/models"):
@@ -84,16 +84,16 @@ def test_a_disabled_model_is_skipped_and_reported(hf_stack):
 
 def test_readiness_flips_when_a_migration_is_pending(hf_stack):
     newest = hf_stack.sql("SELECT * FROM shipshape.history ORDER BY version DESC LIMIT 1")[0]
-    assert newest[0] == 11
-    hf_stack.sql("DELETE FROM shipshape.history WHERE version = 11", fetch=False)
+    assert newest[0] == 12
+    hf_stack.sql("DELETE FROM shipshape.history WHERE version = 12", fetch=False)
     try:
         status, body = _ready(hf_stack)
         assert status == 503 and body["failed"] == ["schemaVersion"]
         assert (
             body["message"]
-            == "database at version 10, app needs 11: run `invoke deploy --env local`"
+            == "database at version 11, app needs 12: run `invoke deploy --env local`"
         )
-        assert body["checks"]["schemaVersion"]["database"] == 10
+        assert body["checks"]["schemaVersion"]["database"] == 11
     finally:
         placeholders = ", ".join(["%s"] * len(newest))
         hf_stack.sql(
@@ -101,7 +101,8 @@ def test_readiness_flips_when_a_migration_is_pending(hf_stack):
         )
     assert _ready(hf_stack)[0] == 200
 
-    # Now for real: roll 0011 back with shipshape, so that deploy has something to apply.
+    # Now for real: roll 0012 and 0011 back with shipshape, so that deploy has something
+    # to apply.
     user = hf_stack.user()
     from shipshape import db
     from shipshape.engine import migrations
@@ -126,7 +127,7 @@ def test_readiness_flips_when_a_migration_is_pending(hf_stack):
         assert drift.json()["error"]["objects"] == ["table api_tokens"]
     finally:
         result = deploy(hf_stack.dsn)
-    assert result.from_version == 10 and result.to_version == 11
+    assert result.from_version == 10 and result.to_version == 12
     assert _ready(hf_stack)[0] == 200
     assert user.get("/projects").status_code == 401  # its token went with the table
     assert hf_stack.user().get("/projects").status_code == 200
@@ -226,8 +227,11 @@ def test_no_history_at_all_is_sent_to_doctor_not_deploy():
     cannot tell which, so it names doctor, which can."""
     from app.schema import version_problem
 
-    problem = version_problem(None, "invoke deploy --env dev", "invoke doctor --env dev")
+    problem = version_problem(None, "invoke deploy --env dev",
+                              doctor_command="invoke doctor --env dev")
     assert problem.endswith("run `invoke doctor --env dev`")
-    assert version_problem(3, "invoke deploy --env dev", "invoke doctor --env dev").endswith(
+    behind = {1: "expand", 2: "expand", 3: "expand"}
+    assert version_problem(behind, "invoke deploy --env dev", 4,
+                           doctor_command="invoke doctor --env dev").endswith(
         "run `invoke deploy --env dev`"
     )

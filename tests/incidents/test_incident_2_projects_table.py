@@ -11,6 +11,7 @@ AFTER_0002 = ["api_tokens", "avatar_usage_history", "persona_examples", "avatar_
 
 
 def never_applied_after_0002(incident):
+    incident.sql("DROP TABLE shipshape.app_instances")  # 0012's
     for table in AFTER_0002:
         incident.sql(f'DROP TABLE "{table}" CASCADE')
     incident.sql("DELETE FROM shipshape.history WHERE version > 2")
@@ -27,7 +28,7 @@ def test_avatar_projects_missing_then_migrated(incident, app):
     codes = {f.code for f in groups[0].findings}
     assert codes == {"MIGRATION_PENDING", "SEED_TABLE_MISSING", "CHECK_ERROR"}
     pending = [f.object for f in groups[0].findings if f.code == "MIGRATION_PENDING"]
-    assert pending[0] == "migration 0003_avatar_projects" and len(pending) == 9
+    assert pending[0] == "migration 0003_avatar_projects" and len(pending) == 10
 
     result = incident.run("migrations-not-applied", dry_run=True)
     assert result.outcome == "dry-run"
@@ -38,7 +39,7 @@ def test_avatar_projects_missing_then_migrated(incident, app):
     result = incident.run("migrations-not-applied")
     assert result.outcome == "fixed"
     assert [s.status for s in result.steps] == ["done", "done"]
-    assert "9 migration(s) applied" in result.steps[0].detail
+    assert "10 migration(s) applied" in result.steps[0].detail
     assert incident.findings() == []
 
     # the same SQL the route runs (app/store.py create_project), then the route itself

@@ -109,7 +109,7 @@ def test_columns_added_by_hand_exactly_as_0005_are_adopted_after_proof(incident)
     adopt, migrate, _seed = result.steps
     assert adopt.data.version == 5 and "0005_avatar_persona_columns" in adopt.summary
     assert "migrations 0001..0005" in adopt.sql and "INSERT INTO shipshape.history" in adopt.sql
-    assert migrate.detail.startswith("6 migration(s) applied: 0006_avatar_generations")
+    assert migrate.detail.startswith("7 migration(s) applied: 0006_avatar_generations")
     assert incident.findings() == []
     assert incident.sql("SELECT applied_by FROM shipshape.history WHERE version = 5")[0][0] \
         .startswith("baseline by runbook hand-made-schema")

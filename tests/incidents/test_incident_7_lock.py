@@ -68,7 +68,7 @@ def test_long_transaction_blocks_a_deploy_until_the_runbook_ends_it(incident, ma
         holder.close()
 
     deployed = pipeline.deploy(impatient, incident.sql_dir)
-    assert deployed.exit_code == 0 and deployed.to_version == 11
+    assert deployed.exit_code == 0 and deployed.to_version == 12
     assert incident.findings() == []
 
 

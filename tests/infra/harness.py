@@ -127,10 +127,16 @@ class _Mocks(pulumi.runtime.Mocks):
             metadata["uid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{args.typ}/{args.name}/{self.generation}"))
             state["metadata"] = metadata
         if args.typ == "docker:index/remoteImage:RemoteImage":
-            state["imageId"] = f"sha256:{args.name}-mock"
+            # The engine's id of the pulled image: the same digest gives the same id.
+            pulled = hashlib.sha256(str(args.inputs.get("name")).encode()).hexdigest()[:12]
+            state["imageId"] = f"sha256:{args.name}-{pulled}-mock"
             state["repoDigest"] = f"{args.inputs.get('name')}@sha256:mock"
         elif args.typ == "docker:index/image:Image":
             state["repoDigest"] = f"{args.inputs.get('imageName')}@sha256:built-mock"
+        elif args.typ == "docker:index/container:Container":
+            # What Docker does with a port published without a host port: picks one.
+            state["ports"] = [{**port, "external": port.get("external") or 49153 + number}
+                              for number, port in enumerate(state.get("ports") or [])]
         elif args.typ.startswith("pulumi-python:dynamic/shipshape:MigrationGate"):
             # What the real provider returns (shipshape.pulumi_gate.gate.provider_outputs), for a run
             # that applied every migration: no inputs copied but the watched ones.

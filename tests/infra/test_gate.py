@@ -14,6 +14,7 @@ from psycopg import sql
 
 from shipshape.errors import ProblemsFound, Refused
 from shipshape.pulumi_gate import gate
+from shipshape.settings import with_settings
 from tests.conftest import create_database, drop_database, dsn_for
 from tests.treeutil import write_migration
 
@@ -21,7 +22,8 @@ APP_PASSWORD = "gate-test-Pa55-4e1f09"
 ALL_MIGRATIONS = ["0001_users", "0002_ai_models", "0003_avatar_projects", "0004_avatars",
                   "0005_avatar_persona_columns", "0006_avatar_generations", "0007_avatar_presets",
                   "0008_persona_examples", "0009_avatar_usage_history",
-                  "0010_performance_indexes", "0011_api_tokens"]
+                  "0010_performance_indexes", "0011_api_tokens",
+                  "0012_app_instances"]
 
 
 def _drop_role(admin_dsn, role):
@@ -96,13 +98,13 @@ def test_first_run_migrates_seeds_verifies_then_lets_the_app_role_log_in(own_tar
         as_app(target).close()
     result = gate.run(target, sql_tree, app_password=APP_PASSWORD)
     assert result.applied == ALL_MIGRATIONS
-    assert result.schema_version == 11
+    assert result.schema_version == 12
     assert result.gates["verify"].startswith("ok")
     assert result.gates["app"].startswith("skipped")  # the app starts after the gate
     assert fetch(target.dsn, "SELECT count(*) FROM ai_models")[0][0] > 0
     assert fetch(target.dsn, "SELECT result FROM shipshape.deployments") == [("ok",)]
     with as_app(target) as conn:
-        assert conn.execute("SELECT max(version) FROM shipshape.history WHERE success").fetchone() == (11,)
+        assert conn.execute("SELECT max(version) FROM shipshape.history WHERE success").fetchone() == (12,)
 
 
 def test_unchanged_second_run_does_nothing(target, sql_tree):
@@ -122,17 +124,17 @@ def test_unchanged_second_run_does_nothing(target, sql_tree):
 
 def test_a_new_migration_runs_only_that_migration(target, sql_tree):
     olds = outputs_of(props_for(target, sql_tree), gate.run(target, sql_tree, app_password=APP_PASSWORD))
-    write_migration(sql_tree, "0012_avatar_tags",
+    write_migration(sql_tree, "0013_avatar_tags",
                     "CREATE TABLE avatar_tags (id serial PRIMARY KEY, tag text NOT NULL UNIQUE);\n"
                     "{{ grant_app('avatar_tags', 'SELECT') }}\n",
                     "-- shipshape:destructive\n{{ revoke_app('avatar_tags') }}\nDROP TABLE avatar_tags;\n")
     news = props_for(target, sql_tree)
     assert gate.provider_diff(olds, news) == ["checksums"]
-    assert set(news["checksums"]["migrations"]) - set(olds["checksums"]["migrations"]) == {"0012_avatar_tags"}
+    assert set(news["checksums"]["migrations"]) - set(olds["checksums"]["migrations"]) == {"0013_avatar_tags"}
 
     result = gate.run(target, sql_tree, app_password=APP_PASSWORD)
-    assert result.applied == ["0012_avatar_tags"]
-    assert result.schema_version == 12
+    assert result.applied == ["0013_avatar_tags"]
+    assert result.schema_version == 13
     with as_app(target) as conn:
         assert conn.execute("SELECT count(*) FROM avatar_tags").fetchone() == (0,)
 
@@ -170,7 +172,7 @@ def test_drift_fails_the_update_through_the_dynamic_provider(target, sql_tree):
     props = props_for(target, sql_tree)
     created = provider.create(props)
     assert created.id == "migration-gate-dev"
-    assert created.outs["schema_version"] == 11 and created.outs["app_login"] is True
+    assert created.outs["schema_version"] == 12 and created.outs["app_login"] is True
     assert provider.diff(created.id, created.outs, props).changes is False
 
     with psycopg.connect(target.dsn, autocommit=True) as conn:  # incident 3: a column by hand
@@ -200,7 +202,7 @@ def test_the_outputs_copy_no_secret_yet_a_new_password_or_database_reruns(target
 
 def test_the_tree_changing_after_the_program_ran_is_refused(target, sql_tree):
     props = props_for(target, sql_tree)
-    write_migration(sql_tree, "0012_late", "SELECT 1;\n", "SELECT 1;\n")
+    write_migration(sql_tree, "0013_late", "SELECT 1;\n", "SELECT 1;\n")
     with pytest.raises(Refused, match="changed after the Pulumi program computed"):
         gate.provider_apply(props)
     assert fetch(target.dsn, "SELECT to_regclass('shipshape.history') IS NULL") == [(True,)]
@@ -256,3 +258,33 @@ def test_checksums_do_not_depend_on_where_the_tree_is(make_target, sql_tree):
     assert gate.checksums(env, sql_tree) == gate.checksums(env, ROOT / "sql")
     prod = make_target("postgresql://unused", "prod").env
     assert gate.checksums(prod, sql_tree)["migrations"] != gate.checksums(env, sql_tree)["migrations"]
+
+
+def test_the_contract_gate_defers_while_an_old_release_runs_then_runs(target, sql_tree):
+    """The docker platform's contract gate runs after the new replicas exist but before
+    Pulumi deletes the replaced ones: it defers (no failure, nothing applied), and its
+    next run, once they are gone, applies the contract migration."""
+    gate.run(target, sql_tree, app_password=APP_PASSWORD)  # expand: everything so far
+    write_migration(sql_tree, "0013_usage_check",
+                    "-- shipshape:phase contract\n"
+                    'ALTER TABLE avatars ADD CONSTRAINT "avatars_usageCount_check" '
+                    'CHECK ("usageCount" >= 0);\n',
+                    'ALTER TABLE avatars DROP CONSTRAINT "avatars_usageCount_check";\n')
+    with psycopg.connect(target.dsn) as conn:
+        conn.execute("INSERT INTO shipshape.app_instances (instance, release) VALUES ('old', 12)")
+    contract = target.__class__(with_settings(target.env, deploy_phase="contract"),
+                                target.dsn, target.source)
+    props = {**props_for(contract, sql_tree), "app_password": ""}
+    deferred = gate.provider_apply(props)
+    assert "old runs release 0012" in deferred["deferred"] and deferred["schema_version"] == 12
+    assert fetch(target.dsn, "SELECT count(*) FROM shipshape.history WHERE version = 13") == [(0,)]
+    assert "deferred" in gate.provider_diff(deferred, props)  # the next update runs it again
+    with psycopg.connect(target.dsn) as conn:
+        conn.execute("DELETE FROM shipshape.app_instances")
+    done = gate.provider_apply(props)
+    assert done["deferred"] == "" and done["schema_version"] == 13
+    assert gate.provider_diff(done, props) == []
+    # an expand gate never defers: a refusal there is a failure
+    with psycopg.connect(target.dsn) as conn:
+        conn.execute("INSERT INTO shipshape.app_instances (instance, release) VALUES ('x', 1)")
+    assert gate.run(target, sql_tree).deferred == ""

@@ -45,7 +45,7 @@ def containers(recorded, role):
 def test_components_parent_their_resources(stack):
     _, recorded = stack
     components = {r.name: r for r in recorded.resources if r.type.startswith("shipshape:infra:")}
-    assert set(components) == {"network", "database", "migration-gate", "app"}
+    assert set(components) == {"network", "database", "migration-gate", "app", "contract-gate"}
     for resource in recorded.resources:
         if resource.type.startswith("shipshape:infra:"):
             assert resource.parent.endswith("pulumi:pulumi:Stack::shipshape-" + stack[0])
@@ -56,7 +56,7 @@ def test_components_parent_their_resources(stack):
 def test_the_app_depends_on_the_gate_and_the_gate_on_a_healthy_database(stack):
     env, recorded = stack
     (database,) = containers(recorded, "database")
-    gate_resource = recorded.one(GATE)
+    gate_resource = recorded.one(GATE, "migration-gate")
     assert database.urn in gate_resource.dependencies
     assert database.inputs["wait"] is True  # created = healthy: pg_isready passed
     assert any("pg_isready" in test for test in database.inputs["healthcheck"]["tests"])
@@ -79,7 +79,7 @@ def test_no_secret_in_plain_text_in_any_resource_input_or_output(stack):
     for container in recorded.of_type(CONTAINER):
         assert is_secret(container.wire["envs"]), container.name
         assert "envs" in container.additional_secret_outputs
-    gate_resource = recorded.one(GATE)
+    gate_resource = recorded.one(GATE, "migration-gate")
     for key in gate.SECRET_PROPS:
         assert is_secret(gate_resource.wire[key])
         assert key in gate_resource.additional_secret_outputs
@@ -133,14 +133,15 @@ def test_outputs_are_the_shared_names_and_the_dsns_are_secret(stack):
         assert is_secret(recorded.outputs_wire[name]), name
     extra = load_environment(env).extra
     assert recorded.outputs[outputs.DATABASE_ENDPOINT] == f"127.0.0.1:{extra['db_port']}"
-    assert recorded.outputs[outputs.APP_URL] == f"http://127.0.0.1:{extra['app_port']}"
-    assert recorded.outputs[outputs.SCHEMA_VERSION] == 11  # from the gate's (mocked) output
+    # the first replica's port, as Docker published it (the mocks play Docker's part)
+    assert recorded.outputs[outputs.APP_URL] == "http://127.0.0.1:49153"
+    assert recorded.outputs[outputs.SCHEMA_VERSION] == 12  # from the gate's (mocked) output
     assert recorded.outputs[outputs.DATABASE_URL].startswith("postgresql://postgres:")
 
 
 def test_the_gate_inputs_are_the_rendered_checksums_of_the_env(stack):
     env, recorded = stack
-    gate_resource = recorded.one(GATE)
+    gate_resource = recorded.one(GATE, "migration-gate")
     environment = load_environment(env)
     assert gate_resource.inputs["checksums"] == gate.checksums(environment, ROOT / "sql")
     assert gate_resource.inputs["env"] == env
@@ -157,13 +158,13 @@ def test_prod_protects_its_data_volume_and_dev_does_not(stack):
 def test_a_new_migration_changes_only_the_gate_inputs(sql_tree):
     config, secret_keys = stack_config("dev", set_={"shipshape:sql_dir": str(sql_tree)})
     before = run_stack("dev", config, secret_keys)
-    write_migration(sql_tree, "0012_avatar_tags", "CREATE TABLE avatar_tags (id int);\n",
+    write_migration(sql_tree, "0013_avatar_tags", "CREATE TABLE avatar_tags (id int);\n",
                     "-- shipshape:destructive\nDROP TABLE avatar_tags;\n")
     after = run_stack("dev", config, secret_keys)
     # Pulumi diffs the gate's last outputs against its new inputs.
-    old, new = before.one(GATE).outputs, after.one(GATE).inputs
+    old, new = before.one(GATE, "migration-gate").outputs, after.one(GATE, "migration-gate").inputs
     assert gate.provider_diff(old, new) == ["checksums"]
-    assert gate.provider_diff(old, before.one(GATE).inputs) == []
+    assert gate.provider_diff(old, before.one(GATE, "migration-gate").inputs) == []
     for resource in before.resources:
         if resource.type != GATE:
             twin = next(r for r in after.resources if r.urn == resource.urn)
@@ -184,7 +185,7 @@ def test_staging_and_prod_pull_the_promoted_digest_and_build_nothing(stack):
     assert images["app-image"].inputs["name"] == TEST_APP_IMAGE
     assert app_image == TEST_APP_IMAGE
     for app in containers(recorded, "app"):
-        assert app.inputs["image"] == "sha256:app-image-mock"
+        assert app.inputs["image"].startswith("sha256:app-image-")
         assert {"label": "shipshape.image", "value": TEST_APP_IMAGE} in app.inputs["labels"]
         assert {"label": "shipshape.profile", "value": env} in app.inputs["labels"]
 
@@ -298,7 +299,7 @@ def test_a_free_stack_name_runs_its_profile_and_names_its_resources_after_itself
     assert database.inputs["name"] == "shipshape-qa-eu-db"  # beside staging's on one host
     assert recorded.one("docker:index/volume:Volume").inputs["name"] == "shipshape-qa-eu-pg18"
     assert recorded.one("docker:index/network:Network").inputs["name"] == "shipshape-qa-eu"
-    gate_inputs = recorded.one(GATE).inputs
+    gate_inputs = recorded.one(GATE, "migration-gate").inputs
     # the stack's name (the database's stamp, as `invoke deploy --env qa-eu` has it), with
     # the profile's rules: no demo seeds, no destructive SQL
     assert gate_inputs["env"] == "qa-eu" and gate_inputs["settings"]["profile"] == "staging"
@@ -315,7 +316,7 @@ def test_a_free_stack_name_never_inherits_another_stacks_file():
     config.pop("shipshape:seed_sets")  # dev's file says [reference, demo]; the built-in default too
     config["shipshape:lock_timeout"] = "7s"
     recorded = run_stack("alice-dev", config, secret_keys)
-    settings = recorded.one(GATE).inputs["settings"]
+    settings = recorded.one(GATE, "migration-gate").inputs["settings"]
     assert settings["lock_timeout"] == "7s"
     assert settings["seed_sets"] == ["reference", "demo"]
 
@@ -361,12 +362,54 @@ def test_every_stack_file_runs_the_postgresql_major_that_make_up_runs():
 
 def test_named_docker_resources_are_deleted_before_their_replacement(stack):
     """pulumi-docker creates a replacement first (pulumi-docker#1356): with a fixed
-    container name, host port, volume or network name that fails, so these delete first."""
+    container name, host port, volume or network name that fails, so these delete first.
+    The app containers are the exception: nothing of theirs is fixed, so they roll."""
     _, recorded = stack
     for type_ in (CONTAINER, "docker:index/volume:Volume", "docker:index/network:Network"):
         for resource in recorded.of_type(type_):
             assert resource.inputs.get("name"), resource.name
+            if resource in containers(recorded, "app"):
+                continue
             assert resource.delete_before_replace is True, resource.name
+
+
+def test_app_replicas_roll_one_at_a_time_create_before_delete(stack):
+    """Each replica waits for the one before it (each is healthy when created: wait=True),
+    is created before its old container is deleted (a name unique to its image, no fixed
+    host port), and the contract gate runs only after every replica."""
+    env, recorded = stack
+    apps = containers(recorded, "app")
+    assert len(apps) == int(load_environment(env).extra["app_replicas"])
+    for before, after in zip(apps, apps[1:]):
+        assert before.urn in after.dependencies
+    for app in apps:
+        assert not app.delete_before_replace, app.name
+        assert app.inputs["wait"] is True
+        assert all("external" not in port for port in app.inputs["ports"]), app.name
+    names = [app.inputs["name"] for app in apps]
+    assert len(set(names)) == len(names)
+    assert all(name.startswith(f"shipshape-{env}-app-{i}-") for i, name in enumerate(names))
+    expand, contract = (r for r in recorded.of_type(GATE))
+    assert expand.inputs["settings"]["deploy_phase"] == "expand"
+    assert contract.inputs["settings"]["deploy_phase"] == "contract"
+    assert {app.urn for app in apps} <= set(contract.dependencies)
+    assert expand.urn in apps[0].dependencies
+
+
+def test_an_unchanged_image_digest_is_no_change_and_a_new_one_replaces(stack):
+    env, recorded = stack
+    if env == "dev":
+        pytest.skip("dev builds its image; staging and prod run a promoted digest")
+    again = run_stack(env)
+    names = [a.inputs["name"] for a in containers(recorded, "app")]
+    assert [a.inputs["name"] for a in containers(again, "app")] == names
+    assert [a.inputs["image"] for a in containers(again, "app")] == \
+        [a.inputs["image"] for a in containers(recorded, "app")]
+    config, secret_keys = stack_config(env, set_={
+        "shipshape:app_image": TEST_APP_IMAGE.replace("a1" * 32, "c3" * 32)})
+    promoted = run_stack(env, config, secret_keys)
+    new_names = [a.inputs["name"] for a in containers(promoted, "app")]
+    assert all(new != old for new, old in zip(new_names, names))
 
 
 def test_postgresql_18_data_is_mounted_where_the_18_image_keeps_it(stack):
@@ -378,7 +421,7 @@ def test_postgresql_18_data_is_mounted_where_the_18_image_keeps_it(stack):
 def test_the_gate_reruns_on_a_recreated_database_only():
     config, secret_keys = stack_config("dev")
     first = run_stack("dev", config, secret_keys)
-    gate_resource = first.one(GATE)
+    gate_resource = first.one(GATE, "migration-gate")
     assert gate_resource.inputs["database_id"] == "database-id"  # the mocked container's id
     olds = gate_resource.outputs
     assert gate.provider_diff(olds, gate_resource.inputs) == []
@@ -392,7 +435,7 @@ def test_the_gate_reruns_on_a_recreated_database_only():
 
 def test_the_gate_outputs_hold_no_secret_and_no_dsn(stack):
     env, recorded = stack
-    outs = recorded.one(GATE).outputs
+    outs = recorded.one(GATE, "migration-gate").outputs
     assert "admin_dsn" not in outs and "app_password" not in outs
     assert plaintext_leaks(outs, list(TEST_SECRETS.values())) == []
     assert outs["app_password_check"].startswith("pbkdf2-sha256$")
@@ -405,7 +448,7 @@ def test_the_gate_provider_loads_where_pulumi_runs_it(stack, tmp_path):
     import sys
 
     _, recorded = stack
-    pickled = recorded.one(GATE).inputs["__provider"]
+    pickled = recorded.one(GATE, "migration-gate").inputs["__provider"]
     probe = ("import base64, sys, dill; p = dill.loads(base64.b64decode(sys.stdin.read())); "
              "print(type(p).__name__, p.diff('id', {'checksums': 1}, {'checksums': 2}).changes, "
              "'infra' in sys.modules)")

@@ -125,12 +125,12 @@ def test_stack_output_without_cli_is_none(no_cli):
 
 def test_stack_output_reads_the_stack_through_the_automation_api(fake_cli):
     fake_cli(dev={"outputs": {outputs.DATABASE_URL: "postgresql://postgres:s3@127.0.0.1:55432/a",
-                              outputs.SCHEMA_VERSION: 11}, "secret": [outputs.DATABASE_URL]})
+                              outputs.SCHEMA_VERSION: 12}, "secret": [outputs.DATABASE_URL]})
     assert automation.stack_output("dev", outputs.DATABASE_URL) == "postgresql://postgres:s3@127.0.0.1:55432/a"
     assert automation.stack_output("staging", outputs.DATABASE_URL) is None  # no such stack
     assert automation.outputs("dev") == {
         outputs.DATABASE_URL: ("postgresql://postgres:s3@127.0.0.1:55432/a", True),
-        outputs.SCHEMA_VERSION: (11, False)}
+        outputs.SCHEMA_VERSION: (12, False)}
     calls = fake_cli.log()
     assert ["stack", "select", "--stack", "dev"] in calls
     assert any(call[:2] == ["stack", "output"] and "--show-secrets" in call for call in calls)

@@ -99,3 +99,27 @@ def test_inside_a_callers_transaction_it_is_a_savepoint(setup, tmp_path, fresh_d
     with psycopg.connect(fresh_dsn) as other:
         assert other.execute("SELECT name FROM shipshape.history").fetchall() == [("0001_items",)]
         assert other.execute("SELECT to_regclass('gone')").fetchone()[0] is None
+
+
+def test_the_one_message_records_the_phase_and_the_accepted_lock(tmp_path, fresh_dsn, make_target):
+    """The history row sent inline with the migration carries what the zero-downtime
+    deploy reads back: the phase (the app's readiness) and the lock findings accepted."""
+    target = make_target(fresh_dsn, lock_timeout="2s")
+    root = small_tree(tmp_path / "sql")
+    write_migration(root, "0003_price_positive",
+                    "-- shipshape:phase contract\n"
+                    "-- shipshape:lock-ok add-check-validating items is small everywhere\n"
+                    "ALTER TABLE items ADD CONSTRAINT price_positive CHECK (price >= 0);\n",
+                    "ALTER TABLE items DROP CONSTRAINT price_positive;\n")
+    loaded = migrations.load(root, target.env)
+    with db.connect(target) as conn:
+        history.ensure_history(conn)
+        migrations.apply(conn, target.env, loaded[0], applied_by="test")
+        migrations.apply(conn, target.env, loaded[1], applied_by="test")
+        trace = traced_apply(conn, target.env, loaded[2], tmp_path)
+        assert round_trips(trace) == 1, trace
+    with psycopg.connect(fresh_dsn) as other:
+        assert other.execute("SELECT version, phase, lock_ok FROM shipshape.history "
+                             "ORDER BY version").fetchall() == [
+            (1, "expand", ""), (2, "expand", ""),
+            (3, "contract", "add-check-validating: items is small everywhere")]

@@ -192,23 +192,29 @@ def migrate_all(conn: psycopg.Connection, env: Environment) -> list[migrations.M
 
 def snapshot(conn: psycopg.Connection, role: str) -> dict:
     """What a migration may change, in comparable form: tables, columns (type, nullability,
-    default), indexes, constraints (with FK actions), sequences, triggers, grants."""
+    default), indexes, constraints (with FK actions), sequences, triggers, grants. Plus
+    shipshape.app_instances, which 0012 creates in the shipshape schema (shipshape's own
+    bookkeeping tables there are not the migrations' to change)."""
     queries = {
         "relations": """SELECT c.relname, c.relkind, c.relacl::text FROM pg_class c
-            WHERE c.relnamespace = 'public'::regnamespace ORDER BY 1""",
+            WHERE (c.relnamespace = 'public'::regnamespace
+                 OR c.oid = to_regclass('shipshape.app_instances')) ORDER BY 1""",
         "columns": """SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
                 a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
                 a.attacl::text,
                 rank() OVER (PARTITION BY c.oid ORDER BY a.attnum)
             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-            WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+            WHERE (c.relnamespace = 'public'::regnamespace
+                 OR c.oid = to_regclass('shipshape.app_instances')) AND c.relkind IN ('r', 'p', 'v', 'm')
               AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1, 9""",
         "indexes": """SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid),
                 i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-            WHERE c.relnamespace = 'public'::regnamespace ORDER BY 1""",
+            WHERE (c.relnamespace = 'public'::regnamespace
+                 OR c.oid = to_regclass('shipshape.app_instances')) ORDER BY 1""",
         "constraints": """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
-            FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2""",
+            FROM pg_constraint WHERE (connamespace = 'public'::regnamespace
+                 OR conrelid = to_regclass('shipshape.app_instances')) ORDER BY 1, 2""",
         "sequences": """SELECT sequencename, data_type::text, start_value, increment_by
             FROM pg_sequences WHERE schemaname = 'public' ORDER BY 1""",
         "triggers": """SELECT tgrelid::regclass::text, tgname FROM pg_trigger

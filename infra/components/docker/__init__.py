@@ -59,7 +59,8 @@ def fleet(cfg: StackConfig, network: Network, gate: MigrationGate) -> None:
 
 
 def app(cfg: StackConfig, network: Network, database: Database, gate: MigrationGate) -> App:
-    return App("app", AppArgs(
+    """The app replicas, then the contract gate after all of them (issue #12)."""
+    app = App("app", AppArgs(
         env=cfg.name,
         profile=cfg.profile,
         project_dir=cfg.project_dir,
@@ -76,6 +77,17 @@ def app(cfg: StackConfig, network: Network, database: Database, gate: MigrationG
         generation_provider=cfg.generation_provider,
         huggingface_api_key=cfg.huggingface_api_key,
     ))
+    app.contract_gate = MigrationGate("contract-gate", MigrationGateArgs(
+        env=cfg.env,
+        sql_dir=cfg.sql_dir,
+        admin_dsn=database.admin_dsn,
+        app_password=None,  # the expand gate gave the app role its login
+        database=database.container,
+        database_id=database.identity,
+        phase="contract",
+        after=list(app.containers),
+    ))
+    return app
 
 
 def outputs(cfg: StackConfig, network: Network, database: Database, gate: MigrationGate,

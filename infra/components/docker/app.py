@@ -3,12 +3,21 @@ else the digest dev built; see images.py) and its containers, which depend on th
 gate: they are created or updated only after migrate -> seed -> verify passed, and they
 count as created only once /health/ready says 200 (healthcheck + wait=True).
 
+Rolling replacement (issue #12): a new image replaces the replicas one at a time, each new
+container healthy before the next replica is touched (replica i depends on replica i-1),
+and create-before-delete: the old containers keep serving until the update ends, when
+Pulumi deletes the replaced ones. pulumi-docker can only create a replacement first when
+nothing of the old container is fixed (pulumi-docker#1356): so each container's name
+carries a hash of the image it runs (an unchanged image is the same name: no change), and
+its host port is assigned by Docker (the `app_url` output is the first replica's).
+
 The whole environment is one secret: DATABASE_URL holds the app role's password (the app
 role, never the superuser), and HUGGINGFACE_API_KEY the provider's key.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,14 +45,24 @@ class AppArgs:
     app_password: pulumi.Input[str]     # secret
     gate: pulumi.Resource               # the migration gate the containers wait for
     image: images.ImageSource = None    # a given digest, or a build of app/Dockerfile (dev)
-    port: int = 8000
+    port: int = 8000                    # kept for the config; Docker picks host ports (rolling)
     bind_address: str = "127.0.0.1"
     replicas: int = 1
     generation_provider: str = "placeholder"
     huggingface_api_key: pulumi.Input[str] | None = None   # secret
 
-    def host_port(self, replica: int) -> int:
-        return self.port + replica
+
+
+def container_name(env: str, replica: int, image_ref: str) -> str:
+    """Unique per image: the old and the new container of a replica coexist while it rolls."""
+    return f"shipshape-{env}-app-{replica}-{hashlib.sha256(image_ref.encode()).hexdigest()[:10]}"
+
+
+def published_url(host: str, ports) -> str:
+    """The URL of a container's app port, from its `ports` output (Docker's host port)."""
+    port = ports[0]
+    external = port.get("external") if isinstance(port, dict) else port.external
+    return f"http://{host}:{external}"
 
 
 class App(pulumi.ComponentResource):
@@ -69,10 +88,20 @@ class App(pulumi.ComponentResource):
         needs_key = args.generation_provider == "huggingface" and args.huggingface_api_key is not None
         secrets = [args.app_password] + ([args.huggingface_api_key] if needs_key else [])
         envs = pulumi.Output.secret(pulumi.Output.all(*secrets).apply(lambda values: self._envs(args, values)))
-        self.containers = [
-            docker.Container(
+        self.containers = []
+        for replica in range(args.replicas):
+            after = self.containers[-1:]  # one replica at a time: the previous one first
+            self.containers.append(self._container(name, args, replica, image_ref, envs,
+                                                   source, after))
+        host = "127.0.0.1" if args.bind_address in ("0.0.0.0", "::") else args.bind_address
+        self.url = self.containers[0].ports.apply(lambda ports: published_url(host, ports))
+        self.register_outputs({"url": self.url, "image_digest": self.image_digest})
+
+    def _container(self, name, args: AppArgs, replica: int, image_ref, envs, source, after):
+        return docker.Container(
                 f"{name}-{replica}",
-                name=f"shipshape-{args.env}-app-{replica}",
+                name=pulumi.Output.from_input(image_ref).apply(
+                    lambda ref: container_name(args.env, replica, ref)),
                 image=image_ref,
                 envs=envs,
                 healthcheck=docker.ContainerHealthcheckArgs(
@@ -81,8 +110,10 @@ class App(pulumi.ComponentResource):
                 ),
                 wait=True,
                 wait_timeout=180,
-                ports=[docker.ContainerPortArgs(internal=APP_PORT, external=args.host_port(replica),
-                                                ip=args.bind_address, protocol="tcp")],
+                # No fixed host port: the new container of a replica starts while the old
+                # one still holds its port. Docker picks one; app_url says which.
+                ports=[docker.ContainerPortArgs(internal=APP_PORT, ip=args.bind_address,
+                                                protocol="tcp")],
                 networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
                 labels=[docker.ContainerLabelArgs(label="shipshape.role", value="app"),
                         docker.ContainerLabelArgs(label="shipshape.env", value=args.env),
@@ -93,18 +124,10 @@ class App(pulumi.ComponentResource):
                         docker.ContainerLabelArgs(label="shipshape.image",
                                                   value=source.given or "build")],
                 restart="unless-stopped",
-                # Fixed name and host port: a replacement is created only after the old
-                # container is gone (pulumi-docker#1356), so on this platform a changed
-                # app is a short gap per replica; the kubernetes platform rolls instead.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gate],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.gate, *after],
                                             additional_secret_outputs=["envs"],
-                                            delete_before_replace=True),
+                                            delete_before_replace=False),
             )
-            for replica in range(args.replicas)
-        ]
-        host = "127.0.0.1" if args.bind_address in ("0.0.0.0", "::") else args.bind_address
-        self.url = pulumi.Output.from_input(f"http://{host}:{args.host_port(0)}")
-        self.register_outputs({"url": self.url, "image_digest": self.image_digest})
 
     @staticmethod
     def _envs(args: AppArgs, values: list) -> list[str]:

@@ -29,6 +29,12 @@ secret inputs (the superuser DSN, the app role's password) are inputs only, secr
 state; the outputs never copy them (shipshape.pulumi_gate.gate.OUTPUTS: a salted verifier stands in
 for the password, so that a new one still re-runs the gate).
 
+Two gates per stack (issue #12): `migration-gate` runs the expand phase before the app
+containers; `contract-gate` runs the contract phase after every app replica (it depends on
+all of them), with the same provider and `deploy_phase` = contract. While a replica of an
+older release is still alive (Pulumi deletes replaced containers only when the update
+ends), the contract gate defers instead of failing, and the next update runs it again.
+
 One input is the database container's id: a database that was recreated (a new container,
 maybe on a new volume) is a database the gate has not seen, so the gate runs again even
 when the SQL tree is unchanged.
@@ -36,7 +42,7 @@ when the SQL tree is unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
@@ -45,7 +51,7 @@ import pulumi.dynamic
 from shipshape.pulumi_gate.provider import MigrationGateProvider
 from shipshape.settings import Environment
 
-OUTPUTS = ("schema_version", "applied", "gates", "app_login", "app_password_check")
+OUTPUTS = ("schema_version", "applied", "gates", "app_login", "app_password_check", "deferred")
 
 
 class MigrationGateResource(pulumi.dynamic.Resource, module="shipshape", name="MigrationGate"):
@@ -66,6 +72,8 @@ class MigrationGateArgs:
     app_password: pulumi.Input[str]   # secret
     database: pulumi.Resource         # the healthy database container the gate waits for
     database_id: pulumi.Input[str]    # that container's id: a new database re-runs the gate
+    phase: str = "expand"             # expand (before the app) or contract (after it)
+    after: list = field(default_factory=list)  # what else it waits for: every app replica
 
 
 class MigrationGate(pulumi.ComponentResource):
@@ -81,6 +89,7 @@ class MigrationGate(pulumi.ComponentResource):
         settings = args.env.context()
         settings.pop("name", None)
         settings["app_url"] = ""
+        settings["deploy_phase"] = args.phase
         self.resource = MigrationGateResource(
             name,
             {
@@ -91,9 +100,9 @@ class MigrationGate(pulumi.ComponentResource):
                 "database_id": args.database_id,
                 "admin_dsn": pulumi.Output.secret(args.admin_dsn),
                 "app_role": args.env.app_role,
-                "app_password": pulumi.Output.secret(args.app_password),
+                "app_password": pulumi.Output.secret(args.app_password or ""),
             },
-            pulumi.ResourceOptions(parent=self, depends_on=[args.database],
+            pulumi.ResourceOptions(parent=self, depends_on=[args.database, *args.after],
                                    # belt and braces: provider_apply returns neither
                                    additional_secret_outputs=[*gate.SECRET_PROPS, "app_password_check"]),
         )
