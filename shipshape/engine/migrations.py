@@ -301,13 +301,9 @@ def check_declared(todo: list[Migration], env: Environment, *, rollback: bool = 
                 f"and nothing was changed. Remove the statement, or, after review, declare it "
                 f"with a first line `-- shipshape:destructive`; then rerun "
                 f"`invoke {'db.rollback' if rollback else 'deploy'} --env {env.name}`:",
-                details=[f"{path}:{statement.line}: {_effect(effect)}: "
+                details=[f"{path}:{statement.line}: {effect}: "
                          f"{_first_line(statement.text)}" for statement, effect in found],
             )
-
-
-def _effect(effect: sqlparse.Effect) -> str:
-    return f"{effect.action} {effect.object}".strip()
 
 
 def _first_line(statement: str, width: int = 100) -> str:

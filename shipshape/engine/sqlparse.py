@@ -99,6 +99,9 @@ class Effect:
     action: str     # "drop table", "drop column", "truncate", "delete rows", ...
     object: str     # "public.avatar_presets", 'users."a b"', or "" when unknown
 
+    def __str__(self) -> str:
+        return f"{self.action} {self.object}".strip()
+
 
 @dataclass(frozen=True)
 class Statement:

@@ -80,7 +80,7 @@ def _check_change(ctx: Context, planned: PlannedStep, path: Path, change_sql: st
 
     declared = "destructive" in directives(change_sql)
     try:
-        hits = [f"line {s.line}: {e.action} {e.object}".rstrip()
+        hits = [f"line {s.line}: {e}"
                 for s, e in sqlparse.destructive_effects(change_sql)]
     except sqlparse.SQLSyntaxError as exc:
         raise ConfigError(f"{path}: not valid PostgreSQL ({exc}); fix the template and run "
