@@ -10,6 +10,7 @@ print the result first.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,16 +101,25 @@ def _pending(conn, env, loaded: list[migrations.Migration], *, retry_failed: boo
     return migrations.prepared(migrations.plan(loaded, recorded, to), env)
 
 
-def migrate(target: Target, sql_dir: Path, *, to: int | None = None, retry_failed: bool = False,
-            dry_run: bool = False, progress: Progress | None = None) -> MigrateResult:
-    """Apply pending migrations under the deploy lock, each in its own transaction."""
-    from shipshape.engine import bundle
+@contextmanager
+def _schema_change(target: Target, sql_dir: Path, verb: str):
+    """The tree's migrations (rendered lazily) and a connection to a database that is
+    target's env (identity checked): what db.migrate and db.rollback start from."""
     from shipshape.engine.render import Renderer
 
     renderer = Renderer(sql_dir, target.env)
     loaded = migrations.load(sql_dir, target.env, renderer)
-    with db.connect(target, purpose="migrate") as conn:
-        identity.check(conn, target.env, what="db.migrate")
+    with db.connect(target, purpose=verb) as conn:
+        identity.check(conn, target.env, what=f"db.{verb}")
+        yield renderer, loaded, conn
+
+
+def migrate(target: Target, sql_dir: Path, *, to: int | None = None, retry_failed: bool = False,
+            dry_run: bool = False, progress: Progress | None = None) -> MigrateResult:
+    """Apply pending migrations under the deploy lock, each in its own transaction."""
+    from shipshape.engine import bundle
+
+    with _schema_change(target, sql_dir, "migrate") as (renderer, loaded, conn):
         if dry_run:
             todo = _pending(conn, target.env, loaded, retry_failed=retry_failed, to=to)
             script = bundle.migrate_script(renderer, todo)
@@ -133,12 +143,8 @@ def rollback(target: Target, sql_dir: Path, to: int, *, yes: bool = False,
              dry_run: bool = False, progress: Progress | None = None) -> RollbackResult:
     """Roll back applied migrations above `to`, newest first; --yes outside local."""
     from shipshape.engine import bundle
-    from shipshape.engine.render import Renderer
 
-    renderer = Renderer(sql_dir, target.env)
-    loaded = migrations.load(sql_dir, target.env, renderer)
-    with db.connect(target, purpose="rollback") as conn:
-        identity.check(conn, target.env, what="db.rollback")
+    with _schema_change(target, sql_dir, "rollback") as (renderer, loaded, conn):
         if dry_run:
             todo = migrations.rollback_plan(loaded, history.read_history(conn), to)
             migrations.check_declared(todo, target.env, rollback=True)
