@@ -10,7 +10,7 @@ from psycopg import sql
 
 from shipshape.errors import ConfigError
 from shipshape.secrets import ambiguous_password, redact, register_dsn
-from shipshape.targets import Target
+from shipshape.targets import NOT_RUNNING, Target
 
 
 def identifier(name: str) -> sql.Identifier:
@@ -29,6 +29,11 @@ def operator() -> str:
 def connect(target: Target, *, purpose: str = "shipshape", autocommit: bool = False,
             connect_timeout: int | None = None) -> psycopg.Connection:
     """Open a connection or fail with a clear, redacted message (exit 5)."""
+    if target.source == NOT_RUNNING:
+        raise ConfigError(
+            f"The embedded PostgreSQL server of `{target.env.name}` is not running, and a "
+            f"read-only command never starts one. Start it with `invoke up`, then run the "
+            f"command again.")
     register_dsn(target.dsn)
     if ambiguous_password(target.dsn):
         raise ConfigError(

@@ -19,7 +19,7 @@ def status(c, env="local", dsn=None, sql_dir=None, json_=False, all_=False, set_
     from shipshape.console import emit_json, print_table, print_text
     from shipshape.errors import ProblemsFound
 
-    tgt, sql_dir = target(env, dsn, set_, sql_dir)
+    tgt, sql_dir = target(env, dsn, set_, sql_dir, start=False)
     result = commands.status(tgt, sql_dir)
     if json_:
         emit_json({"target": result.target, "migrations": result.migrations})
@@ -130,7 +130,7 @@ def lint(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
     from shipshape.console import emit_json, print_table, print_text
     from shipshape.errors import ShipshapeError
 
-    tgt, sql_dir = target(env, dsn, set_, sql_dir)
+    tgt, sql_dir = target(env, dsn, set_, sql_dir, start=False)
     result = commands.lint(tgt, sql_dir)
     if json_:
         emit_json({"target": result.target, "env": result.env, "findings": [
@@ -165,7 +165,7 @@ def verify(c, env="local", dsn=None, sql_dir=None, json_=False, set_=None):
     from shipshape.errors import ProblemsFound
 
     sql_dir_flag = sql_dir
-    tgt, sql_dir = target(env, dsn, set_, sql_dir)
+    tgt, sql_dir = target(env, dsn, set_, sql_dir, start=False)
     result = commands.verify(tgt, sql_dir, progress=progress(quiet=json_),
                              command_options={"sql_dir": sql_dir_flag})
     if not json_:
