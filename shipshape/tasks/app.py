@@ -13,13 +13,15 @@ _HELP = {
 
 @task(iterable=["set_"], help=_HELP)
 def start(
-    c, env="local", dsn=None, host="127.0.0.1", port=8000, set_=None, json_=False, restart=False
+    c, env="local", dsn=None, host="127.0.0.1", port=8000, set_=None, json_=False, restart=False,
+    dry_run=False,
 ):
     """Start the API in the background (local) and wait until it is ready.
 
     Runs against env's database, waits for /health/ready, and writes the demo user's
     token to .shipshape/demo-token (mode 0600). Reuses a running app (--restart replaces
     it). For `local` only: other envs run the app as a container (`invoke infra.up`).
+    --dry-run says what it would start or reuse, starting nothing (not the database).
     """
     from shipshape import appserver
     from shipshape.console import emit_json
@@ -31,6 +33,21 @@ def start(
             f"app.start runs the app on this machine for the local env only; "
             f"{env} runs it as a container (`invoke infra.up --env {env}`)."
         )
+    if dry_run:
+        from shipshape.console import print_text
+
+        tgt, _ = target(env, dsn, set_, None, start=False)
+        running = appserver.status(check=False)
+        if running["running"] and not restart:
+            print_text(f"app: running at {running['url']} (pid {running['pid']}), would be reused")
+        else:
+            print_text(("app: would be stopped (pid {}) and ".format(running["pid"])
+                        if running["running"] else "app: would be ")
+                       + f"started on {host}:{port} against "
+                       + (tgt.describe() if tgt.dsn else
+                          "the embedded PostgreSQL, which would be started first"))
+        print_text("Dry run: nothing was started.")
+        return
     tgt, _ = target(env, dsn, set_, None)
     result = appserver.start(tgt.dsn, env=env, host=host, port=int(port), restart=restart)
     result["demo_token"] = str(appserver.write_demo_token(tgt.dsn, env=env))
@@ -41,11 +58,18 @@ def start(
 
 
 @task
-def stop(c):
-    """Stop the background API cleanly (SIGTERM: in-flight requests finish)."""
+def stop(c, dry_run=False):
+    """Stop the background API cleanly (SIGTERM: in-flight requests finish).
+
+    --dry-run says whether it would stop one, changing nothing."""
     from shipshape import appserver
     from shipshape.console import print_text
 
+    if dry_run:
+        running = appserver.status(check=False)
+        print_text(f"would stop the app (pid {running['pid']})" if running["running"]
+                   else "the app is not running: nothing to stop")
+        return
     stopped = appserver.stop()
     print_text("stopped the app" if stopped else "the app was not running")
 

@@ -69,6 +69,16 @@ def test_up_twice_then_down(home):
 
         status = run_invoke("db.status", env=state)
         assert status.returncode == 0, status.stdout + status.stderr
+
+        # dry runs on the running stack: they name what runs, and stop or start nothing
+        plan = run_invoke("up", "--dry-run", env=state)
+        assert plan.returncode == 0, plan.stderr
+        assert "running (pid" in plan.stdout and "reused" in plan.stdout
+        assert "0 migration(s) pending" in plan.stdout
+        stopping = run_invoke("down", "--dry-run", env=state)
+        assert "would stop the app (pid" in stopping.stdout
+        assert "would stop the embedded PostgreSQL (pid" in stopping.stdout
+        assert _balance(port, token.read_text().strip()) == balance  # still answering
     finally:
         down = run_invoke("down", env=state)
     assert down.returncode == 0 and "stopped the app" in down.stdout
