@@ -2,7 +2,8 @@
 
 app/Dockerfile on a base made from Debian's packages (conftest.py), run with
 `--network host` against a fresh database that the test then deploys with
-`invoke deploy --env dev`: before the deploy /health/ready is 503 naming the command,
+`invoke deploy --env dev`: before the deploy /health/ready is 503 naming the command
+that tells what to do (doctor, which routes an empty database to the deploy),
 after it 200 and the image's own HEALTHCHECK turns healthy; the process is not root; the
 logs are JSON lines without a secret; `docker stop` ends it gracefully.
 
@@ -154,7 +155,8 @@ def test_app_container_before_and_after_deploy(container, database, tmp_path):
     # before a deploy: not ready, and the answer names the command that fixes it
     before = httpx.get(url + "/health/ready", timeout=10)
     assert before.status_code == 503, before.text
-    assert "invoke deploy --env dev" in before.json()["message"]
+    # the app names what it cannot fix itself with doctor, which names the deploy
+    assert "invoke doctor --env dev" in before.json()["message"]
     assert health(name) != "healthy"
 
     # deploy the database as an operator would; its last gate is this container's readiness
