@@ -153,6 +153,13 @@ def sql_tree(tmp_path):
     return target
 
 
+@pytest.fixture
+def state(tmp_path):
+    """The environment of a CLI run (run_invoke(env=state)) with a state directory (shadow
+    cache, embedded server, app) of the test's own."""
+    return {"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")}
+
+
 @pytest.fixture(scope="session")
 def session_state_dir(tmp_path_factory):
     """SHIPSHAPE_STATE_DIR for a whole session: one shadow-snapshot cache shared by the

@@ -21,10 +21,6 @@ def tree(tmp_path):
     return small_tree(tmp_path / "sql")
 
 
-@pytest.fixture
-def state(tmp_path):
-    return {"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")}
-
 
 def deploy(dsn, tree, state, *extra, env="dev"):
     return run_invoke("deploy", "--env", env, "--dsn", dsn, "--sql-dir", str(tree), *extra, env=state)

@@ -38,10 +38,6 @@ def tree(tmp_path):
     return small_tree(tmp_path / "sql")
 
 
-@pytest.fixture
-def state(tmp_path):
-    return {"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")}
-
 
 @pytest.fixture
 def holder(fresh_dsn):

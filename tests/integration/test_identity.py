@@ -19,10 +19,6 @@ def tree(tmp_path):
     return str(small_tree(tmp_path / "sql"))
 
 
-@pytest.fixture
-def state(tmp_path):
-    return {"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")}
-
 
 def fetch(dsn, query):
     with psycopg.connect(dsn) as conn:

@@ -78,10 +78,6 @@ def tree(tmp_path):
     return base_tree(tmp_path / "sql")
 
 
-@pytest.fixture
-def state(tmp_path):
-    return {"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")}
-
 
 def size(dsn):
     with psycopg.connect(dsn) as conn:
