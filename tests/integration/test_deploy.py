@@ -21,7 +21,6 @@ def tree(tmp_path):
     return small_tree(tmp_path / "sql")
 
 
-
 def deploy(dsn, tree, state, *extra, env="dev"):
     return run_invoke("deploy", "--env", env, "--dsn", dsn, "--sql-dir", str(tree), *extra, env=state)
 

@@ -38,7 +38,6 @@ def tree(tmp_path):
     return small_tree(tmp_path / "sql")
 
 
-
 @pytest.fixture
 def holder(fresh_dsn):
     """A second connection holding the deploy lock, as another deploy would."""

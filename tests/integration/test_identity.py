@@ -19,7 +19,6 @@ def tree(tmp_path):
     return str(small_tree(tmp_path / "sql"))
 
 
-
 def fetch(dsn, query):
     with psycopg.connect(dsn) as conn:
         return conn.execute(query).fetchall()

@@ -78,7 +78,6 @@ def tree(tmp_path):
     return base_tree(tmp_path / "sql")
 
 
-
 def size(dsn):
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT pg_total_relation_size('big_items')").fetchone()[0]
