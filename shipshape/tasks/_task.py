@@ -9,7 +9,8 @@ import functools
 import sys
 
 import invoke
-from invoke.exceptions import Exit
+from invoke.exceptions import Exit, ParseError
+from invoke.program import Program
 
 from shipshape.errors import ShipshapeError
 
@@ -93,6 +94,39 @@ def _require(body, required, kw) -> None:
     raise ConfigError(f"Missing {', '.join('--' + m.replace('_', '-') for m in missing)}. "
                       f"Usage: invoke {task_name} {name + ' ' if name else ''}{flags} ...; "
                       f"see `invoke --help {task_name}`.")
+
+
+def _usage(exc: ParseError) -> str:
+    """invoke's parse error, plus the task's usage and where its help is."""
+    context, said = exc.context, str(exc).rstrip("!.")
+    if context is None or not context.name:
+        return f"{said}. See `invoke --list` for the tasks."
+    names = " ".join(f"<{a.name}>" for a in context.positional_args)
+    return (f"{said}. Usage: invoke {context.name} {names + ' ' if names else ''}[options]; "
+            f"see `invoke --help {context.name}`.")
+
+
+def _parse_tasks_as_bad_input(parse_tasks):
+    @functools.wraps(parse_tasks)
+    def wrapper(self):
+        try:
+            return parse_tasks(self)
+        except ParseError as exc:
+            from shipshape.console import print_error
+
+            print_error(_usage(exc))
+            raise Exit(code=5) from None
+
+    wrapper.shipshape = True
+    return wrapper
+
+
+# A missing task argument or an unknown flag is bad input, exit 5 like every other, with
+# the usage. invoke's Program.run hard-codes exit 1 for a ParseError and has no hook, and
+# its `invoke` entry point is the one our users type, so the task parse is wrapped here,
+# when the collection loads (after the core flags, before the task flags are parsed).
+if not getattr(Program.parse_tasks, "shipshape", False):
+    Program.parse_tasks = _parse_tasks_as_bad_input(Program.parse_tasks)
 
 
 def environment(env: str, set_=(), sql_dir: str | None = None):

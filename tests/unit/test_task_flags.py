@@ -37,3 +37,26 @@ def test_up_refuses_another_env_and_names_the_stack_command():
     result = run_invoke("up", "-e", "dev")
     assert result.returncode == 5, result.stderr
     assert "invoke infra.up --env dev" in result.stderr
+
+
+def test_missing_positional_argument_is_exit_5_with_usage():
+    """invoke's own parser would exit 1 ("did not receive required positional arguments")."""
+    for task, arg in (("runbook.run", "name"), ("runbook.show", "name"), ("db.import", "path")):
+        result = run_invoke(task)
+        assert result.returncode == 5, (task, result.stderr)
+        assert f"invoke {task} <{arg}> [options]" in result.stderr, result.stderr
+        assert f"invoke --help {task}" in result.stderr, result.stderr
+        assert result.stdout == "", result.stdout
+
+
+def test_unknown_flag_is_exit_5_naming_the_task_help():
+    result = run_invoke("db.baseline", "--no-such-flag")
+    assert result.returncode == 5, result.stderr
+    assert "No idea what '--no-such-flag' is" in result.stderr
+    assert "invoke --help db.baseline" in result.stderr
+
+
+def test_unknown_task_is_exit_5_naming_the_list():
+    result = run_invoke("db.no-such-task")
+    assert result.returncode == 5, result.stderr
+    assert "invoke --list" in result.stderr
