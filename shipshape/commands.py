@@ -154,7 +154,9 @@ def rollback(target: Target, sql_dir: Path, to: int, *, yes: bool = False,
                           f"review `--dry-run` first, then rerun with --yes.")
         with db.advisory_lock(conn, target.env.migration_lock_wait):
             done = migrations.rollback(conn, target.env, loaded, to, progress=progress)
-    return RollbackResult(target.env.name, done, to)
+        # where it is now, not --to: a database below --to stays where it was
+        version = max(history.read_history(conn), default=0)
+    return RollbackResult(target.env.name, done, version)
 
 
 # --- db.lint --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Human output (rich) and JSON output. Every string passes through redact().
 
-Progress and errors go to stderr, results to stdout, so `--json | jq` stays clean.
+Progress, errors and the closing sentence go to stderr, results to stdout, so
+`--json | jq` and `> plan.sql` stay clean.
 """
 
 from __future__ import annotations
@@ -138,6 +139,13 @@ def print_table(title: str, columns: list[str], rows: list[list], stream=None) -
     out = [redact(title), line(columns), line(["-" * width for width in widths]),
            *(line(row) for row in cells)]
     (stream or sys.stdout).write("\n".join(out) + "\n")
+
+
+def print_final(text: str) -> None:
+    """A command's one closing sentence (what it did, what to run next): on stderr, with the
+    progress, so that stdout carries only the output (tables, SQL, JSON) and `> file` or
+    `| jq` never mixes the two (issue 11)."""
+    print_text(text, sys.stderr)
 
 
 def print_text(text: str, stream=None) -> None:

@@ -63,15 +63,14 @@ def stop(c, dry_run=False):
 
     --dry-run says whether it would stop one, changing nothing."""
     from shipshape import appserver
-    from shipshape.console import print_text
+    from shipshape.console import print_final, print_text
 
     if dry_run:
         running = appserver.status(check=False)
         print_text(f"would stop the app (pid {running['pid']})" if running["running"]
                    else "the app is not running: nothing to stop")
         return
-    stopped = appserver.stop()
-    print_text("stopped the app" if stopped else "the app was not running")
+    print_final("stopped the app" if appserver.stop() else "the app was not running")
 
 
 @task

@@ -50,7 +50,7 @@ def migrate(c, env="local", dsn=None, sql_dir=None, to=None, dry_run=False, retr
             set_=None):
     """Apply pending migrations, each in its own transaction, under the deploy lock."""
     from shipshape import commands
-    from shipshape.console import print_text
+    from shipshape.console import print_final, print_text
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     result = commands.migrate(tgt, sql_dir, to=int(to) if to is not None else None,
@@ -59,7 +59,7 @@ def migrate(c, env="local", dsn=None, sql_dir=None, to=None, dry_run=False, retr
     if dry_run:
         print_text(result.script)
         return
-    print_text(f"{len(result.applied)} migration(s) applied; {result.env} is at version "
+    print_final(f"{len(result.applied)} migration(s) applied; {result.env} is at version "
                f"{result.version:04d}.")
 
 
@@ -71,7 +71,7 @@ def rollback(c, to=None, env="local", dsn=None, sql_dir=None, yes=False, dry_run
     Needs --yes outside local. Destructive rollbacks are refused in envs that forbid them.
     """
     from shipshape import commands
-    from shipshape.console import print_text
+    from shipshape.console import print_final, print_text
 
     tgt, sql_dir = target(env, dsn, set_, sql_dir)
     result = commands.rollback(tgt, sql_dir, int(to), yes=yes, dry_run=dry_run,
@@ -79,7 +79,7 @@ def rollback(c, to=None, env="local", dsn=None, sql_dir=None, yes=False, dry_run
     if dry_run:
         print_text(result.script)
         return
-    print_text(f"{len(result.rolled_back)} migration(s) rolled back; {result.env} is at "
+    print_final(f"{len(result.rolled_back)} migration(s) rolled back; {result.env} is at "
                f"version {result.version:04d}.")
 
 
@@ -199,7 +199,7 @@ def baseline(c, version=None, env="local", dsn=None, sql_dir=None, from_=None, d
     --dry-run proves it and prints the history rows it would record; it records nothing.
     """
     from shipshape import commands
-    from shipshape.console import print_text
+    from shipshape.console import print_final, print_text
     from shipshape.errors import ConfigError
 
     if (version is None) == (from_ is None):
@@ -219,7 +219,7 @@ def baseline(c, version=None, env="local", dsn=None, sql_dir=None, from_=None, d
                    f"0001..{int(version):04d} produce; nothing was recorded. It would record:\n"
                    + "\n".join(history.record_script(m) + ";" for m in adopted))
         return
-    print_text(f"Baselined {tgt.env.name} at {int(version):04d}: {len(adopted)} migration(s) "
+    print_final(f"Baselined {tgt.env.name} at {int(version):04d}: {len(adopted)} migration(s) "
                f"recorded as applied. Run `invoke deploy --env {tgt.env.name}` for the rest.")
 
 
@@ -258,7 +258,7 @@ def stamp(c, env="local", dsn=None, from_=None, yes=False, reason="", dry_run=Fa
     copy becomes dev), re-stamp it: --from names the stamp it has now, --yes confirms.
     """
     from shipshape import commands
-    from shipshape.console import print_text
+    from shipshape.console import print_final, print_text
 
     tgt, _ = target(env, dsn, set_)
     previous = commands.stamp(tgt, previous=from_, yes=yes, reason=reason, dry_run=dry_run)
@@ -266,4 +266,4 @@ def stamp(c, env="local", dsn=None, from_=None, yes=False, reason="", dry_run=Fa
         print_text(f"Dry run: the database is `{previous}`; it would be stamped "
                    f"`{tgt.env.name}`. Nothing was changed.")
         return
-    print_text(f"The database was `{previous}`; it is now stamped `{tgt.env.name}`.")
+    print_final(f"The database was `{previous}`; it is now stamped `{tgt.env.name}`.")

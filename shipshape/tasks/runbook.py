@@ -136,7 +136,7 @@ def docs(c, out=None, runbooks_dir=None, sql_dir=None, check=False):
     """
     from pathlib import Path
 
-    from shipshape.console import print_text
+    from shipshape.console import print_final
     from shipshape.errors import ProblemsFound
     from shipshape.ops import runbooks
     from shipshape.paths import project_root
@@ -148,8 +148,8 @@ def docs(c, out=None, runbooks_dir=None, sql_dir=None, check=False):
         current = path.read_text() if path.exists() else ""
         if current != text:
             raise ProblemsFound(f"{path} is stale: run `invoke runbook.docs` and commit it.")
-        print_text(f"{path} is up to date ({len(books)} runbooks).")
+        print_final(f"{path} is up to date ({len(books)} runbooks).")
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-    print_text(f"wrote {path} ({len(books)} runbooks)")
+    print_final(f"wrote {path} ({len(books)} runbooks)")

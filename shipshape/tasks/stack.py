@@ -17,7 +17,7 @@ def up(c, env="local", sql_dir=None, port=8000, set_=None, dry_run=False):
     """
     from shipshape import appserver, commands
     from shipshape.adapters import embedded
-    from shipshape.console import print_table, print_text
+    from shipshape.console import print_final, print_table, print_text
     from shipshape.tasks._task import progress, target
     from shipshape.tasks.app import what_runs_where
     from shipshape.tasks.deploy import print_summary
@@ -39,7 +39,7 @@ def up(c, env="local", sql_dir=None, port=8000, set_=None, dry_run=False):
     print_table("what runs where", ["service", "where", "data"],
                 [["PostgreSQL (embedded)", tgt.describe(), database.get("pgdata", "")],
                  *what_runs_where(app)])
-    print_text(f"The demo user's API token is in {token} (mode 0600). Try:\n"
+    print_final(f"The demo user's API token is in {token} (mode 0600). Try:\n"
                f"  curl -H \"Authorization: Bearer $(cat {token})\" "
                f"{app.get('url', 'http://127.0.0.1:' + str(port))}/api/apps/avatar-creator/projects")
 
@@ -78,7 +78,7 @@ def down(c, dry_run=False):
     --dry-run says what it would stop, changing nothing."""
     from shipshape import appserver
     from shipshape.adapters import embedded
-    from shipshape.console import print_text
+    from shipshape.console import print_final, print_text
 
     if dry_run:
         app, database = appserver.status(check=False), embedded.local_status()
@@ -90,6 +90,7 @@ def down(c, dry_run=False):
             else "the embedded PostgreSQL is not running",
             "Dry run: nothing was stopped."]))
         return
-    print_text("stopped the app" if appserver.stop() else "the app was not running")
-    stopped = embedded.stop_local()
-    print_text("stopped the embedded PostgreSQL" if stopped else "the embedded PostgreSQL was not running")
+    app = "stopped the app" if appserver.stop() else "the app was not running"
+    database = ("stopped the embedded PostgreSQL (its data is kept)" if embedded.stop_local()
+                else "the embedded PostgreSQL was not running")
+    print_final(f"{app}; {database}.")
