@@ -57,6 +57,33 @@ def test_seed_dry_run_exits_5_naming_file_and_line(bad_tree, fresh_dsn, cache_di
     assert tables(fresh_dsn) == []
 
 
+@pytest.mark.parametrize("value", ["3.5", "1000.0"])
+def test_a_fraction_for_an_integer_column_is_refused_not_rounded(tmp_path, fresh_dsn, value,
+                                                                 cache_dir):
+    """Sent as a float, 3.5 went into the integer column as 4, silently."""
+    tree = small_tree(tmp_path / "sql")
+    (tree / "seeds" / "items.yaml").write_text(BAD_PRICE.replace("eight", value))
+    result = cli("db.seed", "--dry-run", "--env", "dev", "--dsn", fresh_dsn, "--sql-dir",
+                 str(tree), state=cache_dir)
+    assert result.returncode == 5, result.stderr
+    assert f"items.yaml:7: price: {float(value)!r} is not a valid integer" in result.stderr
+
+
+def test_a_fraction_for_a_numeric_column_is_kept_exactly(tmp_path, fresh_dsn, make_target,
+                                                         cache_dir):
+    tree = small_tree(tmp_path / "sql")
+    write_migration(tree, "0003_item_weight", "ALTER TABLE items ADD COLUMN weight numeric;\n",
+                    "-- shipshape:destructive\nALTER TABLE items DROP COLUMN weight;\n")
+    (tree / "seeds" / "items.yaml").write_text(
+        "table: items\nkey: [name]\nset: reference\nrows:\n"
+        "  - {name: apple, price: 3, weight: 0.1}\n")
+    target = make_target(fresh_dsn, "dev")
+    assert pipeline.deploy(target, tree).exit_code == 0
+    with psycopg.connect(fresh_dsn) as conn:
+        assert conn.execute("SELECT weight::text FROM items").fetchone() == ("0.1",)
+    assert pipeline.deploy(target, tree).exit_code == 0  # and it is not a difference
+
+
 def test_seed_dry_run_without_a_database_rehearses_on_a_scratch_server(bad_tree, cache_dir):
     result = cli("db.seed", "--dry-run", "--env", "dev", "--sql-dir", str(bad_tree),
                  state=cache_dir)

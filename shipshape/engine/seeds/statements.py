@@ -16,8 +16,13 @@ from shipshape.settings import Environment
 
 
 def adapt(value):
-    """A seed value as a query parameter: dicts and lists are jsonb."""
-    return Jsonb(value) if isinstance(value, dict | list) else value
+    """A seed value as a query parameter: dicts and lists are jsonb; a float is its decimal
+    text, which the column's type parses as it would the literal in a psql script. Sent as
+    a float8, 3.5 went into an integer column as 4 (PostgreSQL rounds on assignment), and
+    the seed no longer said what the database held."""
+    if isinstance(value, dict | list):
+        return Jsonb(value)
+    return repr(value) if isinstance(value, float) else value
 
 
 def runs(seed: Seed) -> list[tuple[tuple[str, ...], list[dict]]]:
