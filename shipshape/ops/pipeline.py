@@ -150,16 +150,9 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             conn.commit()
             # Render what is pending (only that: a no-op deploy renders nothing), so that
             # a template error stops the deploy here, before the lock, the stamp or a row.
-            migrations.prepared(migrations.plan(code.migrations, history.read_history(conn)), env)
-            # Every seed row rehearsed in the shadow of the migrated schema before anything
-            # is applied: a deploy never migrates a database it would then fail to seed.
-            # When a migration itself fails there, the migrate gate reports it as always
-            # (its transaction rolled back, the deploy recorded as failed at migrate).
-            rehearsal = "rehearsed"
-            try:
-                shadow.check_seeds(target, code.migrations, code.seeds, progress)
-            except SQLFailed:
-                rehearsal = "not rehearsed: a migration fails in the shadow"
+            pending = migrations.prepared(
+                migrations.plan(code.migrations, history.read_history(conn)), env)
+            rehearsal = _rehearse_seeds(target, code, pending, phase, progress)
             gate.note(f"PostgreSQL {version}; {len(code.migrations)} migrations, "
                       f"{len(code.seeds)} seed files ({rehearsal})")
         with ExitStack() as held:
@@ -224,6 +217,31 @@ def parse_phase(value: str, env_name: str) -> migrations.DeployPhase:
     except ValueError:
         raise ConfigError(f"--phase {value!r}: expected expand, contract or all, e.g. "
                           f"`invoke deploy --env {env_name} --phase expand`.") from None
+
+
+def seeded_schema(loaded: list[migrations.Migration], pending: list[migrations.Migration]
+                  ) -> list[migrations.Migration]:
+    """The migrations whose schema the seed gate meets: all but the pending contract ones,
+    which run after it (in `all` too)."""
+    _, deferred = migrations.plan_phase(pending, Phase.EXPAND)
+    return [m for m in loaded if m not in deferred]
+
+
+def _rehearse_seeds(target: Target, code: tree.Tree, pending: list[migrations.Migration],
+                    phase: migrations.DeployPhase, progress: Progress) -> str:
+    """Every seed row rehearsed, before anything is applied, in the shadow of the schema
+    the seed gate will meet: a deploy never migrates a database it would then fail to seed.
+    The seed gate runs before the contract migrations (in `all` too), so the pending ones
+    are left out of that shadow; the contract phase seeds nothing. When a migration itself
+    fails in the shadow, the migrate gate reports it as always (rolled back, recorded)."""
+    if phase == Phase.CONTRACT:
+        return "no seed in the contract phase"
+    try:
+        shadow.check_seeds(target, seeded_schema(code.migrations, pending), code.seeds,
+                           progress)
+    except SQLFailed:
+        return "not rehearsed: a migration fails in the shadow"
+    return "rehearsed"
 
 
 def _migrate_seed_verify(run: _Run, conn, target: Target, code: tree.Tree) -> None:

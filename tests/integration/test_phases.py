@@ -44,11 +44,6 @@ def tree(tmp_path):
     return root
 
 
-@pytest.fixture
-def state(tmp_path):
-    return {"SHIPSHAPE_STATE_DIR": str(tmp_path / "state")}
-
-
 def fetch(dsn, query, params=None):
     with psycopg.connect(dsn) as conn:
         return conn.execute(query, params).fetchall()
@@ -191,3 +186,21 @@ def test_dry_run_puts_the_contract_migrations_after_verify(fresh_dsn, tree, stat
                         "--dry-run", env=state)
     assert "items_price_check" not in expand.stdout
     assert "1 migration(s) left for `invoke deploy --env dev --phase contract`" in expand.stdout
+
+
+def test_seeds_are_rehearsed_on_the_schema_the_seed_gate_meets(tree, fresh_dsn, state):
+    """The seed gate runs before the contract migrations. A seed that fits only the schema
+    after them (here a column that a contract migration renames) used to pass the
+    rehearsal, and the deploy then migrated and failed at the seed gate (incident 1)."""
+    write_migration(tree, "0006_price_renamed",
+                    "-- shipshape:phase contract\nALTER TABLE items RENAME COLUMN price TO cost;\n",
+                    "ALTER TABLE items RENAME COLUMN cost TO price;\n")
+    seed = tree / "seeds" / "items.yaml"
+    seed.write_text(seed.read_text().replace("price", "cost"))
+    for dry_run in (["--dry-run"], []):
+        result = run_invoke("deploy", *dry_run, "--env", "dev", "--phase", "expand", "--dsn",
+                            fresh_dsn, "--sql-dir", str(tree), env=state)
+        assert result.returncode == 5, result.stderr
+        assert "table items has no column 'cost' in the schema the migrations produce" \
+            in result.stderr
+        assert fetch(fresh_dsn, "SELECT to_regclass('shipshape.history')") == [(None,)]
