@@ -165,6 +165,22 @@ def test_an_unset_dsn_env_is_exit_5_naming_every_database_before_anything_runs(t
     assert prepared.run_id.startswith("tenants/dev/")
 
 
+def test_a_fleet_may_name_a_stack_and_runs_with_its_profile_and_settings(tmp_path):
+    """`env:` takes what --env takes: a profile, or a stack that has a Pulumi.<name>.yaml
+    (here the repository's prod-k8s, profile prod)."""
+    path = write(tmp_path, """
+        env: prod-k8s
+        databases: [{name: a, dsn: "dbname=a"}]
+    """)
+    prepared = fleets.prepare(path, environ={})
+    assert prepared.env.name == "prod-k8s" and prepared.env.profile == "prod"
+    assert not prepared.env.allow_destructive  # the prod profile's rule
+    assert problems(write(tmp_path, "env: nowhere\ndatabases: [{name: a, dsn: dbname=a}]\n",
+                          "bad.yaml")) == [
+        f"{tmp_path / 'bad.yaml'}:1: env: unknown env 'nowhere'; one of "
+        f"local, dev, staging, prod, prod-k8s"]
+
+
 def test_fleet_settings_sit_below_environment_variables_and_set(tmp_path):
     fleet = spec.load(write(tmp_path, """
         env: dev

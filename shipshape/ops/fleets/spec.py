@@ -1,7 +1,8 @@
 """The fleet file: one SQL tree and one env profile for many databases.
 
     fleet: tenants                 # the fleet's name (default: the file's stem)
-    env: prod                      # the env profile every database is deployed as
+    env: prod                      # the env every database is deployed as: a profile,
+                                   # or a stack with a Pulumi.<name>.yaml
     sql_dir: ../sql                # relative to this file (default: the project's sql/)
     settings: {lock_timeout: 2s}   # settings for every database, like --set
     parallel: 8                    # databases deployed at once (default 1; --parallel)
@@ -33,7 +34,7 @@ from pathlib import Path
 from shipshape import yamlfile
 from shipshape.errors import ConfigError
 from shipshape.secrets import register_dsn
-from shipshape.settings import KNOWN_ENVS, SETTINGS
+from shipshape.settings import SETTINGS, known_envs
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -159,12 +160,12 @@ class _Parser:
                 self.problem(doc.line_of(key), str(key),
                              f"unknown key; known: {', '.join(TOP_KEYS)}")
         name = self.name(doc, "fleet", "fleet", default=self.path.stem.removesuffix(".fleet"))
-        env = doc.get("env")
+        env, envs = doc.get("env"), known_envs()  # a profile, or a stack with a stack file
         if env is None:
-            self.problem(doc.line, "env", f"required: one of {', '.join(KNOWN_ENVS)}")
-        elif env not in KNOWN_ENVS:
+            self.problem(doc.line, "env", f"required: one of {', '.join(envs)}")
+        elif env not in envs:
             self.problem(doc.line_of("env"), "env",
-                         f"unknown env {env!r}; one of {', '.join(KNOWN_ENVS)}")
+                         f"unknown env {env!r}; one of {', '.join(envs)}")
         sql_dir = doc.get("sql_dir")
         if sql_dir is not None and not isinstance(sql_dir, str):
             self.problem(doc.line_of("sql_dir"), "sql_dir", "must be a path (text)")
