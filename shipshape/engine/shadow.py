@@ -44,7 +44,7 @@ from shipshape import db
 from shipshape.adapters import embedded, owners
 from shipshape.engine import catalog, guard, history, migrations, seeds
 from shipshape.engine.seeds import preflight as seed_preflight
-from shipshape.errors import ConfigError
+from shipshape.errors import Busy, ConfigError
 from shipshape.progress import Progress
 from shipshape.settings import Environment
 from shipshape.targets import Target
@@ -226,6 +226,10 @@ def _in_one_transaction(conn: psycopg.Connection, env: Environment, applied, pro
     """Every migration in one transaction, each in a savepoint; snapshot and probe inside
     it; then roll it all back, so that nothing of it reaches the cluster."""
     with conn.transaction(force_rollback=True):
+        # The env's timeouts, as a deploy has them: on the live cluster a migration's
+        # ALTER ROLE can wait on a DBA's open transaction, and a read-only verify must not
+        # wait for ever.
+        db.set_local_timeouts(conn, env)
         history.ensure_history(conn)
         for migration in applied:
             _apply_in_savepoint(conn, env, migration)
@@ -248,6 +252,14 @@ def _apply_in_savepoint(conn: psycopg.Connection, env: Environment,
                 conn.execute(statement)
         except _NEEDS_OWN_SERVER as exc:
             raise _NeedsOwnServer(migration, db.server_message(exc)) from None
+        except psycopg.errors.LockNotAvailable:
+            raise Busy(
+                f"Building the shadow of {migration.name} on the target's server waited "
+                f"longer than lock_timeout ({env.lock_timeout}) for a lock that another "
+                f"session holds: its statement touches what the whole cluster shares (a "
+                f"role, say). Nothing "
+                f"was changed. Run the command again once that session ends; "
+                f"`invoke doctor --env {env.name}` names long transactions.") from None
         except psycopg.Error as exc:
             raise migrations.failure(conn, env, migration, exc,
                                      statement=None if migration.transactional

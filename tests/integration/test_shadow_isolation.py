@@ -18,6 +18,7 @@ from psycopg import sql
 from shipshape import commands
 from shipshape.adapters import embedded
 from shipshape.engine import migrations, shadow
+from shipshape.errors import Busy
 from shipshape.ops import doctor, pipeline
 from shipshape.progress import Progress
 from tests.conftest import create_database, dsn_for
@@ -179,3 +180,25 @@ def test_a_tree_that_cannot_run_in_one_transaction_is_built_on_a_scratch_server(
     snapshot = shadow.shadow_snapshot(target, loaded, Notes())
     assert "people" in str(snapshot) and "happy" in str(snapshot)
     assert any("0003_people cannot run inside a transaction" in n for n in notes), notes
+
+
+def test_a_shadow_that_waits_on_the_live_cluster_gives_up_after_lock_timeout(
+        tmp_path, admin_dsn, fresh_dsn, role, make_target, cache_dir):
+    """A DBA's open transaction on the app's role: the shadow's ALTER ROLE waits for it.
+    Without the env's timeouts a read-only verify waited for ever; now it is busy (exit 4)
+    after lock_timeout, names the migration and the command, and changes nothing."""
+    tree = role_tree(tmp_path / "sql", role)
+    target = make_target(fresh_dsn, "dev", lock_timeout="300ms")
+    pipeline.deploy(target, tree)
+    shutil.rmtree(cache_dir / "cache")
+    with psycopg.connect(admin_dsn) as dba:
+        dba.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role)))  # open
+        with pytest.raises(Busy) as busy:
+            commands.verify(target, tree)
+        dba.rollback()
+    assert busy.value.exit_code == 4
+    assert "Building the shadow of 0001_app_role" in str(busy.value)
+    assert "lock_timeout (300ms)" in str(busy.value)
+    assert "invoke doctor --env dev" in str(busy.value)
+    assert can_login(admin_dsn, role)  # the DBA's change rolled back; the shadow's too
+    assert not list((cache_dir / "cache").glob("shadow-*.json"))
