@@ -524,6 +524,10 @@ def test_a_contract_run_is_refused_while_an_old_release_is_registered(pool, work
     refused = by_name[members[0][0]]
     assert refused["status"] == "failed" and refused["gate"] == "contract"
     assert "api-old-1" in refused["error"] and "release 0003" in refused["error"]
+    # the one command to run next is the fleet's, never one database's `invoke deploy`
+    error = " ".join(refused["error"].split())
+    assert f"`invoke fleet.deploy --fleet {fleet_file} --phase contract`" in error
+    assert "invoke deploy --env" not in error
     # the canary's refusal stops the run: no database got the contract migration
     assert {by_name[n]["status"] for n, _ in members[1:]} == {"not-run"}
     for _, dsn in members:

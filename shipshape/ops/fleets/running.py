@@ -369,7 +369,7 @@ def _deploy_one(prepared: Prepared, run: FleetRun, member: spec.Member,
     try:
         result = pipeline.deploy(prepared.targets[member.name], prepared.sql_dir,
                                  code=prepared.code, run_id=run.run_id,
-                                 phase=prepared.phase,
+                                 phase=prepared.phase, rerun=rerun_command(prepared),
                                  progress=_GateProgress(run, outcome, watcher))
         outcome.status = "already" if result.already else "deployed"
         outcome.exit_code = 0
@@ -394,6 +394,17 @@ def _deploy_one(prepared: Prepared, run: FleetRun, member: spec.Member,
     if outcome.status != "failed":
         outcome.gate = ""
     watcher.update(run, outcome)
+
+
+def rerun_command(prepared: Prepared) -> str:
+    """What a database's refused contract phase names: this fleet's run of it, never one
+    database's `invoke deploy` (which, without the member's --dsn, deploys elsewhere)."""
+    default = prepared.fleet.sql_dir or project_root() / "sql"
+    sql_dir = ("" if Path(prepared.sql_dir).resolve() == Path(default).resolve()
+               else f" --sql-dir {prepared.sql_dir}")
+    shard = f" --shard {prepared.shard}" if prepared.shard else ""
+    return (f"invoke fleet.deploy --fleet {prepared.fleet.path}{sql_dir}{shard} "
+            f"--phase contract")
 
 
 def _detail(result: pipeline.DeployResult) -> str:
