@@ -137,6 +137,13 @@ def _pod(cfg: StackConfig, pod_labels: dict, annotations: dict, containers: list
     }
 
 
+def _job_metadata(namespace: pulumi.Input[str], job_labels: dict) -> dict:
+    """Auto-named (the new Job is created before the old one goes); a failed one is
+    replaced by the next update instead of awaited again."""
+    return {"namespace": namespace, "labels": job_labels,
+            "annotations": {"pulumi.com/replaceUnready": "true"}}
+
+
 def _job_options(parent: pulumi.Resource, depends_on: list) -> pulumi.ResourceOptions:
     """Awaited to completion (never skipAwait), replaced (new before old) when its template
     changes, with a timeout beyond the Job's own deadline."""
@@ -182,11 +189,7 @@ class MigrationGate(pulumi.ComponentResource):
         pod_labels = labels(cfg, "shipshape-gate", "migration-gate")
         self.resource = k8s.batch.v1.Job(
             name,
-            metadata={
-                "namespace": args.namespace,
-                "labels": pod_labels,
-                "annotations": {"pulumi.com/replaceUnready": "true"},
-            },
+            metadata=_job_metadata(args.namespace, pod_labels),
             spec={
                 # One retry for a network blip; a failing verify fails the same way twice.
                 "backoffLimit": 1,
@@ -231,11 +234,7 @@ class ContractGate(pulumi.ComponentResource):
                        APP_RELEASE_ANNOTATION: args.app_image}
         self.resource = k8s.batch.v1.Job(
             name,
-            metadata={
-                "namespace": args.namespace,
-                "labels": pod_labels,
-                "annotations": {"pulumi.com/replaceUnready": "true"},
-            },
+            metadata=_job_metadata(args.namespace, pod_labels),
             spec={
                 "backoffLimit": CONTRACT_RETRIES,
                 "activeDeadlineSeconds": DEADLINE_SECONDS,
