@@ -8,10 +8,12 @@
    and (b) the rewrite it suggests: a nullable column, SET DEFAULT, a batched backfill
    (`-- shipshape:backfill`), `CHECK (... IS NOT NULL) NOT VALID`, VALIDATE, SET NOT NULL,
    `CREATE INDEX CONCURRENTLY`. Target: (b) never stalls a write longer than lock_timeout.
-2. http: GET /health/ready (it reads the database) from --clients clients against two
-   app processes behind a client-side round robin, during an expand deploy and a
-   rolling restart (a new process, ready, then the old one leaves the rotation and gets
-   SIGTERM). Failed requests counted (target: 0).
+2. http: GET /health/ready (it reads the database) from --clients clients, all on one
+   URL: a reverse proxy (bench/proxy.py, round robin) in front of two app processes,
+   during an expand deploy and a rolling restart driven through the proxy's admin port
+   as a deploy drives nginx or HAProxy: a new process, ready, added to the proxy; the old
+   one removed (the proxy answers once its requests under way finished), then SIGTERM.
+   Failed requests counted (target: 0): transport errors and non-200 answers alike.
 
     .venv/bin/python -m bench.zero_downtime [--rows 2000000] [--clients 8] [stall] [http]
 
@@ -30,6 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -178,6 +181,32 @@ def start_app(dsn: str, release: int | None = None) -> tuple[subprocess.Popen, s
         time.sleep(0.1)
 
 
+class ReverseProxy:
+    """bench/proxy.py as a process: the clients' one URL, and its admin port."""
+
+    def __init__(self, backends: list[str]):
+        port, self.admin_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.proxy", "--port", str(port), "--admin-port",
+             str(self.admin_port), *backends], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the proxy did not start")
+
+    def set_backends(self, urls: list[str]) -> None:
+        """Returns once the proxy sends no new request to a removed backend and the ones
+        under way on it have finished."""
+        httpx.put(f"http://127.0.0.1:{self.admin_port}/backends", content="\n".join(urls),
+                  timeout=60).raise_for_status()
+
+    def stats(self) -> dict:
+        return httpx.get(f"http://127.0.0.1:{self.admin_port}/stats", timeout=10).json()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
 def http(clients: int, state: str) -> list[str]:
     with Database() as database, tempfile.TemporaryDirectory() as tmp:
         sql_dir = Path(tmp) / "sql"
@@ -185,23 +214,24 @@ def http(clients: int, state: str) -> list[str]:
         assert invoke("deploy", "--env", "local", "--dsn", database.dsn, "--sql-dir",
                       str(sql_dir), state=state).returncode == 0
         backends = [start_app(database.dsn), start_app(database.dsn)]
-        rotation = [url for _, url in backends]
+        proxy = ReverseProxy([url for _, url in backends])
         stop, counts, lock = threading.Event(), {"ok": 0, "failed": 0}, threading.Lock()
+        failures: Counter = Counter()
 
-        def client(index: int):
+        def client():
             with httpx.Client(timeout=10) as session:
-                n = index
                 while not stop.is_set():
-                    url = rotation[n % len(rotation)]
-                    n += 1
                     try:
-                        ok = session.get(url + "/health/ready").status_code == 200
-                    except httpx.HTTPError:
-                        ok = False
+                        code = session.get(proxy.url + "/health/ready").status_code
+                        ok, why = code == 200, f"HTTP {code}"
+                    except httpx.HTTPError as error:
+                        ok, why = False, type(error).__name__
                     with lock:
                         counts["ok" if ok else "failed"] += 1
+                        if not ok:
+                            failures[why] += 1
 
-        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
         for thread in threads:
             thread.start()
         started = time.monotonic()
@@ -215,26 +245,34 @@ def http(clients: int, state: str) -> list[str]:
             'ALTER TABLE avatars DROP COLUMN "archivedAt";\n')
         deployed = invoke("deploy", "--env", "local", "--dsn", database.dsn, "--sql-dir",
                           str(sql_dir), "--phase", "expand", state=state)
-        # the rolling restart: each old process replaced by a new release, one at a time
+        # the rolling restart, through the proxy: each old process replaced by one of the
+        # new release, one at a time; the new one ready before the old one leaves
         for i, (process, url) in enumerate(list(backends)):
             new_process, new_url = start_app(database.dsn, release=13)
-            rotation.append(new_url)
-            rotation.remove(url)  # out of the rotation first, then SIGTERM (graceful)
-            time.sleep(0.2)  # requests already sent to it finish
+            current = [u for _, u in backends]
+            proxy.set_backends(current + [new_url])
+            backends[i] = (new_process, new_url)
+            proxy.set_backends([u for _, u in backends])  # drained when it returns
             process.send_signal(signal.SIGTERM)
             process.wait()
-            backends[i] = (new_process, new_url)
         elapsed = time.monotonic() - started
         stop.set()
         for thread in threads:
             thread.join()
+        proxied = proxy.stats()
+        proxy.stop()
         for process, _ in backends:
             process.terminate()
             process.wait()
+    why = ", ".join(f"{n} {reason}" for reason, n in failures.most_common()) or "none"
     return ["| phase | requests | failed | seconds |", "|---|---|---|---|",
             (f"| expand deploy ({'ok' if deployed.returncode == 0 else 'FAILED'}) + rolling "
-            f"restart of 2 processes | {counts['ok'] + counts['failed']} | {counts['failed']} "
-            f"| {elapsed:.1f} |"), "", f"Target: 0 failed; {clients} clients, GET /health/ready."]
+             f"restart of 2 processes behind one proxy | {counts['ok'] + counts['failed']} | "
+             f"{counts['failed']} | {elapsed:.1f} |"), "",
+            (f"Target: 0 failed; {clients} clients, GET /health/ready on the proxy's one URL. "
+             f"Failures: {why}. The proxy: {proxied.get('requests', 0)} requests, "
+             f"{proxied.get('redispatched', 0)} sent again after a refused connection, "
+             f"{proxied.get('bad_gateway', 0)} answered 502.")]
 
 
 def main(argv=None) -> int:

@@ -461,12 +461,15 @@ def stamp(target: Target, *, previous: str, yes: bool = False, reason: str = "",
 # --- fleet.deploy, fleet.status, fleet.doctor --------------------------------------------------
 
 def fleet_prepare(fleet_file: Path | str, *, sql_dir: Path | str | None = None,
-                  overrides: dict | None = None, shard: str | None = None) -> fleets.Prepared:
+                  overrides: dict | None = None, shard: str | None = None,
+                  phase: str | None = None) -> fleets.Prepared:
     """The fleet file read, the tree rendered once and every DSN of the shard resolved;
-    any problem is exit 5 before a database is touched."""
+    any problem is exit 5 before a database is touched. `phase`: what each database's
+    deploy applies (default: the env's deploy_phase, as `deploy`)."""
     from shipshape.ops import fleets
 
-    return fleets.prepare(fleet_file, sql_dir=sql_dir, overrides=overrides, shard=shard)
+    return fleets.prepare(fleet_file, sql_dir=sql_dir, overrides=overrides, shard=shard,
+                          phase=phase)
 
 
 def fleet_deploy(prepared: fleets.Prepared, *, parallel: int | None = None,

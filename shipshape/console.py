@@ -287,7 +287,8 @@ def print_fleet_summary(run, stream=None) -> None:
                 else f"exit {o.exit_code} at {o.gate or 'start'}: {(o.error.splitlines() or [''])[0]}")
         rows.append([o.name, o.wave, o.status, versions, o.deployment_id or "",
                      f"{o.duration_ms / 1000:.1f} s" if o.status != "not-run" else "", what[:200]])
-    print_table(f"fleet {run.fleet} ({run.env}): {run.outcome}, {run.summary()}",
+    print_table(f"fleet {run.fleet} ({run.env}, --phase {run.phase}): {run.outcome}, "
+                f"{run.summary()}",
                 ["database", "wave", "result", "versions", "deployment", "time", "detail"],
                 rows, stream)
     if run.report_md:

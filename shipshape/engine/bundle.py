@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shipshape import db
 from shipshape.engine import history, migrations, seeds, tree
 from shipshape.engine.render import Renderer
 from shipshape.settings import Environment
@@ -17,7 +18,8 @@ def migrate_script(renderer: Renderer, todo: list[migrations.Migration], *,
                    bootstrap: bool = True) -> str:
     return renderer.render("migrate_script.sql.j2", migrations=todo,
                            bootstrap=history.schema_sql() if bootstrap else "",
-                           record=history.record_script)
+                           record=history.record_script,
+                           largest_table_rows=db.query("largest_table_rows").strip())
 
 
 def rollback_script(renderer: Renderer, applied: list[migrations.Migration]) -> str:

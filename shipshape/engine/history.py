@@ -113,12 +113,16 @@ def record_inline(migration: Recorded, *, applied_by: str) -> str:
     return _statement("history_insert").format(**values).as_string(None)
 
 
-def record_script(migration: Recorded) -> str:
+def record_script(migration: Recorded, since: str | None = None) -> str:
     """The statement record() runs, as the psql script runs it (without its semicolon):
-    the duration is the time since the transaction began, applied_by psql's role."""
+    the duration is the time since the transaction began, or since the timestamp in the
+    psql variable `since` (a backfill's batches each commit: its record's transaction is
+    not where it began), applied_by psql's role."""
     values = {field: sql.Literal(value) for field, value in row(
         migration, applied_by="", success=True).items()}
-    values.update(duration_ms=sql.SQL(_PSQL_DURATION), applied_by=sql.SQL(_PSQL_APPLIED_BY))
+    duration = _PSQL_DURATION if since is None else (
+        f"(extract(epoch FROM clock_timestamp() - :'{since}'::timestamptz) * 1000)::integer")
+    values.update(duration_ms=sql.SQL(duration), applied_by=sql.SQL(_PSQL_APPLIED_BY))
     return _statement("history_insert").format(**values).as_string(None)
 
 

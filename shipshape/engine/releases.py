@@ -56,9 +56,11 @@ def blocking(replicas: list[Replica], contracts) -> list[Replica]:
     return [r for r in replicas if r.release < newest]
 
 
-def refuse_contract(conn: psycopg.Connection, env: Environment, contracts) -> str:
+def refuse_contract(conn: psycopg.Connection, env: Environment, contracts, *,
+                    rerun: str | None = None) -> str:
     """Raise OldReleaseRunning (Refused, exit 3) when a live replica runs a release that `contracts` break;
-    else say what was checked (for the deploy's contract gate)."""
+    else say what was checked (for the deploy's contract gate). `rerun`: the command that
+    runs this contract phase again (a fleet's is fleet.deploy, not deploy)."""
     replicas = alive(conn, env)
     if replicas is None:
         return f"no {TABLE} table: no replica registers itself, none checked"
@@ -76,4 +78,5 @@ def refuse_contract(conn: psycopg.Connection, env: Environment, contracts) -> st
         f"Nothing was applied. Roll every replica to a release built for {newest:04d} or "
         f"later (the expand phase has already made the database ready for it), wait until "
         f"the old ones stop (a replica that stops heartbeating counts as gone after "
-        f"{env.app_heartbeat_ttl}), then run `invoke deploy --env {env.name} --phase contract`.")
+        f"{env.app_heartbeat_ttl}), then run "
+        f"`{rerun or f'invoke deploy --env {env.name} --phase contract'}`.")

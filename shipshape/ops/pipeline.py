@@ -124,13 +124,16 @@ class _Run:
 
 def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = None,
            app_check=None, code: tree.Tree | None = None,
-           run_id: str | None = None, phase: str | None = None) -> DeployResult:
+           run_id: str | None = None, phase: str | None = None,
+           rerun: str | None = None) -> DeployResult:
     """Run every gate in order. Raises the failing gate's error after recording it.
 
     `code`: sql_dir already loaded for target's env (a fleet loads it once for all its
     databases). `run_id`: the run this deploy belongs to; when the database already
     records a successful deploy of it, nothing is done and `result.already` names it.
-    `phase`: expand, contract or all (default: the env's deploy_phase)."""
+    `phase`: expand, contract or all (default: the env's deploy_phase). `rerun`: the
+    command a refused contract phase names to run it again (default: `invoke deploy
+    --env <env> --phase contract`; a fleet names its own)."""
     progress = progress or Progress()
     env = target.env
     phase = parse_phase(phase or env.default_phase, env.name)
@@ -167,7 +170,7 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             elif phase == Phase.CONTRACT:
                 for name in ("migrate", "seed", "verify", "app"):
                     run.skip(name, "deploy --phase contract")
-                _contract(run, conn, target, code)
+                _contract(run, conn, target, code, rerun)
             else:
                 _migrate_seed_verify(run, conn, target, code)
             if run_id:
@@ -188,7 +191,7 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
                 run.skip("app", "no app_url for this env")
         if phase == Phase.ALL:
             with db.advisory_lock(conn, env.migration_lock_wait):
-                _contract(run, conn, target, code)
+                _contract(run, conn, target, code, rerun)
         elif phase == Phase.EXPAND:
             _skip_contract(run, conn, code, env.name)
     except ShipshapeError as exc:
@@ -273,7 +276,7 @@ def _migrate_seed_verify(run: _Run, conn, target: Target, code: tree.Tree) -> No
         gate.note("clean" + (f", {len(warnings)} warning(s)" if warnings else ""))
 
 
-def _contract(run: _Run, conn, target: Target, code: tree.Tree) -> None:
+def _contract(run: _Run, conn, target: Target, code: tree.Tree, rerun: str | None) -> None:
     """Apply the contract migrations (and whatever is pending after them), refused while
     a replica of a release they break is alive."""
     env = target.env
@@ -281,7 +284,7 @@ def _contract(run: _Run, conn, target: Target, code: tree.Tree) -> None:
     checked = []
     with run.gate("contract") as gate:
         def refuse(contracts):
-            checked.append(releases.refuse_contract(conn, env, contracts))
+            checked.append(releases.refuse_contract(conn, env, contracts, rerun=rerun))
 
         before, todo = migrations.migrate(conn, env, code.migrations, progress=run.progress,
                                           phase=Phase.CONTRACT, before_contract=refuse)

@@ -16,15 +16,18 @@ _HELP = {
     "long_transaction": "report sessions holding locks in a transaction open longer than "
                         "this (default 60s)",
     "runbooks_dir": "directory of runbook YAML files (default: runbooks/)",
+    "phase": "what each database's deploy applies, as `deploy --phase`: expand, contract "
+             "(refused, exit 3, while a replica of an older release is alive) or all. "
+             "Default: the env's deploy_phase: all for local, else expand",
 }
 
 
-def _prepare(fleet, sql_dir, set_, shard):
+def _prepare(fleet, sql_dir, set_, shard, phase=None):
     from shipshape import commands
     from shipshape.settings import parse_overrides
 
     return commands.fleet_prepare(fleet, sql_dir=sql_dir, overrides=parse_overrides(set_),
-                                  shard=shard)
+                                  shard=shard, phase=phase)
 
 
 def _count(flag: str, value):
@@ -43,12 +46,13 @@ def _count(flag: str, value):
 
 @task(iterable=["set_"], required=["fleet"], help=_HELP)
 def deploy(c, fleet=None, sql_dir=None, set_=None, parallel=None, shard=None,
-           max_failures=None, dry_run=False, json_=False, reports_dir=None):
+           max_failures=None, dry_run=False, json_=False, reports_dir=None, phase=None):
     """Deploy one SQL tree to every database of a fleet, in waves; resumable.
 
     The canary wave first, then the rest, --parallel at a time; stops starting databases
     at the first failure (or after max_failures), at Ctrl-C or SIGTERM (exit 130). Each database runs the whole deploy
-    (its own lock, env stamp, verify). Run the same command again to continue a stopped
+    (its own lock, env stamp, verify) of --phase: expand before the app rolls, contract
+    after it (each phase is its own run). Run the same command again to continue a stopped
     run: a database already deployed by it is never deployed twice. Writes one report
     per run to reports/. Exit 0 when every database is deployed, else the first failed
     database's code (2 problems, 3 refused, 4 busy, 5 bad input or unreachable, 6 SQL).
@@ -57,7 +61,7 @@ def deploy(c, fleet=None, sql_dir=None, set_=None, parallel=None, shard=None,
     from shipshape.console import ConsoleFleetWatcher, emit_json, print_fleet_summary, print_text
     from shipshape.errors import ShipshapeError
 
-    prepared = _prepare(fleet, sql_dir, set_, shard)
+    prepared = _prepare(fleet, sql_dir, set_, shard, phase)
     parallel, max_failures = _count("parallel", parallel), _count("max_failures", max_failures)
     if not dry_run:
         _stop_on_sigterm()
@@ -89,7 +93,7 @@ def _stop_on_sigterm() -> None:
 
 
 def render_dry_run(plan) -> str:
-    lines = [f"fleet.deploy --dry-run: {plan.fleet} ({plan.env}"
+    lines = [f"fleet.deploy --dry-run --phase {plan.phase}: {plan.fleet} ({plan.env}"
              + (f", shard {plan.shard}" if plan.shard else "") + f"), run {plan.run_id}; "
              f"nothing below has been run. Each database: its pending migrations, then "
              f"seed ({plan.seeds} file(s)) and verify ({plan.checks} check(s)), under its own "

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from tests.conftest import ROOT, create_database, drop_database, dsn_for
 from tests.infra.harness import TEST_SECRETS, run_stack, stack_config
-from tests.infra.test_kubernetes import JOB, SECRET, pod
+from tests.infra.test_kubernetes import CONTRACT, GATE, JOB, SECRET, pod
 
 APP_PASSWORD = TEST_SECRETS["shipshape:app_db_password"]
 
@@ -66,14 +66,14 @@ def run(container: dict, env: dict, cwd) -> subprocess.CompletedProcess:
                           text=True, timeout=240, check=False)
 
 
-def rendered_job(role: str):
+def rendered_job(role: str, job: str = GATE):
     config, secret_keys = stack_config("dev-k8s", file="Pulumi.prod-k8s.yaml", set_={
         "shipshape:profile": "dev", "shipshape:app_role": role,
         "shipshape:image_registry": "registry.example.com/shipshape",
         "shipshape:generation_provider": "placeholder", "shipshape:protect_data": "false"})
     recorded = run_stack("dev-k8s", config, secret_keys)
-    secret_data = recorded.one(SECRET, "migration-gate-credentials").inputs["stringData"]
-    return pod(recorded.one(JOB)), secret_data
+    secret_data = recorded.one(SECRET, f"{job}-credentials").inputs["stringData"]
+    return pod(recorded.one(JOB, job)), secret_data
 
 
 def test_the_gate_pod_migrates_seeds_verifies_then_lets_the_app_log_in(database, image_dir, tmp_path):
@@ -106,6 +106,57 @@ def test_a_failing_deploy_fails_the_pod_before_the_app_can_log_in(database, imag
     assert result.returncode == 2, result.stderr  # verify's exit code: the pod fails, the Job fails
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", [role]).fetchone() == (False,)
+
+
+def add_contract_migration(image_dir) -> None:
+    """The next release's tree: 0013 removes what release 0012 still reads."""
+    directory = image_dir / "sql" / "migrations" / "0013_users_contracted"
+    directory.mkdir()
+    (directory / "migrate.sql.j2").write_text(
+        "-- shipshape:phase contract\nCOMMENT ON TABLE users IS 'contracted';\n")
+    (directory / "rollback.sql.j2").write_text("COMMENT ON TABLE users IS NULL;\n")
+
+
+def applied(dsn) -> list[int]:
+    with psycopg.connect(dsn) as conn:
+        return [v for (v,) in conn.execute(
+            "SELECT version FROM shipshape.history WHERE success ORDER BY version")]
+
+
+def test_the_contract_pod_applies_what_the_expand_gate_left(database, image_dir, tmp_path):
+    dsn, role = database
+    add_contract_migration(image_dir)
+    gate, gate_secret = rendered_job(role)
+    for step in gate["initContainers"] + gate["containers"]:
+        result = run(step, container_env(step, gate_secret, dsn, tmp_path / "state"), image_dir)
+        assert result.returncode == 0, (step["name"], result.stdout, result.stderr)
+    assert 13 not in applied(dsn) and 12 in applied(dsn)  # expand stops before the contract
+    spec, secret_data = rendered_job(role, CONTRACT)
+    (deploy,) = spec["containers"]
+    result = run(deploy, container_env(deploy, secret_data, dsn, tmp_path / "state"), image_dir)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert 13 in applied(dsn)
+    assert "su-Pa55" not in result.stdout + result.stderr
+
+
+def test_the_contract_pod_exits_3_while_an_old_pod_is_registered(database, image_dir, tmp_path):
+    dsn, role = database
+    add_contract_migration(image_dir)
+    gate, gate_secret = rendered_job(role)
+    (deploy,) = gate["initContainers"]
+    assert run(deploy, container_env(deploy, gate_secret, dsn, tmp_path / "state"),
+               image_dir).returncode == 0
+    with psycopg.connect(dsn) as conn:  # a terminating pod of release 0012, still heartbeating
+        conn.execute("INSERT INTO shipshape.app_instances (instance, release, host) "
+                     "VALUES ('avatar-creator-old', 12, 'node-1')")
+    spec, secret_data = rendered_job(role, CONTRACT)
+    (deploy,) = spec["containers"]
+    result = run(deploy, container_env(deploy, secret_data, dsn, tmp_path / "state"), image_dir)
+    # exit 3 is the one exit the Job's podFailurePolicy retries (test_kubernetes.py)
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert "avatar-creator-old" in result.stderr
+    assert "`invoke deploy --env dev-k8s --phase contract`" in result.stderr
+    assert 13 not in applied(dsn)
 
 
 def test_app_login_without_its_secret_says_what_is_missing():

@@ -32,6 +32,7 @@ PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 CLUSTER = "kubernetes:postgresql.cnpg.io/v1:Cluster"
+GATE, CONTRACT = "migration-gate", "contract-gate"   # the two Jobs' resource names
 EXTERNAL_DSN = "postgresql://admin:ext-Su-Pa55-71c0@pg.example.internal:6432/avatar_creator?sslmode=verify-full"
 REGISTRY_PASSWORD = "reg-Pa55-93e1"
 # Kubernetes versions the manifests are validated against: the oldest still served by the
@@ -111,7 +112,7 @@ def pod(resource) -> dict:
 def test_one_graph_of_the_same_components_as_the_docker_platform(k8s):
     variant, recorded, _ = k8s
     components = {r.name: r for r in recorded.resources if r.type.startswith("shipshape:infra:")}
-    assert set(components) == {"network", "database", "migration-gate", "app"}
+    assert set(components) == {"network", "database", "migration-gate", "app", "contract-gate"}
     for resource in recorded.resources:
         if not resource.type.startswith("shipshape:infra:"):
             assert recorded.by_urn(resource.parent).type.startswith("shipshape:infra:"), resource.name
@@ -133,7 +134,7 @@ def test_every_resource_goes_to_the_cluster_the_stack_file_names(k8s):
 
 def test_the_app_waits_for_the_gate_and_the_gate_for_the_database(k8s):
     variant, recorded, _ = k8s
-    job, deployment = recorded.one(JOB), recorded.one(DEPLOYMENT)
+    job, deployment = recorded.one(JOB, GATE), recorded.one(DEPLOYMENT)
     assert job.urn in deployment.dependencies
     clusters = recorded.of_type(CLUSTER)
     if variant.endswith("external"):
@@ -161,7 +162,7 @@ def test_the_deployment_rolls_without_losing_capacity_and_probes_the_right_route
 
 def test_the_pods_run_unprivileged_non_root_on_a_read_only_root(k8s):
     _, recorded, _ = k8s
-    for workload in (recorded.one(DEPLOYMENT), recorded.one(JOB)):
+    for workload in (recorded.one(DEPLOYMENT), recorded.one(JOB, GATE), recorded.one(JOB, CONTRACT)):
         spec = pod(workload)
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["runAsUser"] == 10001  # app/Dockerfile's USER
@@ -210,14 +211,14 @@ def test_service_disruption_budget_and_autoscaler(k8s):
 
 def test_the_gate_job_runs_shipshapes_deploy_then_the_app_login(k8s):
     variant, recorded, _ = k8s
-    job = recorded.one(JOB)
+    job = recorded.one(JOB, GATE)
     profile = "dev" if variant == "dev-k8s" else "prod"
     spec = pod(job)
     (deploy,) = spec["initContainers"]
     (login,) = spec["containers"]
     # the stack's name, as an operator's `invoke deploy --env <stack>`: one database stamp
     stack = VARIANTS[variant][0]
-    assert deploy["command"] == ["invoke", "deploy", "--env", stack]
+    assert deploy["command"] == ["invoke", "deploy", "--env", stack, "--phase", "expand"]
     assert login["command"] == ["python", "-m", "shipshape.pulumi_gate.gate", "app-login"]
     assert spec["restartPolicy"] == "Never"
     assert deploy["image"] == login["image"] == recorded.outputs[outputs.GATE_IMAGE]
@@ -232,12 +233,14 @@ def test_the_gate_job_runs_shipshapes_deploy_then_the_app_login(k8s):
     assert environment.allow_destructive is False and environment.concurrent_indexes is True
     assert environment.lock_retry_backoff == "500ms"         # the profile's default
     assert environment.app_url == ""  # deploy's app gate is skipped: the app starts after it
+    # expand, whatever the stack file's deploy_phase: never a contract before the rollout
+    assert environment.deploy_phase == "expand"
     assert {f"SHIPSHAPE_{key.upper()}" for key in environment.context() if key != "name"} <= set(settings)
 
 
 def test_the_gate_job_takes_its_credentials_from_its_secret(k8s):
     _, recorded, _ = k8s
-    job = recorded.one(JOB)
+    job = recorded.one(JOB, GATE)
     credentials = recorded.one(SECRET, "migration-gate-credentials")
     name = credentials.outputs["metadata"]["name"]
     assert set(credentials.inputs["stringData"]) == {"DATABASE_URL", "APP_DB_PASSWORD"}
@@ -251,7 +254,7 @@ def test_the_gate_job_takes_its_credentials_from_its_secret(k8s):
 
 def test_a_failing_gate_fails_the_update_and_is_replaced_next_time(k8s):
     _, recorded, _ = k8s
-    job = recorded.one(JOB)
+    job = recorded.one(JOB, GATE)
     # pulumi-kubernetes fails the update on the Job's Failed condition and awaits Complete
     # for the create timeout, which must outlast the Job's own deadline.
     deadline = job.inputs["spec"]["activeDeadlineSeconds"]
@@ -268,7 +271,7 @@ def test_a_recreated_database_reruns_the_gate_and_nothing_else_changes():
     before = run_stack(stack, config, secret_keys, generation=0)
     after = run_stack(stack, config, secret_keys, generation=1)  # the Cluster got a new uid
     annotation = "shipshape.io/database-id"
-    old_job, new_job = before.one(JOB), after.one(JOB)
+    old_job, new_job = before.one(JOB, GATE), after.one(JOB, GATE)
     assert old_job.inputs["spec"]["template"]["metadata"]["annotations"][annotation] == \
         before.one(CLUSTER).outputs["metadata"]["uid"]
     assert old_job.inputs["spec"] != new_job.inputs["spec"]  # replace_on_changes: a new Job
@@ -283,7 +286,74 @@ def test_a_new_tools_image_reruns_the_gate():
     before = run_stack(stack, config, secret_keys)
     config = {**config, "shipshape:gate_image": TEST_GATE_IMAGE.replace("b2" * 32, "e5" * 32)}
     after = run_stack(stack, config, secret_keys)
-    assert before.one(JOB).inputs["spec"] != after.one(JOB).inputs["spec"]
+    assert before.one(JOB, GATE).inputs["spec"] != after.one(JOB, GATE).inputs["spec"]
+
+
+# --- the contract gate Job ---------------------------------------------------------------
+
+def test_the_contract_job_runs_deploy_phase_contract_after_the_rollout(k8s):
+    variant, recorded, _ = k8s
+    gate, contract, deployment = (recorded.one(JOB, GATE), recorded.one(JOB, CONTRACT),
+                                  recorded.one(DEPLOYMENT))
+    # after the Deployment, which pulumi-kubernetes awaits to the rollout's end (never
+    # skipAwait); and so after the expand gate, which the Deployment depends on
+    assert deployment.urn in contract.dependencies
+    assert gate.urn in deployment.dependencies and contract.urn not in deployment.dependencies
+    assert policies.SKIP_AWAIT not in contract.inputs["metadata"].get("annotations", {})
+    spec = pod(contract)
+    assert "initContainers" not in spec
+    (deploy,) = spec["containers"]
+    stack = VARIANTS[variant][0]
+    assert deploy["command"] == ["invoke", "deploy", "--env", stack, "--phase", "contract"]
+    settings = {e["name"]: e["value"] for e in deploy["env"] if "value" in e}
+    assert settings["SHIPSHAPE_DEPLOY_PHASE"] == "contract"
+    environment = load_environment(stack, config_dir="/nonexistent", environ=settings)
+    assert environment.deploy_phase == "contract" and environment.app_url == ""
+    assert deploy["image"] == pod(gate)["initContainers"][0]["image"]  # the same tree
+    # only the superuser DSN, from its own Secret; the app role's password is not its business
+    credentials = recorded.one(SECRET, "contract-gate-credentials")
+    assert set(credentials.inputs["stringData"]) == {"DATABASE_URL"}
+    refs = [e["valueFrom"]["secretKeyRef"] for e in deploy["env"] if "valueFrom" in e]
+    assert refs == [{"name": credentials.outputs["metadata"]["name"], "key": "DATABASE_URL"}]
+
+
+def test_the_deployment_strategy_the_contract_job_relies_on(k8s):
+    _, recorded, _ = k8s
+    spec = recorded.one(DEPLOYMENT).inputs["spec"]
+    assert spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    (container,) = pod(recorded.one(DEPLOYMENT))["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+
+
+def test_the_contract_job_retries_only_a_refusal_and_fails_the_update_otherwise(k8s):
+    _, recorded, _ = k8s
+    job = recorded.one(JOB, CONTRACT)
+    # exit 3: an old pod still registered while it terminates; retried with back-off
+    (rule,) = job.inputs["spec"]["podFailurePolicy"]["rules"]
+    assert rule == {"action": "FailJob", "onExitCodes": {
+        "containerName": "deploy", "operator": "NotIn", "values": [3]}}
+    assert job.inputs["spec"]["backoffLimit"] >= 3
+    assert pod(job)["restartPolicy"] == "Never"  # podFailurePolicy requires it
+    assert int(job.custom_timeouts["create"].rstrip("m")) * 60 > job.inputs["spec"]["activeDeadlineSeconds"]
+    assert job.replace_on_changes == ["spec"] and job.delete_before_replace is False
+    assert "name" not in job.inputs["metadata"]
+    assert job.inputs["metadata"]["annotations"]["pulumi.com/replaceUnready"] == "true"
+
+
+def test_a_new_app_release_or_tools_image_reruns_the_contract_job_and_nothing_else_does():
+    stack, config, secret_keys, _ = variant_config("prod-k8s")
+    before = run_stack(stack, config, secret_keys)
+    again = run_stack(stack, config, secret_keys)
+    assert before.one(JOB, CONTRACT).inputs == again.one(JOB, CONTRACT).inputs  # no change, no run
+    annotations = before.one(JOB, CONTRACT).inputs["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["shipshape.io/app-image"] == pod(before.one(DEPLOYMENT))["containers"][0]["image"]
+    released = run_stack(stack, {**config, "shipshape:app_image": config["shipshape:app_image"].replace(
+        config["shipshape:app_image"][-64:], "c3" * 32)}, secret_keys)
+    assert released.one(JOB, CONTRACT).inputs["spec"] != before.one(JOB, CONTRACT).inputs["spec"]
+    assert released.one(JOB, GATE).inputs == before.one(JOB, GATE).inputs  # expand: unchanged
+    tools = run_stack(stack, {**config, "shipshape:gate_image": TEST_GATE_IMAGE.replace(
+        "b2" * 32, "e5" * 32)}, secret_keys)
+    assert tools.one(JOB, CONTRACT).inputs["spec"] != before.one(JOB, CONTRACT).inputs["spec"]
 
 
 # --- the database ------------------------------------------------------------------------
@@ -319,11 +389,11 @@ def test_an_external_database_is_reached_through_the_secret_dsn():
     app_dsn = recorded.one(SECRET, "app-credentials").inputs["stringData"]["DATABASE_URL"]
     assert app_dsn == ("postgresql://avatar_app:app-Pa55-6d3a18c0f5@pg.example.internal:6432/"
                        "avatar_creator?sslmode=verify-full")  # the app role, the server's TLS mode kept
-    identity = recorded.one(JOB).inputs["spec"]["template"]["metadata"]["annotations"]["shipshape.io/database-id"]
+    identity = recorded.one(JOB, GATE).inputs["spec"]["template"]["metadata"]["annotations"]["shipshape.io/database-id"]
     assert identity == hashlib.sha256(b"pg.example.internal:6432/avatar_creator").hexdigest()[:32]
     other = {**config, "shipshape:database_url": EXTERNAL_DSN.replace("pg.example", "pg2.example")}
     moved = run_stack(stack, other, secret_keys)
-    assert moved.one(JOB).inputs["spec"] != recorded.one(JOB).inputs["spec"]
+    assert moved.one(JOB, GATE).inputs["spec"] != recorded.one(JOB, GATE).inputs["spec"]
 
 
 # --- images ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ transaction, resumable after a kill, with progress; bad declarations are bad inp
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -129,3 +130,65 @@ def test_a_backfill_that_never_finishes_is_stopped(fresh_dsn, tree, state):
     assert result.returncode == 6
     assert "keeps matching rows it has done" in " ".join(result.stderr.split())
     assert fetch(fresh_dsn, "SELECT count(*) FROM shipshape.history WHERE version = 3") == [(0,)]
+
+
+# --- the psql-only script (`invoke render`) ----------------------------------------------
+
+def rendered_migrate(dsn, tree, out, state, *settings):
+    sets = [arg for setting in settings for arg in ("--set", setting)]
+    result = run_invoke("render", "--env", "dev", "--dsn", dsn, "--sql-dir", str(tree),
+                        "--out", str(out), *sets, env=state)
+    assert result.returncode == 0, result.stderr
+    return out / "migrate.sql"
+
+
+def psql(dsn, path) -> subprocess.CompletedProcess:
+    """As a DBA runs it: plain psql, stop at the first error."""
+    return subprocess.run(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", str(path)],
+                          capture_output=True, text=True, timeout=240, check=False)
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="needs the psql client")
+def test_the_psql_script_runs_every_batch_and_records_the_backfill_once(fresh_dsn, tree, state,
+                                                                       tmp_path):
+    prepared(fresh_dsn, tree, state)
+    script = rendered_migrate(fresh_dsn, tree, tmp_path / "out", state, "backfill_batch_size=1000")
+    result = psql(fresh_dsn, script)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert fetch(fresh_dsn, "SELECT count(*) FROM items WHERE doubled = n * 2") == [(ROWS,)]
+    # a transaction per batch, as `invoke deploy` runs it: 10 batches of 1000 rows
+    assert fetch(fresh_dsn, "SELECT count(DISTINCT xmin::text) FROM items") == [(10,)]
+    assert "0003_fill_doubled: batch 1: 1000 rows" in result.stderr
+    assert "0003_fill_doubled: batch 10: 10000 rows" in result.stderr
+    assert "batch 11" not in result.stderr
+    assert fetch(fresh_dsn, "SELECT version, success, applied_by LIKE 'psql:%' FROM "
+                            "shipshape.history WHERE version = 3") == [(3, True, True)]
+    # nothing left for the engine: the same history as `invoke deploy` would write
+    status = run_invoke("db.status", "--env", "dev", "--dsn", fresh_dsn, "--sql-dir", str(tree),
+                        env=state)
+    assert status.returncode == 0, status.stdout + status.stderr
+    again = psql(fresh_dsn, script)  # applied: skipped, no second row
+    assert again.returncode == 0 and "batch" not in again.stderr
+    assert fetch(fresh_dsn, "SELECT count(*) FROM shipshape.history WHERE version = 3") == [(1,)]
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="needs the psql client")
+def test_the_psql_script_resumes_a_backfill_that_stopped(fresh_dsn, tree, state, tmp_path):
+    prepared(fresh_dsn, tree, state)
+    script = rendered_migrate(fresh_dsn, tree, tmp_path / "out", state,
+                              "backfill_batch_size=1000", "lock_timeout=100ms")
+    # Another session holds row 5500: the sixth batch times out on its lock, the five
+    # before it are committed, the script stops, the migration stays pending.
+    with psycopg.connect(fresh_dsn) as holder:
+        holder.execute("SELECT * FROM items WHERE id = 5500 FOR UPDATE")
+        stopped = psql(fresh_dsn, script)
+    assert stopped.returncode != 0 and "lock timeout" in stopped.stderr
+    assert fetch(fresh_dsn, "SELECT count(*) FROM items WHERE doubled IS NOT NULL") == [(5000,)]
+    assert fetch(fresh_dsn, "SELECT count(*) FROM shipshape.history WHERE version = 3") == [(0,)]
+    first = fetch(fresh_dsn, "SELECT count(DISTINCT xmin::text) FROM items WHERE id <= 5000")
+    resumed = psql(fresh_dsn, script)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert fetch(fresh_dsn, "SELECT count(*) FROM items WHERE doubled = n * 2") == [(ROWS,)]
+    assert fetch(fresh_dsn, "SELECT count(DISTINCT xmin::text) FROM items WHERE id <= 5000") == first
+    assert "batch 5: 5000 rows" in resumed.stderr  # the 5 batches left, counted from here
+    assert fetch(fresh_dsn, "SELECT count(*) FROM shipshape.history WHERE version = 3") == [(1,)]

@@ -448,3 +448,111 @@ def test_dry_run_shows_the_waves_and_changes_nothing(pool, workdir):
     assert all(d["state"] == "current" and d["this_run"] for d in document["databases"])
     again = fleet("deploy", fleet_file, workdir, "--dry-run")
     assert again.stdout.count("already deployed by this run") == 5
+
+
+# --- expand and contract across a fleet (issue #12) ------------------------------------------
+
+def phased_tree(workdir) -> None:
+    """small_tree, then a heartbeat table as the project's 0012 makes it, then a contract
+    migration: a check the release before it (0003) may still violate."""
+    from tests.treeutil import write_migration
+
+    root = workdir / "sql"
+    write_migration(root, "0003_app_instances",
+                    "CREATE TABLE shipshape.app_instances (instance text PRIMARY KEY, "
+                    "release integer NOT NULL, host text NOT NULL DEFAULT '', "
+                    "started_at timestamptz NOT NULL DEFAULT now(), "
+                    "last_seen timestamptz NOT NULL DEFAULT now());\n",
+                    "-- shipshape:destructive\nDROP TABLE shipshape.app_instances;\n")
+    write_migration(root, "0004_price_not_negative",
+                    "-- shipshape:phase contract\n"
+                    "ALTER TABLE items ADD CONSTRAINT items_price_nonneg CHECK (price >= 0);\n",
+                    "ALTER TABLE items DROP CONSTRAINT items_price_nonneg;\n")
+
+
+def applied(dsn) -> list[int]:
+    with psycopg.connect(dsn) as conn:
+        return [v for (v,) in conn.execute(
+            "SELECT version FROM shipshape.history WHERE success ORDER BY version")]
+
+
+def test_an_expand_run_leaves_the_contract_and_a_contract_run_applies_it(pool, workdir):
+    members = pool[:4]
+    reset(members)
+    phased_tree(workdir)
+    fleet_file = write_fleet(workdir, members)
+    expand = fleet("deploy", fleet_file, workdir, "--parallel", "2", "--json")  # dev: expand
+    assert expand.returncode == 0, expand.stderr
+    document = json.loads(expand.stdout)
+    assert document["phase"] == "expand" and document["run_id"].endswith("/expand")
+    assert {d["status"] for d in document["databases"]} == {"deployed"}
+    for _, dsn in members:
+        assert applied(dsn) == [1, 2, 3]  # 0004 pending on every member
+
+    contract = fleet("deploy", fleet_file, workdir, "--phase", "contract", "--parallel", "2",
+                     "--json")
+    assert contract.returncode == 0, contract.stderr
+    second = json.loads(contract.stdout)
+    # another run than the expand one: not `already` done
+    assert second["run_id"].endswith("/contract") and second["run_id"] != document["run_id"]
+    assert {d["status"] for d in second["databases"]} == {"deployed"}
+    assert all("1 contract migration(s) applied" in d["detail"] for d in second["databases"])
+    for _, dsn in members:
+        assert applied(dsn) == [1, 2, 3, 4]
+        assert [(r[1], r[4]) for r in deployments(dsn)] == [
+            ("ok", document["run_id"]), ("ok", second["run_id"])]
+    again = fleet("deploy", fleet_file, workdir, "--phase", "contract", "--json")
+    assert {d["status"] for d in json.loads(again.stdout)["databases"]} == {"already"}
+
+
+def test_a_contract_run_is_refused_while_an_old_release_is_registered(pool, workdir):
+    members = pool[:3]
+    reset(members)
+    phased_tree(workdir)
+    fleet_file = write_fleet(workdir, members)
+    assert fleet("deploy", fleet_file, workdir, "--phase", "expand").returncode == 0
+    dry = fleet("deploy", fleet_file, workdir, "--phase", "contract", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.count("contract phase: 1 migration(s): 0004_price_not_negative") == 3
+    canary = members[0][1]
+    with psycopg.connect(canary) as conn:  # a replica of release 0003 still heartbeats
+        conn.execute("INSERT INTO shipshape.app_instances (instance, release, host) "
+                     "VALUES ('api-old-1', 3, 'node-a')")
+    result = fleet("deploy", fleet_file, workdir, "--phase", "contract", "--json")
+    assert result.returncode == 3, result.stderr
+    by_name = {d["name"]: d for d in json.loads(result.stdout)["databases"]}
+    refused = by_name[members[0][0]]
+    assert refused["status"] == "failed" and refused["gate"] == "contract"
+    assert "api-old-1" in refused["error"] and "release 0003" in refused["error"]
+    # the one command to run next is the fleet's, never one database's `invoke deploy`
+    error = " ".join(refused["error"].split())
+    assert f"`invoke fleet.deploy --fleet {fleet_file} --phase contract`" in error
+    assert "invoke deploy --env" not in error
+    # the canary's refusal stops the run: no database got the contract migration
+    assert {by_name[n]["status"] for n, _ in members[1:]} == {"not-run"}
+    for _, dsn in members:
+        assert applied(dsn) == [1, 2, 3]
+    assert "run the same command again" in result.stderr
+    with psycopg.connect(canary) as conn:  # the old replica stopped
+        conn.execute("DELETE FROM shipshape.app_instances")
+    assert fleet("deploy", fleet_file, workdir, "--phase", "contract").returncode == 0
+    assert all(applied(dsn) == [1, 2, 3, 4] for _, dsn in members)
+
+
+def test_a_bad_phase_is_exit_5_before_any_database_is_touched(pool, workdir):
+    members = pool[:2]
+    reset(members)
+    fleet_file = write_fleet(workdir, members)
+    result = fleet("deploy", fleet_file, workdir, "--phase", "shrink")
+    assert result.returncode == 5
+    assert "expected expand, contract or all" in result.stderr and "Traceback" not in result.stderr
+    assert all(deployments(dsn) == [] for _, dsn in members)
+
+
+def test_fleet_deploy_help_explains_phase():
+    result = run_invoke("--help", "fleet.deploy")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "--phase=STRING" in text
+    assert "expand, contract (refused, exit 3, while a replica of an older release is alive)" in text
+    assert "Default: the env's deploy_phase" in text

@@ -3,7 +3,8 @@ database as a CloudNativePG Cluster or an external managed PostgreSQL, the migra
 a Job running shipshape's deploy from a tools image, and the app as a Deployment behind a
 Service, with a PodDisruptionBudget and an optional HorizontalPodAutoscaler.
 
-The same functions as docker/: network -> database -> gate -> app, then the outputs; and
+The same functions as docker/: network -> database -> gate -> app (and, after the app's
+rollout, the contract gate: `deploy --phase contract` as a second Job), then the outputs; and
 fleet(), a database fleet as an Indexed Job when shipshape:fleet_file is set (fleet.py).
 Every resource goes through the provider the namespace component makes (the stack's
 k8s_context), passed down as the components' provider.
@@ -16,13 +17,18 @@ import pulumi
 from infra.components.kubernetes.app import App, AppArgs
 from infra.components.kubernetes.database import Database, DatabaseArgs
 from infra.components.kubernetes.fleet import FleetJob, FleetJobArgs
-from infra.components.kubernetes.gate import MigrationGate, MigrationGateArgs
+from infra.components.kubernetes.gate import (
+    ContractGate,
+    ContractGateArgs,
+    MigrationGate,
+    MigrationGateArgs,
+)
 from infra.components.kubernetes.namespace import Network, NetworkArgs
 from infra.config import StackConfig
 from shipshape import outputs as names
 
-__all__ = ["App", "AppArgs", "Database", "DatabaseArgs", "FleetJob", "FleetJobArgs",
-           "MigrationGate", "MigrationGateArgs", "Network", "NetworkArgs", "network", "database",
+__all__ = ["App", "AppArgs", "ContractGate", "ContractGateArgs", "Database", "DatabaseArgs",
+           "FleetJob", "FleetJobArgs", "MigrationGate", "MigrationGateArgs", "Network", "NetworkArgs", "network", "database",
            "gate", "fleet", "app", "outputs"]
 
 
@@ -53,8 +59,14 @@ def fleet(cfg: StackConfig, network: Network, gate: MigrationGate) -> FleetJob |
 
 
 def app(cfg: StackConfig, network: Network, database: Database, gate: MigrationGate) -> App:
-    return App("app", AppArgs(cfg=cfg, namespace=network.name, app_dsn=database.app_dsn,
-                              gate=gate.resource), _on(network))
+    """The Deployment after the expand gate, then the contract gate after its rollout."""
+    app = App("app", AppArgs(cfg=cfg, namespace=network.name, app_dsn=database.app_dsn,
+                             gate=gate.resource), _on(network))
+    app.contract_gate = ContractGate("contract-gate", ContractGateArgs(
+        cfg=cfg, namespace=network.name, admin_dsn=database.admin_dsn, image=gate.image,
+        database_id=database.identity, deployment=app.deployment,
+        app_image=app.image_ref), _on(network))
+    return app
 
 
 def outputs(cfg: StackConfig, network: Network, database: Database, gate: MigrationGate,

@@ -59,6 +59,7 @@ class App(pulumi.ComponentResource):
     deployment: k8s.apps.v1.Deployment
     url: pulumi.Output[str]
     image_digest: pulumi.Output[str]
+    image_ref: pulumi.Output[str]
 
     def __init__(self, name: str, args: AppArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("shipshape:infra:App", name, None, opts)
@@ -68,6 +69,7 @@ class App(pulumi.ComponentResource):
                              dockerfile=cfg.project_dir / "app" / "Dockerfile",
                              repository=APP_NAME, tag=cfg.stack, parent=self)
         self.image_digest = built.digest
+        self.image_ref = built.ref  # what the pods run: the contract gate re-runs on a new one
         values = {"DATABASE_URL": args.app_dsn}
         if cfg.generation_provider == "huggingface" and cfg.huggingface_api_key is not None:
             values["HUGGINGFACE_API_KEY"] = cfg.huggingface_api_key

@@ -30,6 +30,22 @@ unchanged stack keeps its completed Job and runs nothing.
 
 No ttlSecondsAfterFinished: Kubernetes would delete the completed Job, the next refresh
 would find it gone, and the next update would run the gate again for no reason.
+
+Two gates per stack (issue #12), as on the docker platform: `migration-gate` runs
+`deploy --phase expand` before the Deployment; `contract-gate` (ContractGate) runs
+`deploy --phase contract` after it. The contract Job depends_on the Deployment, and
+pulumi-kubernetes awaits a Deployment's rollout by default (its documented await logic:
+a ReplicaSet of the current revision, Available True, Progressing True with reason
+NewReplicaSetAvailable; skipAwait, which the policy pack refuses, would turn it off), so
+no contract migration runs before every replica runs the new release. Its template
+carries the app image as an annotation: every new app release re-runs it after its
+rollout, and so does a new tools image (new contract migrations). The rollout's end does
+not wait for the old pods to finish terminating, and a terminating pod's heartbeat row
+stays until it leaves (or ages out after app_heartbeat_ttl): `deploy --phase contract`
+then refuses with exit 3, and the Job's podFailurePolicy retries exactly that exit,
+backoffLimit times with Kubernetes' growing back-off (10s, 20s, 40s, ...: longer than the
+pods' grace period plus the TTL), while any other failure fails the Job, and the update,
+at once.
 """
 
 from __future__ import annotations
@@ -52,17 +68,25 @@ from infra.components.kubernetes.common import (
 from infra.config import Resources, StackConfig
 
 DEADLINE_SECONDS = 1800   # statement_timeout is 15min per migration; a deploy is a few
+# The contract Job: retries of exit 3 (an old replica still registered) add up to
+# 10+20+40+80+160 s = 5 min of back-off, beyond a pod's 30 s grace period and the 30 s TTL.
+CONTRACT_RETRIES = 5
+REFUSED_EXIT = 3
+APP_RELEASE_ANNOTATION = "shipshape.io/app-image"
 GATE_RESOURCES = Resources(cpu_request="100m", cpu_limit="1", memory_request="256Mi", memory_limit="1Gi")
 DATABASE_ID_ANNOTATION = "shipshape.io/database-id"
 STATE_DIR = "/tmp/shipshape"   # verify's shadow-snapshot cache: on the writable /tmp
 
 
-def settings_env(cfg: StackConfig) -> list[dict]:
+def settings_env(cfg: StackConfig, phase: str = "expand") -> list[dict]:
     """The env's settings as SHIPSHAPE_<SETTING> variables: highest precedence in the tasks;
-    and its profile as SHIPSHAPE_PROFILE, since the image holds no stack file to declare it."""
+    and its profile as SHIPSHAPE_PROFILE, since the image holds no stack file to declare it.
+    deploy_phase is the gate's own phase, whatever the stack file's default: the expand
+    gate must never contract before the app rolls."""
     context = cfg.env.context()
     context.pop("name", None)
     context["app_url"] = ""  # the app starts after the gate; deploy's app gate is skipped
+    context["deploy_phase"] = phase
     out = []
     for key, value in sorted(context.items()):
         if isinstance(value, bool):
@@ -82,6 +106,64 @@ class MigrationGateArgs:
     database_id: pulumi.Input[str]        # its identity: a new one re-runs the gate
 
 
+def _step(name: str, image: pulumi.Input[str], command: list[str], env: list[dict],
+          mount: dict) -> dict:
+    """One container of a gate pod: the tools image, the conventions the policy checks."""
+    return {
+        "name": name,
+        "image": image,
+        "command": command,
+        "env": env,
+        "resources": resources(GATE_RESOURCES),
+        "securityContext": container_security(),
+        "volumeMounts": [mount],
+    }
+
+
+def _pod(cfg: StackConfig, pod_labels: dict, annotations: dict, containers: list[dict],
+         volume: dict, init: list[dict] | None = None) -> dict:
+    return {
+        "metadata": {"labels": pod_labels, "annotations": annotations},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,  # it never talks to the API
+            "securityContext": pod_security(),
+            **({"imagePullSecrets": [{"name": cfg.image_pull_secret}]}
+               if cfg.image_pull_secret else {}),
+            **({"initContainers": init} if init else {}),
+            "containers": containers,
+            "volumes": [volume],
+        },
+    }
+
+
+def _job_metadata(namespace: pulumi.Input[str], job_labels: dict) -> dict:
+    """Auto-named (the new Job is created before the old one goes); a failed one is
+    replaced by the next update instead of awaited again."""
+    return {"namespace": namespace, "labels": job_labels,
+            "annotations": {"pulumi.com/replaceUnready": "true"}}
+
+
+def _job_options(parent: pulumi.Resource, depends_on: list) -> pulumi.ResourceOptions:
+    """Awaited to completion (never skipAwait), replaced (new before old) when its template
+    changes, with a timeout beyond the Job's own deadline."""
+    return pulumi.ResourceOptions(
+        parent=parent,
+        depends_on=depends_on,
+        replace_on_changes=["spec"],
+        delete_before_replace=False,
+        custom_timeouts=pulumi.CustomTimeouts(create=f"{DEADLINE_SECONDS // 60 + 5}m",
+                                              update=f"{DEADLINE_SECONDS // 60 + 5}m"),
+    )
+
+
+def _common_env(cfg: StackConfig, phase: str, secret_name: pulumi.Input[str]) -> list[dict]:
+    return settings_env(cfg, phase) + [
+        {"name": "SHIPSHAPE_STATE_DIR", "value": STATE_DIR},
+        secret_env("DATABASE_URL", secret_name),
+    ]
+
+
 class MigrationGate(pulumi.ComponentResource):
     resource: k8s.batch.v1.Job
     image: pulumi.Output[str]          # what its containers run (a fleet Job runs it too)
@@ -99,60 +181,70 @@ class MigrationGate(pulumi.ComponentResource):
                              component="migration-gate", parent=self)
         secret_name = credentials.metadata.name
         tmp, tmp_mount = tmp_volume()
-        common_env = settings_env(cfg) + [
-            {"name": "SHIPSHAPE_STATE_DIR", "value": STATE_DIR},
-            secret_env("DATABASE_URL", secret_name),
-        ]
-
-        def step(step_name: str, command: list[str], extra_env: list | None = None) -> dict:
-            return {
-                "name": step_name,
-                "image": built.ref,
-                "command": command,
-                "env": common_env + (extra_env or []),
-                "resources": resources(GATE_RESOURCES),
-                "securityContext": container_security(),
-                "volumeMounts": [tmp_mount],
-            }
-
+        env = _common_env(cfg, "expand", secret_name)
+        deploy = _step("deploy", built.ref,
+                       ["invoke", "deploy", "--env", cfg.stack, "--phase", "expand"], env, tmp_mount)
+        login = _step("app-login", built.ref, ["python", "-m", "shipshape.pulumi_gate.gate", "app-login"],
+                      env + [secret_env("APP_DB_PASSWORD", secret_name)], tmp_mount)
         pod_labels = labels(cfg, "shipshape-gate", "migration-gate")
         self.resource = k8s.batch.v1.Job(
             name,
-            metadata={
-                "namespace": args.namespace,
-                "labels": pod_labels,
-                "annotations": {"pulumi.com/replaceUnready": "true"},
-            },
+            metadata=_job_metadata(args.namespace, pod_labels),
             spec={
                 # One retry for a network blip; a failing verify fails the same way twice.
                 "backoffLimit": 1,
                 "activeDeadlineSeconds": DEADLINE_SECONDS,
-                "template": {
-                    "metadata": {
-                        "labels": pod_labels,
-                        "annotations": {DATABASE_ID_ANNOTATION: args.database_id},
-                    },
-                    "spec": {
-                        "restartPolicy": "Never",
-                        "automountServiceAccountToken": False,  # it never talks to the API
-                        "securityContext": pod_security(),
-                        **({"imagePullSecrets": [{"name": cfg.image_pull_secret}]}
-                           if cfg.image_pull_secret else {}),
-                        "initContainers": [step("deploy", ["invoke", "deploy", "--env", cfg.stack])],
-                        "containers": [step(
-                            "app-login", ["python", "-m", "shipshape.pulumi_gate.gate", "app-login"],
-                            [secret_env("APP_DB_PASSWORD", secret_name)])],
-                        "volumes": [tmp],
-                    },
-                },
+                "template": _pod(cfg, pod_labels, {DATABASE_ID_ANNOTATION: args.database_id},
+                                 [login], tmp, init=[deploy]),
             },
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[args.database] if args.database is not None else [],
-                replace_on_changes=["spec"],
-                delete_before_replace=False,
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{DEADLINE_SECONDS // 60 + 5}m",
-                                                      update=f"{DEADLINE_SECONDS // 60 + 5}m"),
-            ),
+            opts=_job_options(self, [args.database] if args.database is not None else []),
         )
         self.register_outputs({"image_digest": self.image_digest})
+
+
+@dataclass
+class ContractGateArgs:
+    cfg: StackConfig
+    namespace: pulumi.Input[str]
+    admin_dsn: pulumi.Input[str]          # secret
+    image: pulumi.Input[str]              # the expand gate's tools image: the same SQL tree
+    database_id: pulumi.Input[str]        # a new database re-runs it, as the expand gate
+    deployment: pulumi.Resource           # the app Deployment, awaited to its rollout's end
+    app_image: pulumi.Input[str]          # the release that rolled: a new one re-runs it
+
+
+class ContractGate(pulumi.ComponentResource):
+    """`deploy --phase contract` as a Job after the app's rollout (the module's docstring)."""
+
+    resource: k8s.batch.v1.Job
+
+    def __init__(self, name: str, args: ContractGateArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("shipshape:infra:MigrationGate", name, None, opts)
+        cfg = args.cfg
+        # The superuser DSN only: the expand gate already gave the app role its login.
+        credentials = secret(f"{name}-credentials", cfg, args.namespace,
+                             {"DATABASE_URL": args.admin_dsn}, component="contract-gate",
+                             parent=self)
+        tmp, tmp_mount = tmp_volume()
+        deploy = _step("deploy", args.image,
+                       ["invoke", "deploy", "--env", cfg.stack, "--phase", "contract"],
+                       _common_env(cfg, "contract", credentials.metadata.name), tmp_mount)
+        pod_labels = labels(cfg, "shipshape-gate", "contract-gate")
+        annotations = {DATABASE_ID_ANNOTATION: args.database_id,
+                       APP_RELEASE_ANNOTATION: args.app_image}
+        self.resource = k8s.batch.v1.Job(
+            name,
+            metadata=_job_metadata(args.namespace, pod_labels),
+            spec={
+                "backoffLimit": CONTRACT_RETRIES,
+                "activeDeadlineSeconds": DEADLINE_SECONDS,
+                # Only the refusal while an old pod is still leaving is worth a retry.
+                "podFailurePolicy": {"rules": [{
+                    "action": "FailJob",
+                    "onExitCodes": {"containerName": "deploy", "operator": "NotIn",
+                                    "values": [REFUSED_EXIT]}}]},
+                "template": _pod(cfg, pod_labels, annotations, [deploy], tmp),
+            },
+            opts=_job_options(self, [args.deployment]),
+        )
+        self.register_outputs({})

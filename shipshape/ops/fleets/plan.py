@@ -81,7 +81,8 @@ def select(fleet: Fleet, shard: Shard | None) -> list[Member]:
     return [m for m in fleet.members if shard is None or shard.takes(m.name)]
 
 
-def run_id(fleet: Fleet, env_name: str, tree_checksum: str) -> str:
-    """The run: this fleet, deploying this tree (as rendered for env) — e.g.
-    `tenants/prod/3f2a9c1d0b7e`. Recorded in each database's shipshape.deployments row."""
-    return f"{fleet.name}/{env_name}/{tree_checksum[:12]}"
+def run_id(fleet: Fleet, env_name: str, tree_checksum: str, phase: str) -> str:
+    """The run: this fleet, deploying this tree (as rendered for env), this phase — e.g.
+    `tenants/prod/3f2a9c1d0b7e/expand`. Recorded in each database's shipshape.deployments
+    row; the contract run of a tree is another run than its expand run."""
+    return f"{fleet.name}/{env_name}/{tree_checksum[:12]}/{phase}"

@@ -40,6 +40,7 @@ def markdown(run) -> str:
              f"| run | `{run.run_id}` (attempt {run.attempt}) |",
              f"| fleet file | `{run.fleet_file}` |",
              f"| SQL tree | `{run.sql_dir}` (sha256 `{run.tree_checksum[:16]}`) |",
+             f"| phase | `deploy --phase {run.phase}` on each database |",
              f"| shard | {run.shard or 'all'} |",
              f"| parallel / max_failures | {run.parallel} / {run.max_failures} |",
              f"| operator | {run.operator} |",

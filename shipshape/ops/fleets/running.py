@@ -76,24 +76,30 @@ class Prepared:
     members: tuple[spec.Member, ...]
     targets: dict[str, Target]
     waves: tuple[plan.Wave, ...]
+    phase: str = "all"   # what each database's deploy applies (deploy --phase)
 
     @property
     def journal(self) -> Path:
         shard = f"-shard-{self.shard.index}-of-{self.shard.count}" if self.shard else ""
-        return (state_dir() / "fleets"
-                / f"{self.fleet.name}-{self.env.name}-{self.checksum[:12]}{shard}.json")
+        return (state_dir() / "fleets" / f"{self.fleet.name}-{self.env.name}-"
+                f"{self.checksum[:12]}-{self.phase}{shard}.json")
 
 
 def prepare(path: Path | str, *, sql_dir: Path | str | None = None,
             overrides: dict | None = None, shard: str | None = None,
-            environ: dict | None = None) -> Prepared:
+            environ: dict | None = None, phase: str | None = None) -> Prepared:
     """Everything that can be wrong before a database is touched, checked: ConfigError
-    (exit 5) for the fleet file, the env or its settings, the SQL tree, a --shard, or a
-    dsn_env that is not set (all of them named at once)."""
+    (exit 5) for the fleet file, the env or its settings, the SQL tree, a --shard, a
+    --phase, or a dsn_env that is not set (all of them named at once).
+
+    `phase`: expand, contract or all, passed to each database's deploy; default, as
+    deploy's, the env's deploy_phase. It is part of the run id: an expand run and the
+    contract run after it are two runs, so the second is not `already` done."""
     environ = os.environ if environ is None else environ
     fleet = spec.load(path)
     share = plan.parse_shard(shard)
     env = load_environment(fleet.env, overrides=settings_for(fleet, overrides, environ))
+    phase = pipeline.parse_phase(phase or env.default_phase, env.name)
     directory = Path(sql_dir) if sql_dir else (fleet.sql_dir or project_root() / "sql")
     if not directory.is_dir():
         raise ConfigError(f"The SQL tree {directory} (from "
@@ -114,8 +120,8 @@ def prepare(path: Path | str, *, sql_dir: Path | str | None = None,
                           f"deployed. Export the variables and run the command again.",
                           details=unset)
     return Prepared(fleet, env, directory, code, checksum,
-                    plan.run_id(fleet, env.name, checksum), share, tuple(members), targets,
-                    tuple(plan.waves(fleet, members)))
+                    plan.run_id(fleet, env.name, checksum, phase), share, tuple(members),
+                    targets, tuple(plan.waves(fleet, members)), str(phase))
 
 
 def settings_for(fleet: spec.Fleet, overrides: dict | None, environ) -> dict:
@@ -174,6 +180,7 @@ class FleetRun:
     max_failures: int
     waves: list[tuple[str, list[str]]]
     outcomes: dict[str, Outcome]
+    phase: str = "all"
     attempt: int = 1
     operator: str = ""
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -200,7 +207,7 @@ class FleetRun:
     def as_dict(self) -> dict:
         return {
             "fleet": self.fleet, "fleet_file": self.fleet_file, "env": self.env,
-            "sql_dir": self.sql_dir, "run_id": self.run_id, "tree_checksum": self.tree_checksum,
+            "phase": self.phase, "sql_dir": self.sql_dir, "run_id": self.run_id, "tree_checksum": self.tree_checksum,
             "shard": self.shard, "parallel": self.parallel, "max_failures": self.max_failures,
             "attempt": self.attempt, "operator": self.operator, "started_at": self.started_at,
             "finished_at": self.finished_at, "outcome": self.outcome, "halted": self.halted,
@@ -283,7 +290,7 @@ def deploy(prepared: Prepared, *, parallel: int | None = None, max_failures: int
         waves=[(w.name, [m.name for m in w.members]) for w in prepared.waves],
         outcomes={m.name: Outcome(m.name, w.name, prepared.targets[m.name].describe())
                   for w in prepared.waves for m in w.members},
-        operator=db.operator(), journal=str(prepared.journal))
+        phase=prepared.phase, operator=db.operator(), journal=str(prepared.journal))
     journal = _Journal(prepared.journal, run)
     watcher.start(run)
     try:
@@ -362,6 +369,7 @@ def _deploy_one(prepared: Prepared, run: FleetRun, member: spec.Member,
     try:
         result = pipeline.deploy(prepared.targets[member.name], prepared.sql_dir,
                                  code=prepared.code, run_id=run.run_id,
+                                 phase=prepared.phase, rerun=rerun_command(prepared),
                                  progress=_GateProgress(run, outcome, watcher))
         outcome.status = "already" if result.already else "deployed"
         outcome.exit_code = 0
@@ -388,9 +396,23 @@ def _deploy_one(prepared: Prepared, run: FleetRun, member: spec.Member,
     watcher.update(run, outcome)
 
 
+def rerun_command(prepared: Prepared) -> str:
+    """What a database's refused contract phase names: this fleet's run of it, never one
+    database's `invoke deploy` (which, without the member's --dsn, deploys elsewhere)."""
+    default = prepared.fleet.sql_dir or project_root() / "sql"
+    sql_dir = ("" if Path(prepared.sql_dir).resolve() == Path(default).resolve()
+               else f" --sql-dir {prepared.sql_dir}")
+    shard = f" --shard {prepared.shard}" if prepared.shard else ""
+    return (f"invoke fleet.deploy --fleet {prepared.fleet.path}{sql_dir}{shard} "
+            f"--phase contract")
+
+
 def _detail(result: pipeline.DeployResult) -> str:
-    notes = {g.name: g.detail for g in result.gates}
-    return "; ".join(n for n in (notes.get("migrate"), notes.get("verify")) if n)
+    """What the gates that ran did (a skipped contract gate's note names `deploy`'s own
+    command, not the fleet's: left out)."""
+    notes = {g.name: g.detail for g in result.gates if g.status == pipeline.GateStatus.OK}
+    return "; ".join(n for n in (notes.get(name) for name in ("migrate", "verify", "contract"))
+                     if n)
 
 
 # --- the journal ----------------------------------------------------------------------------
@@ -443,7 +465,8 @@ def read_journal(path: Path) -> dict | None:
 def journals(prepared: Prepared) -> list[dict]:
     """Every journal of this run (all shards), for fleet.status; an attempt still
     `running` whose process is gone from this host is `stopped` (killed, or crashed)."""
-    pattern = f"{prepared.fleet.name}-{prepared.env.name}-{prepared.checksum[:12]}*.json"
+    pattern = (f"{prepared.fleet.name}-{prepared.env.name}-{prepared.checksum[:12]}-"
+               f"{prepared.phase}*.json")
     found = [read_journal(p) for p in sorted((state_dir() / "fleets").glob(pattern))]
     for journal in filter(None, found):
         for attempt in journal.get("attempts", []):

@@ -55,6 +55,7 @@ class DryRun:
     waves: list[tuple[str, list[MemberPlan]]]
     seeds: int
     checks: int
+    phase: str = "all"
 
     @property
     def plans(self) -> list[MemberPlan]:
@@ -62,6 +63,7 @@ class DryRun:
 
     def as_dict(self) -> dict:
         return {"fleet": self.fleet, "env": self.env, "run_id": self.run_id,
+                "phase": self.phase,
                 "shard": self.shard, "parallel": self.parallel, "dry_run": True,
                 "seed_files": self.seeds, "checks": self.checks,
                 "waves": [{"name": n, "databases": plans} for n, plans in self.waves]}
@@ -99,9 +101,7 @@ def dry_run(prepared: Prepared, *, parallel: int | None = None) -> DryRun:
             migrations.refuse_unsafe(migrations.status(loaded, recorded), loaded)
             todo = migrations.prepared(migrations.plan(loaded, recorded), env)
             migrations.refuse_destructive(env, todo, rollback=False)
-            found.pending = [m.name for m in todo]
-            found.detail = (f"{len(todo)} migration(s): {', '.join(found.pending)}"
-                            if todo else "no migration pending") + "; then seed, verify"
+            found.pending, found.detail = _phase_plan(todo, prepared.phase)
         except ShipshapeError as exc:
             found.exit_code = exc.exit_code
             found.status = "unreachable" if exc.exit_code == 5 else (
@@ -114,7 +114,23 @@ def dry_run(prepared: Prepared, *, parallel: int | None = None) -> DryRun:
     return DryRun(prepared.fleet.name, env.name, prepared.run_id,
                   str(prepared.shard) if prepared.shard else None, parallel,
                   [(w.name, [plans[m.name] for m in w.members]) for w in prepared.waves],
-                  len(prepared.code.seeds), len(prepared.code.checks))
+                  len(prepared.code.seeds), len(prepared.code.checks), prepared.phase)
+
+
+def _phase_plan(todo: list, phase: str) -> tuple[list[str], str]:
+    """(what this phase applies, the line saying so), as pipeline.deploy splits it."""
+    if phase == migrations.DeployPhase.CONTRACT:
+        names = [m.name for m in todo]
+        return names, (f"contract phase: {len(names)} migration(s): {', '.join(names)}, once "
+                       f"no replica of an older release is alive" if names
+                       else "contract phase: no migration pending")
+    now, later = migrations.plan_phase(todo, migrations.DeployPhase(phase))
+    names = [m.name for m in now]
+    detail = (f"{len(names)} migration(s): {', '.join(names)}" if names
+              else "no migration pending") + "; then seed, verify"
+    if later:
+        detail += (f"; left for `--phase contract`: {', '.join(m.name for m in later)}")
+    return names, detail
 
 
 # --- fleet.status ------------------------------------------------------------------------------
