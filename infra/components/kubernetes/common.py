@@ -1,5 +1,6 @@
 """What every Kubernetes component of the stack shares: labels, the pod security context,
-Secrets made from Pulumi secrets, and the container conventions the policy pack checks.
+Secrets made from Pulumi secrets, the container conventions the policy pack checks, and
+how every Job is named, awaited and replaced.
 """
 
 from __future__ import annotations
@@ -79,4 +80,25 @@ def secret(name: str, cfg: StackConfig, namespace: pulumi.Input[str], values: di
         immutable=True,
         string_data={key: pulumi.Output.secret(value) for key, value in values.items()},
         opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def job_metadata(namespace: pulumi.Input[str], job_labels: dict) -> dict:
+    """A Job's metadata: auto-named (the new Job is created before the old one goes); a
+    failed one is replaced by the next update instead of awaited again."""
+    return {"namespace": namespace, "labels": job_labels,
+            "annotations": {"pulumi.com/replaceUnready": "true"}}
+
+
+def job_options(parent: pulumi.Resource, depends_on: list,
+                deadline_seconds: int) -> pulumi.ResourceOptions:
+    """A Job awaited to completion (never skipAwait), replaced (new before old) when its
+    template changes, with a timeout beyond the Job's own activeDeadlineSeconds."""
+    timeout = f"{deadline_seconds // 60 + 5}m"
+    return pulumi.ResourceOptions(
+        parent=parent,
+        depends_on=depends_on,
+        replace_on_changes=["spec"],
+        delete_before_replace=False,
+        custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
     )

@@ -58,6 +58,8 @@ import pulumi_kubernetes as k8s
 from infra.components import images
 from infra.components.kubernetes.common import (
     container_security,
+    job_metadata,
+    job_options,
     labels,
     pod_security,
     resources,
@@ -137,24 +139,14 @@ def _pod(cfg: StackConfig, pod_labels: dict, annotations: dict, containers: list
     }
 
 
-def _job_metadata(namespace: pulumi.Input[str], job_labels: dict) -> dict:
-    """Auto-named (the new Job is created before the old one goes); a failed one is
-    replaced by the next update instead of awaited again."""
-    return {"namespace": namespace, "labels": job_labels,
-            "annotations": {"pulumi.com/replaceUnready": "true"}}
-
-
-def _job_options(parent: pulumi.Resource, depends_on: list) -> pulumi.ResourceOptions:
-    """Awaited to completion (never skipAwait), replaced (new before old) when its template
-    changes, with a timeout beyond the Job's own deadline."""
-    return pulumi.ResourceOptions(
-        parent=parent,
-        depends_on=depends_on,
-        replace_on_changes=["spec"],
-        delete_before_replace=False,
-        custom_timeouts=pulumi.CustomTimeouts(create=f"{DEADLINE_SECONDS // 60 + 5}m",
-                                              update=f"{DEADLINE_SECONDS // 60 + 5}m"),
-    )
+def retry_only_refused(container: str) -> dict:
+    """A contract Job's podFailurePolicy: only the refusal while an old pod is still
+    leaving (exit 3) is worth a retry; any other exit of `container` fails the Job, hence
+    the update, at once. Needs restartPolicy Never (as every pod here)."""
+    return {"rules": [{
+        "action": "FailJob",
+        "onExitCodes": {"containerName": container, "operator": "NotIn",
+                        "values": [REFUSED_EXIT]}}]}
 
 
 def _common_env(cfg: StackConfig, phase: str, secret_name: pulumi.Input[str]) -> list[dict]:
@@ -189,7 +181,7 @@ class MigrationGate(pulumi.ComponentResource):
         pod_labels = labels(cfg, "shipshape-gate", "migration-gate")
         self.resource = k8s.batch.v1.Job(
             name,
-            metadata=_job_metadata(args.namespace, pod_labels),
+            metadata=job_metadata(args.namespace, pod_labels),
             spec={
                 # One retry for a network blip; a failing verify fails the same way twice.
                 "backoffLimit": 1,
@@ -197,7 +189,8 @@ class MigrationGate(pulumi.ComponentResource):
                 "template": _pod(cfg, pod_labels, {DATABASE_ID_ANNOTATION: args.database_id},
                                  [login], tmp, init=[deploy]),
             },
-            opts=_job_options(self, [args.database] if args.database is not None else []),
+            opts=job_options(self, [args.database] if args.database is not None else [],
+                             DEADLINE_SECONDS),
         )
         self.register_outputs({"image_digest": self.image_digest})
 
@@ -234,17 +227,13 @@ class ContractGate(pulumi.ComponentResource):
                        APP_RELEASE_ANNOTATION: args.app_image}
         self.resource = k8s.batch.v1.Job(
             name,
-            metadata=_job_metadata(args.namespace, pod_labels),
+            metadata=job_metadata(args.namespace, pod_labels),
             spec={
                 "backoffLimit": CONTRACT_RETRIES,
                 "activeDeadlineSeconds": DEADLINE_SECONDS,
-                # Only the refusal while an old pod is still leaving is worth a retry.
-                "podFailurePolicy": {"rules": [{
-                    "action": "FailJob",
-                    "onExitCodes": {"containerName": "deploy", "operator": "NotIn",
-                                    "values": [REFUSED_EXIT]}}]},
+                "podFailurePolicy": retry_only_refused("deploy"),
                 "template": _pod(cfg, pod_labels, annotations, [deploy], tmp),
             },
-            opts=_job_options(self, [args.deployment]),
+            opts=job_options(self, [args.deployment], DEADLINE_SECONDS),
         )
         self.register_outputs({})
