@@ -1,5 +1,6 @@
 """The stack: network -> database (ready) -> migration gate -> app. Only wiring here.
-On kubernetes, a stack with shipshape:fleet_file also deploys that fleet after the gate.
+On kubernetes, a stack with shipshape:fleet_file also deploys that fleet: expand after the
+gate, contract after the app.
 
 The platform (shipshape:platform, docker or kubernetes) supplies each component; the graph
 and the order are the same on both.
@@ -21,8 +22,8 @@ build = platform(cfg.platform)
 network = build.network(cfg)
 database = build.database(cfg, network)
 gate = build.gate(cfg, network, database)
-build.fleet(cfg, network, gate)
 app = build.app(cfg, network, database, gate)
+build.fleet(cfg, network, gate, app)  # its contract phase runs after the app's rollout
 
 for name, value in build.outputs(cfg, network, database, gate, app).items():
     pulumi.export(name, value)

@@ -1,6 +1,7 @@
-"""The optional fleet Indexed Job (infra/components/kubernetes/fleet.py) under Pulumi's
-mocks: one pod per shard, the completion index as --shard, the DSNs from a Secret, after
-the gate, the policy pack, and every manifest valid against the Kubernetes schema."""
+"""The optional fleet Indexed Jobs (infra/components/kubernetes/fleet.py) under Pulumi's
+mocks: one pod per shard, the completion index as --shard, the DSNs from a Secret, expand
+after the gate, contract after the rollout and the expand Job, the policy pack, and every
+manifest valid against the Kubernetes schema."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import pytest
 
 from policy import policies
 from shipshape.ops.fleets import plan, spec
-from tests.infra.harness import plaintext_leaks, run_stack
+from tests.infra.harness import TEST_GATE_IMAGE, plaintext_leaks, run_stack
 from tests.infra.test_kubernetes import (
+    CONTRACT,
+    DEPLOYMENT,
     JOB,
     K8S_VERSIONS,
     SECRET,
@@ -63,19 +66,33 @@ def recorded(fleet_file):
     return run_stack(stack, config, secret_keys)
 
 
-def fleet_job(recorded):
-    return recorded.one(JOB, "fleet")
+def fleet_job(recorded, name: str = "fleet"):
+    return recorded.one(JOB, name)
 
 
-def test_one_pod_per_shard_each_running_its_shard(recorded, fleet_file):
-    job = fleet_job(recorded)
+def pod_metadata(job) -> dict:
+    return job.inputs["spec"]["template"]["metadata"]
+
+
+def but_command(container: dict) -> dict:
+    return {k: v for k, v in container.items() if k != "command"}
+
+
+# The two Jobs: `fleet` runs the expand phase after the gate, `fleet-contract` the contract
+# phase after the app's rollout.
+PHASES = [("fleet", "expand"), ("fleet-contract", "contract")]
+
+
+@pytest.mark.parametrize("name, phase", PHASES)
+def test_one_pod_per_shard_each_running_its_shard(recorded, fleet_file, name, phase):
+    job = fleet_job(recorded, name)
     spec_ = job.inputs["spec"]
     assert spec_["completionMode"] == "Indexed"
     assert spec_["completions"] == spec_["parallelism"] == 4
     (container,) = pod(job)["containers"]
     assert container["command"] == [
         "invoke", "fleet.deploy", "--fleet", "/srv/fleet/fleet.yaml", "--sql-dir", "/srv/sql",
-        "--shard", "$(SHARD_INDEX)/4", "--parallel", "8"]
+        "--shard", "$(SHARD_INDEX)/4", "--parallel", "8", "--phase", phase]
     (index,) = [e for e in container["env"] if e["name"] == "SHARD_INDEX"]
     assert index["valueFrom"]["fieldRef"]["fieldPath"] == (
         "metadata.annotations['batch.kubernetes.io/job-completion-index']")
@@ -117,11 +134,69 @@ def test_the_fleet_waits_for_the_gate_and_pulumi_waits_for_the_fleet(recorded):
     assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [2, 3, 5, 6]
 
 
+def test_the_contract_job_runs_after_the_rollout_and_the_expand_job(recorded):
+    expand, contract = fleet_job(recorded), fleet_job(recorded, "fleet-contract")
+    deployment = recorded.one(DEPLOYMENT)
+    # pulumi-kubernetes awaits the Deployment's rollout and the expand Job's completion
+    assert deployment.urn in contract.dependencies and expand.urn in contract.dependencies
+    assert deployment.urn not in expand.dependencies  # expand does not wait for the app
+    assert contract.urn not in deployment.dependencies
+    assert policies.SKIP_AWAIT not in contract.inputs["metadata"].get("annotations", {})
+    assert contract.parent == expand.parent  # one FleetJob component
+
+
+def test_the_contract_job_retries_only_a_refusal_as_the_contract_gate(recorded):
+    contract = fleet_job(recorded, "fleet-contract")
+    (rule,) = contract.inputs["spec"]["podFailurePolicy"]["rules"]
+    # a member where a replica of the older release is still registered: exit 3, retried
+    assert rule == {"action": "FailJob", "onExitCodes": {
+        "containerName": "fleet", "operator": "NotIn", "values": [3]}}
+    (gate_rule,) = recorded.one(JOB, CONTRACT).inputs["spec"]["podFailurePolicy"]["rules"]
+    assert {**gate_rule["onExitCodes"], "containerName": "fleet"} == rule["onExitCodes"]
+    assert contract.inputs["spec"]["backoffLimit"] >= 3 * 4  # a few retries per shard
+    assert pod(contract)["restartPolicy"] == "Never"  # podFailurePolicy requires it
+    assert int(contract.custom_timeouts["create"].rstrip("m")) * 60 > contract.inputs["spec"][
+        "activeDeadlineSeconds"]
+    assert contract.replace_on_changes == ["spec"] and contract.delete_before_replace is False
+    assert "name" not in contract.inputs["metadata"]
+    assert contract.inputs["metadata"]["annotations"]["pulumi.com/replaceUnready"] == "true"
+
+
+def test_both_jobs_run_the_same_pod_but_for_the_phase(recorded):
+    expand, contract = (pod(fleet_job(recorded, name)) for name, _ in PHASES)
+    (expand_container,), (contract_container,) = expand["containers"], contract["containers"]
+    assert expand_container["command"][:-1] == contract_container["command"][:-1]
+    # the image, the env, the DSNs, the mounts, the resources
+    assert but_command(expand_container) == but_command(contract_container)
+    assert expand["volumes"] == contract["volumes"]  # the one fleet file ConfigMap
+    assert len(recorded.of_type(CONFIGMAP)) == 1 and len(
+        [r for r in recorded.of_type(SECRET) if r.name == "fleet-dsns"]) == 1
+
+
+def test_what_reruns_each_fleet_job(fleet_file):
+    stack, config, secret_keys = fleet_config(fleet_file)
+    before = run_stack(stack, config, secret_keys)
+
+    def changed(after) -> set:
+        return {name for name, _ in PHASES
+                if fleet_job(after, name).inputs["spec"] != fleet_job(before, name).inputs["spec"]}
+
+    assert changed(run_stack(stack, config, secret_keys)) == set()  # no change, no run
+    annotations = pod_metadata(fleet_job(before, "fleet-contract"))["annotations"]
+    assert annotations["shipshape.io/app-image"] == pod(
+        before.one(DEPLOYMENT))["containers"][0]["image"]
+    app_image = config["shipshape:app_image"]
+    released = {**config, "shipshape:app_image": app_image.replace(app_image[-64:], "c3" * 32)}
+    assert changed(run_stack(stack, released, secret_keys)) == {"fleet-contract"}
+    tools = {**config, "shipshape:gate_image": TEST_GATE_IMAGE.replace("b2" * 32, "e5" * 32)}
+    assert changed(run_stack(stack, tools, secret_keys)) == {"fleet", "fleet-contract"}
+
+
 def test_it_passes_the_policy_pack_and_the_schema(recorded, offline):  # noqa: F811
     from tests.infra.test_policy import validate
 
     fleet_resources = [r for r in recorded.resources if r.type.startswith("kubernetes:")
-                       and r.name in ("fleet", "fleet-file", "fleet-dsns")]
+                       and r.name in ("fleet", "fleet-contract", "fleet-file", "fleet-dsns")]
     assert {r.type for r in fleet_resources} == {JOB, CONFIGMAP, SECRET}
     for resource in fleet_resources:
         for policy in policies.POLICIES:
@@ -132,7 +207,7 @@ def test_it_passes_the_policy_pack_and_the_schema(recorded, offline):  # noqa: F
             kubernetes_validate.validate(manifest(resource), version, strict=True)
 
 
-def test_without_a_fleet_file_there_is_no_fleet_job():
+def test_without_a_fleet_file_there_is_neither_fleet_job():
     stack, config, secret_keys, _ = variant_config("prod-k8s")
     recorded = run_stack(stack, config, secret_keys)
     assert sorted(r.name for r in recorded.of_type(JOB)) == ["contract-gate", "migration-gate"]

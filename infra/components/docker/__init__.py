@@ -53,7 +53,7 @@ def gate(cfg: StackConfig, network: Network, database: Database) -> MigrationGat
     ))
 
 
-def fleet(cfg: StackConfig, network: Network, gate: MigrationGate) -> None:
+def fleet(cfg: StackConfig, network: Network, gate: MigrationGate, app: App) -> None:
     """A fleet Job is the kubernetes platform's (its keys are refused here): none."""
     return None
 

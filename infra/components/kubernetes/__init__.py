@@ -5,7 +5,8 @@ Service, with a PodDisruptionBudget and an optional HorizontalPodAutoscaler.
 
 The same functions as docker/: network -> database -> gate -> app (and, after the app's
 rollout, the contract gate: `deploy --phase contract` as a second Job), then the outputs; and
-fleet(), a database fleet as an Indexed Job when shipshape:fleet_file is set (fleet.py).
+fleet(), a database fleet when shipshape:fleet_file is set: an Indexed Job of each phase,
+expand after the gate, contract after the app's rollout (fleet.py).
 Every resource goes through the provider the namespace component makes (the stack's
 k8s_context), passed down as the components' provider.
 """
@@ -50,12 +51,14 @@ def gate(cfg: StackConfig, network: Network, database: Database) -> MigrationGat
         database=database.resource, database_id=database.identity), _on(network))
 
 
-def fleet(cfg: StackConfig, network: Network, gate: MigrationGate) -> FleetJob | None:
-    """Optional (shipshape:fleet_file): the fleet as an Indexed Job, after the gate."""
+def fleet(cfg: StackConfig, network: Network, gate: MigrationGate, app: App) -> FleetJob | None:
+    """Optional (shipshape:fleet_file): the fleet as two Indexed Jobs, expand after the
+    gate, contract after the app's rollout and the expand Job."""
     if cfg.fleet_file is None:
         return None
     return FleetJob("fleet", FleetJobArgs(cfg=cfg, namespace=network.name, image=gate.image,
-                                          gate=gate.resource), _on(network))
+                                          gate=gate.resource, deployment=app.deployment,
+                                          app_image=app.image_ref), _on(network))
 
 
 def app(cfg: StackConfig, network: Network, database: Database, gate: MigrationGate) -> App:

@@ -1,25 +1,34 @@
-"""Optional: a database fleet deployed by an Indexed Job, one pod per shard.
+"""Optional: a database fleet deployed by two Indexed Jobs, one pod per shard each.
 
 Set `shipshape:fleet_file` (a fleet file, README "Database fleets") and the stack renders
-a batch/v1 Job with completionMode Indexed: `fleet_shards` pods, pod i running
-`invoke fleet.deploy --fleet <file> --shard i/<fleet_shards> --parallel <fleet_parallel>`
-from the tools image (the gate's: shipshape and the SQL tree, so its digest says which
-migrations the fleet gets). The completion index is the shard; there is no coordinator:
-each database's own deploy lock and its recorded run do the rest, so a retried pod
-continues its shard and deploys no database twice.
+two batch/v1 Jobs with completionMode Indexed, both from the tools image (the gate's:
+shipshape and the SQL tree, so its digest says which migrations the fleet gets), with the
+same `fleet_shards` pods, pod i running
+`invoke fleet.deploy --fleet <file> --shard i/<fleet_shards> --parallel <fleet_parallel>
+--phase <phase>`: `fleet` the expand phase, `fleet-contract` the contract phase. The
+completion index is the shard; there is no coordinator: each database's own deploy lock
+and its recorded run do the rest, so a retried pod continues its shard and deploys no
+database twice.
 
 - The fleet file's text goes into an immutable, auto-named ConfigMap mounted read-only;
   the DSNs its `dsn_env` entries name come from the stack secret `shipshape:fleet_dsns`
   (a JSON object, variable -> DSN) through an immutable, auto-named Secret and `envFrom`,
-  never as a value in the manifest. A changed file, DSN or image is a new template, hence
-  a new Job (replace_on_changes): the same tree again is a no-op on every database
-  (`already`), a new tree a new run.
-- The Job depends on the migration gate: the tree has passed migrate -> seed -> verify on
-  the stack's own database before any tenant gets it. pulumi-kubernetes awaits the Job
-  (never skipAwait): a fleet that fails fails `pulumi up`.
-- podFailurePolicy: exit 2, 3, 5 or 6 (problems, refused, bad input, SQL) fails the Job at
-  once, since a retry fails the same way; exit 4 (busy), 130 (SIGTERM: an eviction) and a
-  crash are retried, up to backoffLimit, and resume the shard.
+  never as a value in the manifest. Both Jobs mount the same two. A changed file, DSN or
+  image is a new template, hence new Jobs (replace_on_changes): the same tree again is a
+  no-op on every database (`already`), a new tree a new run.
+- `fleet` (expand, explicitly: the profile's default could be `all`) depends on the
+  migration gate: the tree has passed migrate -> seed -> verify on the stack's own
+  database before any tenant gets it. Its podFailurePolicy: exit 2, 3, 5 or 6 (problems,
+  refused, bad input, SQL) fails the Job at once, since a retry fails the same way; exit 4
+  (busy), 130 (SIGTERM: an eviction) and a crash are retried, up to backoffLimit, and
+  resume the shard.
+- `fleet-contract` is the fleet's ContractGate (gate.py): it depends on the app
+  Deployment, whose rollout pulumi-kubernetes awaits, and on `fleet`, so no member
+  contracts before every replica runs the new release and every member has expanded. As
+  the contract gate, it retries only exit 3 (a member where a replica of an older release
+  is still registered; fleet.deploy exits with its first failed database's code) and its
+  template carries the app image: a new release re-runs it after its rollout.
+- pulumi-kubernetes awaits both (never skipAwait): a fleet that fails fails `pulumi up`.
 """
 
 from __future__ import annotations
@@ -31,10 +40,17 @@ import pulumi_kubernetes as k8s
 
 from infra.components.kubernetes.common import (
     container_security,
+    job_metadata,
+    job_options,
     labels,
     pod_security,
     resources,
     tmp_volume,
+)
+from infra.components.kubernetes.gate import (
+    APP_RELEASE_ANNOTATION,
+    CONTRACT_RETRIES,
+    retry_only_refused,
 )
 from infra.config import Resources, StackConfig
 
@@ -50,10 +66,12 @@ FLEET_RESOURCES = Resources(cpu_request="100m", cpu_limit="1", memory_request="2
                             memory_limit="1Gi")
 
 
-def command(shards: int, parallel: int) -> list[str]:
-    """What pod i runs; Kubernetes expands $(SHARD_INDEX) to its completion index."""
+def command(shards: int, parallel: int, phase: str) -> list[str]:
+    """What pod i runs; Kubernetes expands $(SHARD_INDEX) to its completion index. The
+    phase is explicit, whatever the profile's default: expand must never contract."""
     return ["invoke", "fleet.deploy", "--fleet", FLEET_PATH, "--sql-dir", SQL_DIR,
-            "--shard", f"$({SHARD_ENV})/{shards}", "--parallel", str(parallel)]
+            "--shard", f"$({SHARD_ENV})/{shards}", "--parallel", str(parallel),
+            "--phase", phase]
 
 
 @dataclass
@@ -62,87 +80,114 @@ class FleetJobArgs:
     namespace: pulumi.Input[str]
     image: pulumi.Input[str]            # the tools image the gate runs
     gate: pulumi.Resource               # the migration gate Job: the tree passed it first
+    deployment: pulumi.Resource         # the app Deployment, awaited to its rollout's end
+    app_image: pulumi.Input[str]        # the release that rolled: a new one re-runs contract
 
 
 class FleetJob(pulumi.ComponentResource):
-    resource: k8s.batch.v1.Job
+    resource: k8s.batch.v1.Job          # `fleet`: the expand phase, after the gate
+    contract: k8s.batch.v1.Job          # `fleet-contract`: after the rollout and `fleet`
 
     def __init__(self, name: str, args: FleetJobArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("shipshape:infra:FleetJob", name, None, opts)
         cfg = args.cfg
         fleet_labels = labels(cfg, "shipshape-fleet", "fleet")
-        text = cfg.fleet_file.read_text()
-        variables = sorted(cfg.fleet_variables)
         files = k8s.core.v1.ConfigMap(
             f"{name}-file",
             metadata={"namespace": args.namespace, "labels": fleet_labels},
             immutable=True,
-            data={"fleet.yaml": text},
+            data={"fleet.yaml": cfg.fleet_file.read_text()},
             opts=pulumi.ResourceOptions(parent=self))
-        env_from = []
-        if variables:
-            dsns = pulumi.Output.secret(cfg.fleet_dsns).apply(
-                lambda found: _dsns(found, variables))
-            credentials = k8s.core.v1.Secret(
-                f"{name}-dsns",
-                metadata={"namespace": args.namespace, "labels": fleet_labels},
-                type="Opaque",
-                immutable=True,
-                string_data=dsns,
-                opts=pulumi.ResourceOptions(parent=self))
-            env_from = [{"secretRef": {"name": credentials.metadata.name}}]
-        tmp, tmp_mount = tmp_volume()
+        shards = _Shards(cfg, args.image, files.metadata.name,
+                         self._credentials(name, cfg, args.namespace, fleet_labels))
         self.resource = k8s.batch.v1.Job(
             name,
-            metadata={"namespace": args.namespace, "labels": fleet_labels,
-                      "annotations": {"pulumi.com/replaceUnready": "true"}},
-            spec={
-                "completionMode": "Indexed",
-                "completions": cfg.fleet_shards,
-                "parallelism": cfg.fleet_shards,
-                "backoffLimit": cfg.fleet_shards,
-                "activeDeadlineSeconds": DEADLINE_SECONDS,
-                "podFailurePolicy": {"rules": [{
-                    "action": "FailJob",
-                    "onExitCodes": {"containerName": CONTAINER, "operator": "In",
-                                    "values": FAIL_AT_ONCE}}]},
-                "template": {
-                    "metadata": {"labels": fleet_labels},
-                    "spec": {
-                        "restartPolicy": "Never",
-                        "automountServiceAccountToken": False,
-                        "securityContext": pod_security(),
-                        **({"imagePullSecrets": [{"name": cfg.image_pull_secret}]}
-                           if cfg.image_pull_secret else {}),
-                        "containers": [{
-                            "name": CONTAINER,
-                            "image": args.image,
-                            "command": command(cfg.fleet_shards, cfg.fleet_parallel),
-                            "env": [
-                                {"name": SHARD_ENV,
-                                 "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
-                                {"name": "SHIPSHAPE_STATE_DIR", "value": "/tmp/shipshape"},
-                                {"name": "SHIPSHAPE_REPORTS_DIR", "value": "/tmp/reports"},
-                            ],
-                            "envFrom": env_from,
-                            "resources": resources(FLEET_RESOURCES),
-                            "securityContext": container_security(),
-                            "volumeMounts": [tmp_mount, {"name": "fleet", "mountPath": FLEET_DIR,
-                                                         "readOnly": True}],
-                        }],
-                        "volumes": [tmp, {"name": "fleet",
-                                          "configMap": {"name": files.metadata.name}}],
-                    },
+            metadata=job_metadata(args.namespace, fleet_labels),
+            spec=shards.job("expand", fleet_labels, backoff_limit=cfg.fleet_shards,
+                            failure_policy={"rules": [{
+                                "action": "FailJob",
+                                "onExitCodes": {"containerName": CONTAINER, "operator": "In",
+                                                "values": FAIL_AT_ONCE}}]}),
+            opts=job_options(self, [args.gate], DEADLINE_SECONDS))
+        contract_labels = labels(cfg, "shipshape-fleet", "fleet-contract")
+        self.contract = k8s.batch.v1.Job(
+            f"{name}-contract",
+            metadata=job_metadata(args.namespace, contract_labels),
+            # backoffLimit counts the failures of all shards: CONTRACT_RETRIES each.
+            spec=shards.job("contract", contract_labels,
+                            backoff_limit=CONTRACT_RETRIES * cfg.fleet_shards,
+                            failure_policy=retry_only_refused(CONTAINER),
+                            annotations={APP_RELEASE_ANNOTATION: args.app_image}),
+            opts=job_options(self, [args.deployment, self.resource], DEADLINE_SECONDS))
+        self.register_outputs({})
+
+    def _credentials(self, name: str, cfg: StackConfig, namespace: pulumi.Input[str],
+                     fleet_labels: dict) -> list[dict]:
+        """envFrom: an immutable Secret of the DSNs the fleet file's dsn_env names."""
+        variables = sorted(cfg.fleet_variables)
+        if not variables:
+            return []
+        dsns = pulumi.Output.secret(cfg.fleet_dsns).apply(lambda found: _dsns(found, variables))
+        credentials = k8s.core.v1.Secret(
+            f"{name}-dsns",
+            metadata={"namespace": namespace, "labels": fleet_labels},
+            type="Opaque",
+            immutable=True,
+            string_data=dsns,
+            opts=pulumi.ResourceOptions(parent=self))
+        return [{"secretRef": {"name": credentials.metadata.name}}]
+
+
+@dataclass
+class _Shards:
+    """What both Jobs share: the tools image, the fleet file, the DSNs, the sharding."""
+
+    cfg: StackConfig
+    image: pulumi.Input[str]
+    files: pulumi.Input[str]            # the ConfigMap's name
+    env_from: list[dict]
+
+    def job(self, phase: str, pod_labels: dict, *, backoff_limit: int, failure_policy: dict,
+            annotations: dict | None = None) -> dict:
+        """The Indexed Job's spec: one pod per shard running fleet.deploy of `phase`."""
+        cfg = self.cfg
+        tmp, tmp_mount = tmp_volume()
+        return {
+            "completionMode": "Indexed",
+            "completions": cfg.fleet_shards,
+            "parallelism": cfg.fleet_shards,
+            "backoffLimit": backoff_limit,
+            "activeDeadlineSeconds": DEADLINE_SECONDS,
+            "podFailurePolicy": failure_policy,
+            "template": {
+                "metadata": {"labels": pod_labels, **({"annotations": annotations}
+                                                      if annotations else {})},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security(),
+                    **({"imagePullSecrets": [{"name": cfg.image_pull_secret}]}
+                       if cfg.image_pull_secret else {}),
+                    "containers": [{
+                        "name": CONTAINER,
+                        "image": self.image,
+                        "command": command(cfg.fleet_shards, cfg.fleet_parallel, phase),
+                        "env": [
+                            {"name": SHARD_ENV,
+                             "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
+                            {"name": "SHIPSHAPE_STATE_DIR", "value": "/tmp/shipshape"},
+                            {"name": "SHIPSHAPE_REPORTS_DIR", "value": "/tmp/reports"},
+                        ],
+                        "envFrom": self.env_from,
+                        "resources": resources(FLEET_RESOURCES),
+                        "securityContext": container_security(),
+                        "volumeMounts": [tmp_mount, {"name": "fleet", "mountPath": FLEET_DIR,
+                                                     "readOnly": True}],
+                    }],
+                    "volumes": [tmp, {"name": "fleet", "configMap": {"name": self.files}}],
                 },
             },
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[args.gate],
-                replace_on_changes=["spec"],
-                delete_before_replace=False,
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{DEADLINE_SECONDS // 60 + 5}m",
-                                                      update=f"{DEADLINE_SECONDS // 60 + 5}m")))
-        self.register_outputs({})
+        }
 
 
 def _dsns(found, variables: list[str]) -> dict:
