@@ -33,6 +33,23 @@ def small_tree(root: Path) -> Path:
     return root
 
 
+def phased_tree(root: Path) -> Path:
+    """small_tree (already written under root), then a heartbeat table as the project's
+    0012 makes it, then a contract migration: a check the release before it (0003) may
+    still violate."""
+    write_migration(root, "0003_app_instances",
+                    "CREATE TABLE shipshape.app_instances (instance text PRIMARY KEY, "
+                    "release integer NOT NULL, host text NOT NULL DEFAULT '', "
+                    "started_at timestamptz NOT NULL DEFAULT now(), "
+                    "last_seen timestamptz NOT NULL DEFAULT now());\n",
+                    "-- shipshape:destructive\nDROP TABLE shipshape.app_instances;\n")
+    write_migration(root, "0004_price_not_negative",
+                    "-- shipshape:phase contract\n"
+                    "ALTER TABLE items ADD CONSTRAINT items_price_nonneg CHECK (price >= 0);\n",
+                    "ALTER TABLE items DROP CONSTRAINT items_price_nonneg;\n")
+    return root
+
+
 def skip_forward_only(migration) -> bool:
     """A migration declared irreversible has no rollback to check: skipped by its
     declaration, and visibly (a warning in the test summary names it and the reason)."""

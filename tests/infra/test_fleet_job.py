@@ -1,20 +1,29 @@
 """The optional fleet Indexed Jobs (infra/components/kubernetes/fleet.py) under Pulumi's
 mocks: one pod per shard, the completion index as --shard, the DSNs from a Secret, expand
 after the gate, contract after the rollout and the expand Job, the policy pack, and every
-manifest valid against the Kubernetes schema."""
+manifest valid against the Kubernetes schema; then both Jobs' pods, rendered so and run
+as Kubernetes runs them (one process per completion index), against real PostgreSQL."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 import textwrap
 
 import kubernetes_validate
+import psycopg
 import pytest
 
+from infra.components.kubernetes.fleet import FLEET_DIR, SQL_DIR
 from policy import policies
 from shipshape.ops.fleets import plan, spec
+from tests.conftest import ROOT, create_database, drop_database, dsn_for
 from tests.infra.harness import TEST_GATE_IMAGE, plaintext_leaks, run_stack
+from tests.infra.test_gate_job import applied
+from tests.infra.test_gate_job import run as run_container
 from tests.infra.test_kubernetes import (
     CONTRACT,
     DEPLOYMENT,
@@ -26,6 +35,7 @@ from tests.infra.test_kubernetes import (
     pod,
     variant_config,
 )
+from tests.treeutil import phased_tree, small_tree
 
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 TENANT_DSNS = {"TENANT_A_URL": "postgresql://deploy:tenant-a-Pa55-41f0@pg-a.internal/tenant_a",
@@ -248,3 +258,84 @@ def test_a_malformed_fleet_file_fails_the_preview_with_its_line(tmp_path):
     stack, config, secret_keys = fleet_config(broken)
     with pytest.raises(StackConfigError, match=rf"{broken}:\d+: not valid YAML"):
         run_stack(stack, config, secret_keys)
+
+
+# --- the rendered pods, run as Kubernetes runs them, against real PostgreSQL ---------------
+
+@pytest.fixture
+def members(admin_dsn):
+    """Three empty databases, by the dsn_env variable the fleet file names them with."""
+    names = [create_database(admin_dsn) for _ in range(3)]
+    yield {f"TENANT_{i}_URL": dsn_for(admin_dsn, name) for i, name in enumerate(names)}
+    for name in names:
+        drop_database(admin_dsn, name)
+
+
+@pytest.fixture
+def rendered(members, tmp_path):
+    """The stack rendered with a fleet of those databases in 2 shards, and the image's
+    working directory (tasks.py and a tree with a contract migration, as gate.Dockerfile)."""
+    fleet_yaml = tmp_path / "tenants.yaml"
+    fleet_yaml.write_text("fleet: tenants\nenv: dev\ncanary: {count: 1}\ndatabases:\n" + "".join(
+        f"  - {{name: tenant-{i}, dsn_env: {variable}}}\n" for i, variable in enumerate(members)))
+    stack, config, secret_keys = fleet_config(fleet_yaml, set_={
+        "shipshape:fleet_shards": "2", "shipshape:fleet_dsns": json.dumps(members)})
+    image = tmp_path / "srv"
+    phased_tree(small_tree(image / "sql"))
+    shutil.copy(ROOT / "tasks.py", image / "tasks.py")
+    return run_stack(stack, config, secret_keys), image
+
+
+def run_pod(recorded, job_name: str, index: int, image) -> subprocess.CompletedProcess:
+    """Pod `index` of the Job: its command with the completion index, the manifest's env,
+    the Secret's DSNs (envFrom), the ConfigMap's file where the pod mounts it."""
+    (container,) = pod(recorded.one(JOB, job_name))["containers"]
+    mounted = image / "fleet"
+    mounted.mkdir(exist_ok=True)
+    (mounted / "fleet.yaml").write_text(recorded.one(CONFIGMAP, "fleet-file").inputs["data"][
+        "fleet.yaml"])
+    env = {"PATH": os.environ["PATH"], "HOME": str(image),
+           **recorded.one(SECRET, "fleet-dsns").inputs["stringData"]}
+    for entry in container["env"]:
+        env[entry["name"]] = str(index) if "valueFrom" in entry else entry["value"]
+    # /tmp is the pod's own emptyDir: here, this test's directory
+    env.update(SHIPSHAPE_STATE_DIR=str(image / "state"), SHIPSHAPE_REPORTS_DIR=str(image / "reports"))
+    command = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], arg)
+               .replace(FLEET_DIR, str(mounted)).replace(SQL_DIR, str(image / "sql"))
+               for arg in container["command"]]
+    return run_container({**container, "command": command}, env, image)
+
+
+def run_job(recorded, job_name: str, image) -> list[int]:
+    """Every pod of the Indexed Job; their exit codes, in index order."""
+    completions = int(recorded.one(JOB, job_name).inputs["spec"]["completions"])  # JSON: 2.0
+    return [run_pod(recorded, job_name, i, image).returncode for i in range(completions)]
+
+
+def test_the_expand_pods_leave_the_contract_and_the_contract_pods_apply_it(rendered, members):
+    recorded, image = rendered
+    assert run_job(recorded, "fleet", image) == [0, 0]
+    for dsn in members.values():
+        assert applied(dsn) == [1, 2, 3]  # 0004 (contract) pending on every member
+    assert run_job(recorded, "fleet-contract", image) == [0, 0]
+    for dsn in members.values():
+        assert applied(dsn) == [1, 2, 3, 4]
+
+
+def test_a_refused_contract_pod_exits_3_and_its_retry_finishes_the_shard(rendered, members):
+    recorded, image = rendered
+    assert run_job(recorded, "fleet", image) == [0, 0]
+    old = members["TENANT_0_URL"]
+    with psycopg.connect(old) as conn:  # a replica of release 0003 still heartbeats there
+        conn.execute("INSERT INTO shipshape.app_instances (instance, release, host) "
+                     "VALUES ('api-old-1', 3, 'node-a')")
+    codes = run_job(recorded, "fleet-contract", image)
+    # exit 3: the one exit the Job's podFailurePolicy retries; the other shard is done
+    assert sorted(codes) == [0, 3]
+    assert applied(old) == [1, 2, 3]
+    with psycopg.connect(old) as conn:  # the old pod has left
+        conn.execute("DELETE FROM shipshape.app_instances")
+    retry = run_pod(recorded, "fleet-contract", codes.index(3), image)
+    assert retry.returncode == 0, (retry.stdout, retry.stderr)
+    for dsn in members.values():
+        assert applied(dsn) == [1, 2, 3, 4]

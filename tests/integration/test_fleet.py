@@ -25,7 +25,7 @@ from psycopg import sql
 
 from shipshape import db
 from tests.conftest import ROOT, drop_database, dsn_for, run_invoke
-from tests.treeutil import small_tree
+from tests.treeutil import phased_tree, small_tree
 
 FLEET_SIZE = 60
 
@@ -452,24 +452,6 @@ def test_dry_run_shows_the_waves_and_changes_nothing(pool, workdir):
 
 # --- expand and contract across a fleet (issue #12) ------------------------------------------
 
-def phased_tree(workdir) -> None:
-    """small_tree, then a heartbeat table as the project's 0012 makes it, then a contract
-    migration: a check the release before it (0003) may still violate."""
-    from tests.treeutil import write_migration
-
-    root = workdir / "sql"
-    write_migration(root, "0003_app_instances",
-                    "CREATE TABLE shipshape.app_instances (instance text PRIMARY KEY, "
-                    "release integer NOT NULL, host text NOT NULL DEFAULT '', "
-                    "started_at timestamptz NOT NULL DEFAULT now(), "
-                    "last_seen timestamptz NOT NULL DEFAULT now());\n",
-                    "-- shipshape:destructive\nDROP TABLE shipshape.app_instances;\n")
-    write_migration(root, "0004_price_not_negative",
-                    "-- shipshape:phase contract\n"
-                    "ALTER TABLE items ADD CONSTRAINT items_price_nonneg CHECK (price >= 0);\n",
-                    "ALTER TABLE items DROP CONSTRAINT items_price_nonneg;\n")
-
-
 def applied(dsn) -> list[int]:
     with psycopg.connect(dsn) as conn:
         return [v for (v,) in conn.execute(
@@ -479,7 +461,7 @@ def applied(dsn) -> list[int]:
 def test_an_expand_run_leaves_the_contract_and_a_contract_run_applies_it(pool, workdir):
     members = pool[:4]
     reset(members)
-    phased_tree(workdir)
+    phased_tree(workdir / "sql")
     fleet_file = write_fleet(workdir, members)
     expand = fleet("deploy", fleet_file, workdir, "--parallel", "2", "--json")  # dev: expand
     assert expand.returncode == 0, expand.stderr
@@ -508,7 +490,7 @@ def test_an_expand_run_leaves_the_contract_and_a_contract_run_applies_it(pool, w
 def test_a_contract_run_is_refused_while_an_old_release_is_registered(pool, workdir):
     members = pool[:3]
     reset(members)
-    phased_tree(workdir)
+    phased_tree(workdir / "sql")
     fleet_file = write_fleet(workdir, members)
     assert fleet("deploy", fleet_file, workdir, "--phase", "expand").returncode == 0
     dry = fleet("deploy", fleet_file, workdir, "--phase", "contract", "--dry-run")
