@@ -74,7 +74,9 @@ def table_exists(conn: psycopg.Connection, name: str) -> bool:
 
 
 def server_version(conn: psycopg.Connection) -> str:
-    return conn.execute("SHOW server_version").fetchone()[0]
+    """The server's version string ("15.20 (Debian ...)"), as the server reported it when
+    the connection opened (every server since 7.4 reports it): no query."""
+    return conn.info.parameter_status("server_version") or "unknown"
 
 
 def end_read(conn: psycopg.Connection) -> None:
