@@ -62,9 +62,10 @@ def connect(target: Target, *, purpose: str = "shipshape", autocommit: bool = Fa
     if conn.info.server_version >= 140000:
         # Notice a killed client during a long statement, so that its transaction rolls
         # back and its locks (the deploy lock included) go away within seconds.
+        # (in autocommit: one round trip, where BEGIN, SET and COMMIT took three)
+        conn.autocommit = True
         conn.execute("SET client_connection_check_interval = '1s'")
-        if not autocommit:
-            conn.commit()
+        conn.autocommit = autocommit
     return conn
 
 
