@@ -68,8 +68,12 @@ class Source:
 
     version: int
     name: str
-    directory: Path
+    root: Path  # the tree's migrations/ folder: the directory is root / name
     text: str = field(default="", compare=False, repr=False)
+
+    @property
+    def directory(self) -> Path:  # built when asked: pathlib is slow at 1000 of them
+        return self.root / self.name
 
     @property
     def migrate_path(self) -> Path:
@@ -193,33 +197,34 @@ def discover(sql_dir: Path | str) -> list[Source]:
         )
     found: dict[int, Source] = {}
     problems = []
-    # os.scandir and plain strings: at 1000 migrations, pathlib's per-call overhead was
-    # most of a no-op run's discovery. One read (the migrate template, whose source the
-    # history is compared by) and one stat (the rollback) per migration.
+    # os.scandir and plain strings (entry.path is str(root / entry.name)): at 1000
+    # migrations, pathlib's per-call overhead was most of a no-op run's discovery. One
+    # read (the migrate template, whose source the history is compared by) and one stat
+    # (the rollback) per migration.
     with os.scandir(root) as listing:
         entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
     for entry in entries:
-        directory = root / entry.name
+        directory = entry.path
         match = _NAME.match(entry.name)
         if not match or not entry.is_dir():
             problems.append(f"{directory}: not a migration directory named NNNN_slug "
                             f"(four digits, then lower-case letters, digits, underscores)")
             continue
         version = int(match["version"])
-        migrate_file = os.path.join(entry.path, MIGRATE_FILE)
+        migrate_file = os.path.join(directory, MIGRATE_FILE)
         text = _read(migrate_file)
         forward_only = irreversible.problems(directory, text, ROLLBACK_FILE)
         problems += forward_only or []
         if text is None:
             problems.append(f"{directory}: missing {MIGRATE_FILE}" if not os.path.isfile(migrate_file)
-                            else f"{directory / MIGRATE_FILE}: cannot be read")
+                            else f"{migrate_file}: cannot be read")
         if forward_only is None and not os.path.isfile(os.path.join(entry.path, ROLLBACK_FILE)):
             problems.append(f"{directory}: missing {ROLLBACK_FILE}")
         if version in found:
             problems.append(f"{directory}: version {version:04d} is also used by "
                             f"{found[version].directory.name}")
             continue
-        found[version] = Source(version, entry.name, directory, text or "")
+        found[version] = Source(version, entry.name, root, text or "")
     if problems:
         raise Refused(
             f"The migrations in {root} are malformed; fix them before anything is applied.",
@@ -279,11 +284,14 @@ def _phase(path: Path, rendered: str) -> Phase:
 
 
 def _read(path: Path | str) -> str | None:
+    """A template's text, newlines universal as in text mode (read as bytes: a third
+    faster at 1000 small files than through a TextIOWrapper)."""
     try:
-        with open(path, encoding="utf-8") as file:
-            return file.read()
+        with open(path, "rb", buffering=0) as file:
+            text = file.read().decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def check_declared(todo: list[Migration], env: Environment, *, rollback: bool = False) -> None:
