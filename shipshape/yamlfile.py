@@ -2,12 +2,12 @@
 
 PyYAML's safe_load keeps the last of two equal keys without a word and forgets where a
 mapping stood. ``Loader`` refuses a duplicate key and builds every mapping as a
-``Mapping``, a dict that knows its line, so a validation problem can name it (libyaml's
-C parser when PyYAML has it: seven times faster; a file it refuses is read again by the
-Python one, so every message is the same either way). ``load``
-reads a file with it and returns the document and the problems found reading it;
-``load_folder`` parses every YAML file of a folder (the seeds, the runbooks) and collects
-what parsed and every problem found.
+``Mapping``, a dict that knows its line, so a validation problem can name it. It runs on
+libyaml's C parser when PyYAML has one (four to seven times faster); a file that parser
+refuses is read again by the Python one, so every message is worded the same either way.
+``load`` reads a file with it and returns the document and the problems found reading
+it; ``load_folder`` parses every YAML file of a folder (the seeds, the runbooks) and
+collects what parsed and every problem found.
 """
 
 from __future__ import annotations
