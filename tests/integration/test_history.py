@@ -119,22 +119,3 @@ def test_the_scripts_use_the_history_statements(tmp_path, make_target):
     assert migrate_sql.count("INSERT INTO shipshape.history") == len(loaded)
     assert rollback_sql.count("DELETE FROM shipshape.history") == len(loaded)
 
-
-def test_a_history_older_than_phases_reads_as_expand_accepting_nothing(fresh_dsn, make_target):
-    """Before the phase and lock_ok columns existed: its rows read as expand, with no lock
-    finding accepted, and bootstrap adds both columns with those very values."""
-    with psycopg.connect(fresh_dsn) as conn:
-        conn.execute("CREATE SCHEMA shipshape")
-        conn.execute("CREATE TABLE shipshape.history (version integer PRIMARY KEY, name text "
-                     "NOT NULL, checksum text NOT NULL, source_checksum text NOT NULL, "
-                     "applied_at timestamptz NOT NULL DEFAULT now(), duration_ms integer NOT "
-                     "NULL DEFAULT 0, applied_by text NOT NULL, success boolean NOT NULL)")
-        conn.execute("INSERT INTO shipshape.history (version, name, checksum, source_checksum, "
-                     "applied_by, success) VALUES (1, '0001_items', 'c', 's', 'old', true)")
-    with db.connect(make_target(fresh_dsn)) as conn:
-        [old] = history.read_history(conn).values()
-        assert set(old) == set(history.COLUMNS)
-        assert (old["name"], old["phase"], old["lock_ok"]) == ("0001_items", "expand", "")
-        history.ensure_history(conn)
-        [upgraded] = history.read_history(conn).values()
-    assert upgraded == old
