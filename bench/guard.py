@@ -22,7 +22,10 @@ from /proc/<pid>/schedstat, so the server must run on this machine; without /pro
 the client is counted), and
 the verdict is the median over rounds of each round's on/off ratio of their sum, and
 the ratio of the fastest runs (interference from other work only ever adds CPU: a
-cache shared with other processes, a core shared by hyper-threads).
+cache shared with other processes, a core shared by hyper-threads). That interference
+still moved single rounds by +-15 %; `--together` runs each round's two applies at the
+same time, in two processes (each with its own backend) that start together, so that
+both meet the same load, and the per-round ratio compares like with like.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import multiprocessing
 import os
 import statistics
 import sys
@@ -112,6 +116,40 @@ def apply_once(admin: str, env, loaded) -> Run:
         drop(admin, name)
 
 
+def _apply_in_child(mode: str, env, loaded, start, results) -> None:
+    """One apply in a forked process, after every process of the round is ready."""
+    with layers_off() if mode == "off" else contextlib.nullcontext():
+        name, dsn = database(ADMIN_DSN)
+        try:
+            with db.connect(Target(env, dsn, "bench")) as conn:
+                pid = conn.info.backend_pid
+                start.wait()
+                server, client = backend_cpu(pid), time.process_time()
+                started = time.perf_counter()
+                migrations.migrate(conn, env, loaded)
+                wall = time.perf_counter() - started
+                results.put((mode, Run(wall, time.process_time() - client,
+                                       backend_cpu(pid) - server)))
+        finally:
+            drop(ADMIN_DSN, name)
+
+
+def together(env, loaded) -> dict[str, Run]:
+    """A round's two applies, on and off, at the same time (fork: the tree stays loaded)."""
+    fork = multiprocessing.get_context("fork")
+    start, results = fork.Barrier(2), fork.Queue()
+    children = [fork.Process(target=_apply_in_child, args=(mode, env, loaded, start, results))
+                for mode in ("on", "off")]
+    for child in children:
+        child.start()
+    got = dict(results.get(timeout=600) for _ in children)
+    for child in children:
+        child.join()
+        if child.exitcode:
+            raise RuntimeError(f"an apply failed (exit {child.exitcode})")
+    return got
+
+
 def _pct(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+.1f} %"
 
@@ -120,6 +158,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=300)
     parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument("--together", action="store_true",
+                        help="each round's on and off applies at the same time")
     args = parser.parse_args(argv)
     env = load_environment("local", config_dir=ROOT)
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,10 +175,15 @@ def main(argv=None) -> int:
         times = {"on": [], "off": []}
         apply_once(ADMIN_DSN, env, loaded)  # warm-up, untimed
         for rep in range(args.reps):
+            if args.together:
+                for mode, run in together(env, loaded).items():
+                    times[mode].append(run)
+                continue
             for mode in (("on", "off") if rep % 2 == 0 else ("off", "on")):
                 with layers_off() if mode == "off" else contextlib.nullcontext():
                     times[mode].append(apply_once(ADMIN_DSN, env, loaded))
-    print(f"N = {args.size}, {args.reps} interleaved rounds, load average "
+    how = "rounds of both at once" if args.together else "interleaved rounds"
+    print(f"N = {args.size}, {args.reps} {how}, load average "
           f"{os.getloadavg()[0]:.1f} at the end. Medians; the verdict is the first row.\n")
     print("| measure | layers off (as before) | layers on | on / off, median of rounds "
           "| fastest on / fastest off | each round (%) |\n|---|---|---|---|---|---|")
