@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from shipshape import commands
+from shipshape.engine import shadow
 from shipshape.engine.render import Renderer
 from shipshape.errors import Refused
 from shipshape.ops import pipeline
@@ -130,9 +131,17 @@ def test_a_warm_deploy_imports_no_parser_and_connects_once(
     pipeline.deploy(make_target(fresh_dsn), tree)  # the shadow and rehearsal caches filled
     modules = imported("deploy", "--env", "local", "--dsn", fresh_dsn, "--sql-dir", str(tree))
     assert [p for p in UNUSED if loaded(modules, p)] == []
-    opened = []
+    opened, swept = [], []
     real = psycopg.connect  # what db.connect and the shadow's admin connections call
     monkeypatch.setattr(psycopg, "connect", lambda *a, **kw: opened.append(a) or real(*a, **kw))
+    sweep = shadow.remove_leftovers
+    monkeypatch.setattr(shadow, "remove_leftovers",
+                        lambda *a, **kw: swept.append(sweep(*a, **kw)) or swept[-1])
     result = pipeline.deploy(make_target(fresh_dsn), tree)
     assert [g.status for g in result.gates if g.name == "verify"] == ["ok"]
-    assert len(opened) == 1  # the shadow's version and leftovers read through it
+    assert len(swept) == 1  # one sweep for the whole deploy
+    # The shadow's server version and its search for leftovers read through the deploy's
+    # connection; only dropping a leftover (a killed build's, e.g. of a concurrent test
+    # run on this server) takes a connection of its own.
+    dropped = any(what.startswith("scratch database") for what in swept[0])
+    assert len(opened) == 1 + dropped
