@@ -117,10 +117,10 @@ def _schema_change(target: Target, sql_dir: Path, verb: str):
 def migrate(target: Target, sql_dir: Path, *, to: int | None = None, retry_failed: bool = False,
             dry_run: bool = False, progress: Progress | None = None) -> MigrateResult:
     """Apply pending migrations under the deploy lock, each in its own transaction."""
-    from shipshape.engine import bundle
-
     with _schema_change(target, sql_dir, "migrate") as (renderer, loaded, conn):
         if dry_run:
+            from shipshape.engine import bundle
+
             todo = _pending(conn, target.env, loaded, retry_failed=retry_failed, to=to)
             script = bundle.migrate_script(renderer, todo)
             return MigrateResult(target.env.name, todo, 0, script)

@@ -18,8 +18,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from shipshape.adapters import owners
 from shipshape.errors import ConfigError
 from shipshape.paths import state_dir
@@ -187,6 +185,8 @@ def remove_leftover_servers() -> list[Leftover]:
 def _postmaster_of(pgdata: Path) -> int | None:
     """The postmaster that serves pgdata, when one runs: its pidfile's pid, checked to be
     a postgres started on this very data directory (not a reused pid)."""
+    import psutil  # only when a leftover is found: every shadow build looks for them
+
     try:
         pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
         process = psutil.Process(pid)
@@ -199,6 +199,8 @@ def _postmaster_of(pgdata: Path) -> int | None:
 
 def _stop_orphan(pid: int) -> None:
     """Immediate shutdown (SIGQUIT makes the postmaster end its children too), then KILL."""
+    import psutil
+
     try:
         process = psutil.Process(pid)
         process.send_signal(signal.SIGQUIT)

@@ -19,8 +19,12 @@ import socket
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import psutil
+# psutil is imported where a process is looked at: when a scratch object exists (a
+# build, or a leftover found). A run that finds none, e.g. a warm verify, never needs it.
+if TYPE_CHECKING:
+    import psutil
 
 # <pid>_<start time in centiseconds since the epoch>_<host hash>
 _MARKER = re.compile(r"(?P<pid>\d{1,10})_(?P<start>\d{1,14})_(?P<host>[0-9a-f]{8})")
@@ -46,6 +50,8 @@ class Owner:
         zombie. Owners on other hosts count as alive: nothing here can tell."""
         if not self.local:
             return True
+        import psutil
+
         try:
             process = psutil.Process(self.pid)
             return (_start_of(process) == self.start
@@ -65,6 +71,8 @@ def host_hash() -> str:
 
 def me() -> Owner:
     """The current process as an owner."""
+    import psutil
+
     return Owner(os.getpid(), _start_of(psutil.Process()), host_hash())
 
 

@@ -62,9 +62,10 @@ def connect(target: Target, *, purpose: str = "shipshape", autocommit: bool = Fa
     if conn.info.server_version >= 140000:
         # Notice a killed client during a long statement, so that its transaction rolls
         # back and its locks (the deploy lock included) go away within seconds.
+        # (in autocommit: one round trip, where BEGIN, SET and COMMIT took three)
+        conn.autocommit = True
         conn.execute("SET client_connection_check_interval = '1s'")
-        if not autocommit:
-            conn.commit()
+        conn.autocommit = autocommit
     return conn
 
 
@@ -74,7 +75,9 @@ def table_exists(conn: psycopg.Connection, name: str) -> bool:
 
 
 def server_version(conn: psycopg.Connection) -> str:
-    return conn.execute("SHOW server_version").fetchone()[0]
+    """The server's version string ("15.20 (Debian ...)"), as the server reported it when
+    the connection opened (every server since 7.4 reports it): no query."""
+    return conn.info.parameter_status("server_version") or "unknown"
 
 
 def end_read(conn: psycopg.Connection) -> None:

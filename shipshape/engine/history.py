@@ -27,6 +27,8 @@ FIELDS = ("version", "name", "checksum", "source_checksum", "duration_ms", "appl
 # The columns of a row as read_history returns it (queries/history_read.sql).
 COLUMNS = ("version", "name", "checksum", "source_checksum", "applied_at", "duration_ms",
            "applied_by", "success", "phase", "lock_ok")
+# What a row of a history older than these columns reads as (bootstrap adds them).
+_ADDED_LATER = {"phase": "expand", "lock_ok": ""}
 
 # What the psql script records in the fields the engine measures itself.
 _PSQL_DURATION = "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer"
@@ -65,6 +67,8 @@ def read_history(conn: psycopg.Connection) -> dict[int, dict]:
             rows = cur.execute(db.query("history_read")).fetchall()
     if not conn.autocommit:
         conn.commit()
+    if rows and _ADDED_LATER.keys() - rows[0].keys():
+        rows = [{**_ADDED_LATER, **row} for row in rows]
     return {row["version"]: row for row in rows}
 
 

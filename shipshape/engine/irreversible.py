@@ -24,7 +24,7 @@ def reason_in(source: str | None) -> str | None:
     return directive_arguments(source).get(DIRECTIVE)
 
 
-def problems(directory: Path, source: str | None, rollback_file: str) -> list[str] | None:
+def problems(directory: Path | str, source: str | None, rollback_file: str) -> list[str] | None:
     """Problems of a migration declared irreversible (source: its migrate template's
     text, None when unreadable); None when it is not declared so."""
     reason = reason_in(source)
@@ -34,7 +34,7 @@ def problems(directory: Path, source: str | None, rollback_file: str) -> list[st
     if not reason:
         found.append(f"{directory}: `-- shipshape:{DIRECTIVE}` needs a reason on the same line "
                      f"(why this migration cannot be undone)")
-    if (directory / rollback_file).exists():
+    if (Path(directory) / rollback_file).exists():
         found.append(f"{directory}: declared irreversible but has {rollback_file}; keep one "
                      f"or the other")
     return found

@@ -35,15 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from pglast import ast, parse_sql
-from pglast.stream import RawStream
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from shipshape import db
 from shipshape.adapters import embedded, owners
 from shipshape.engine import catalog, guard, history, migrations, seeds
-from shipshape.engine.seeds import preflight as seed_preflight
 from shipshape.errors import Busy, ConfigError
 from shipshape.progress import Progress
 from shipshape.settings import Environment
@@ -61,17 +58,20 @@ _NEEDS_OWN_SERVER = (psycopg.errors.ActiveSqlTransaction, psycopg.errors.UnsafeN
 
 
 def shadow_snapshot(target: Target, applied: list[migrations.Migration],
-                    progress: Progress | None = None, *, sweep: bool = True) -> dict:
+                    progress: Progress | None = None, *, sweep: bool = True,
+                    conn: psycopg.Connection | None = None) -> dict:
     """The catalog that `applied` produce on an empty database, cached by their checksums.
 
     sweep: first remove this host's scratch databases and servers whose owner is gone
-    (doctor passes False: it reports them instead)."""
+    (doctor passes False: it reports them instead). conn: the caller's connection to
+    target, if it has one; the sweep and the cache key read through it instead of
+    connecting again (a warm verify then opens no connection of its own)."""
     progress = progress or Progress()
     if sweep:
-        remove_leftovers(target, progress)
+        remove_leftovers(target, progress, conn=conn)
     if not applied:
         return {}  # diff() reads a missing section as empty
-    cache = _cache_path(target, applied)
+    cache = _cache_path(target, applied, conn)
     with _lock_for(cache):
         if cache.exists():
             progress.info(f"shadow snapshot from cache ({cache.name})")
@@ -90,19 +90,24 @@ def scratch_snapshot(env: Environment, applied: list[migrations.Migration],
 
 
 def check_seeds(target: Target, applied: list[migrations.Migration],
-                declared: list[seeds.Seed], progress: Progress | None = None) -> None:
+                declared: list[seeds.Seed], progress: Progress | None = None, *,
+                sweep: bool = True, conn: psycopg.Connection | None = None) -> None:
     """Rehearse every declared seed row in the shadow of `applied` (inside its rolled-back
     transaction) and raise ConfigError (exit 5) naming file:line for each value or row
-    the migrated schema refuses. Nothing is applied anywhere."""
+    the migrated schema refuses. Nothing is applied anywhere. sweep and conn: as for
+    shadow_snapshot."""
     progress = progress or Progress()
     if not declared:
         return
-    remove_leftovers(target, progress)
-    cache = _cache_path(target, applied)
+    if sweep:
+        remove_leftovers(target, progress, conn=conn)
+    cache = _cache_path(target, applied, conn)
     passed = cache.with_name(f"seeds-{cache.stem[len('shadow-'):]}-{_seeds_key(declared)}.ok")
     with _lock_for(cache):  # a fleet's threads wait for the first rehearsal, then reuse it
         if passed.exists():
             return
+        from shipshape.engine.seeds import preflight as seed_preflight
+
         snapshot, found = _build(target, applied, progress,
                                  probe=lambda conn: seed_preflight.problems(conn, declared))
         _write(cache, json.dumps(snapshot, sort_keys=True))
@@ -149,12 +154,14 @@ def leftovers(target: Target) -> list[Leftover]:
     return found
 
 
-def remove_leftovers(target: Target, progress: Progress | None = None) -> list[str]:
+def remove_leftovers(target: Target, progress: Progress | None = None, *,
+                     conn: psycopg.Connection | None = None) -> list[str]:
     """Drop this host's scratch databases whose owner is gone, stop and delete orphaned
-    scratch servers. Returns what was removed."""
+    scratch servers. Returns what was removed. conn: the caller's connection to target,
+    to look for them through (a connection of its own is opened only to drop one)."""
     progress = progress or Progress()
     removed = [s.describe() for s in embedded.remove_leftover_servers()]
-    orphans = _orphaned_databases(target)
+    orphans = _orphaned_databases(target, conn)
     if orphans:
         with _admin(target) as admin:
             for name, _ in orphans:
@@ -168,9 +175,16 @@ def remove_leftovers(target: Target, progress: Progress | None = None) -> list[s
     return removed
 
 
-def _orphaned_databases(target: Target) -> list[tuple[str, owners.Owner]]:
-    with _admin(target) as admin:
-        rows = admin.execute(db.query("shadow_databases")).fetchall()
+def _orphaned_databases(target: Target, conn: psycopg.Connection | None = None
+                        ) -> list[tuple[str, owners.Owner]]:
+    if conn is None:
+        with _admin(target) as admin:
+            rows = admin.execute(db.query("shadow_databases")).fetchall()
+    else:
+        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        rows = conn.execute(db.query("shadow_databases")).fetchall()
+        if idle:  # a read of ours: end it; a caller's open transaction stays as it was
+            db.end_read(conn)
     found = []
     for name, _ in rows:
         owner = owners.parse(name[len(SCRATCH_PREFIX):])
@@ -285,6 +299,9 @@ def without_concurrently(script: str) -> list[str]:
     CREATE INDEX, DROP INDEX, REINDEX, REFRESH MATERIALIZED VIEW and DETACH PARTITION
     without CONCURRENTLY (the same objects result; only the locking differs). Decided on
     PostgreSQL's parse tree; statements it does not change keep their text."""
+    from pglast import parse_sql
+    from pglast.stream import RawStream
+
     statements = []
     for raw in parse_sql(script):
         end = raw.stmt_location + raw.stmt_len if raw.stmt_len else len(script)
@@ -297,6 +314,8 @@ def without_concurrently(script: str) -> list[str]:
 
 def _drop_concurrently(node) -> bool:
     """Clear node's CONCURRENTLY in place; whether it had one."""
+    from pglast import ast
+
     if isinstance(node, ast.IndexStmt | ast.DropStmt | ast.RefreshMatViewStmt) and node.concurrent:
         node.concurrent = False
         return True
@@ -338,9 +357,15 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _cache_path(target: Target, applied: list[migrations.Migration]) -> Path:
-    """Where the snapshot of `applied` on target's server version is cached."""
-    with _admin(target) as conn:
+def _cache_path(target: Target, applied: list[migrations.Migration],
+                conn: psycopg.Connection | None = None) -> Path:
+    """Where the snapshot of `applied` on target's server version is cached. The version
+    is what the server said when the connection opened: conn's, when the caller has one
+    to target (no query), else a connection's of our own."""
+    if conn is None:
+        with _admin(target) as admin:
+            major = admin.info.server_version // 10000
+    else:
         major = conn.info.server_version // 10000
     key = migrations.sha256(json.dumps(
         [CATALOG_FORMAT, major, [(m.version, m.checksum) for m in applied]]))

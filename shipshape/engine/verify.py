@@ -46,7 +46,7 @@ def verify(conn: psycopg.Connection, target: Target, sql_dir: Path, *,
         step.note(f"{len(recorded)} applied")
     with progress.step("schema against a shadow database") as step:
         applied = [m for m in loaded if m.version in recorded and recorded[m.version]["success"]]
-        expected = shadow_snapshot(target, applied, progress, sweep=sweep)
+        expected = shadow_snapshot(target, applied, progress, sweep=sweep, conn=conn)
         actual = db.read_only(conn, lambda: catalog.snapshot(conn))
         drift, declared = boundary.split(expected, actual, boundary.of(env, sql_dir))
         findings += drift_findings(drift, env.name)

@@ -30,11 +30,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from shipshape import db
-from shipshape.adapters import app_probe
-from shipshape.engine import history, identity, migrations, releases, seeds, shadow, tree, verify
+from shipshape.engine import history, identity, migrations, seeds, shadow, tree, verify
 from shipshape.errors import ConfigError, ProblemsFound, ShipshapeError, SQLFailed
-from shipshape.ops import triage
-from shipshape.ops.runbooks.book import command as runbook_command
 from shipshape.paths import project_root
 from shipshape.progress import Progress
 from shipshape.secrets import redact
@@ -150,12 +147,15 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             code = code or tree.load(sql_dir, env)
             conn = db.connect(target, purpose="deploy")
             version = db.server_version(conn)
-            conn.commit()
             # Render what is pending (only that: a no-op deploy renders nothing), so that
             # a template error stops the deploy here, before the lock, the stamp or a row.
             pending = migrations.prepared(
                 migrations.plan(code.migrations, history.read_history(conn)), env)
-            rehearsal = _rehearse_seeds(target, code, pending, phase, progress)
+            # One sweep of a killed shadow build's leftovers for the whole deploy (the
+            # rehearsal and verify's shadow come after it), read through the deploy's own
+            # connection, as is the server version of the shadow cache's key.
+            shadow.remove_leftovers(target, progress, conn=conn)
+            rehearsal = _rehearse_seeds(target, code, pending, phase, progress, conn)
             gate.note(f"PostgreSQL {version}; {len(code.migrations)} migrations, "
                       f"{len(code.seeds)} seed files ({rehearsal})")
         with ExitStack() as held:
@@ -185,7 +185,9 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
         if phase != Phase.CONTRACT:
             if env.app_url:
                 with run.gate("app", f"app: {env.app_url}/health/ready") as gate:
-                    (app_check or app_probe.require_ready)(env.app_url)
+                    if app_check is None:
+                        from shipshape.adapters.app_probe import require_ready as app_check
+                    app_check(env.app_url)
                     gate.note("ready")
             else:
                 run.skip("app", "no app_url for this env")
@@ -231,7 +233,7 @@ def seeded_schema(loaded: list[migrations.Migration], pending: list[migrations.M
 
 
 def _rehearse_seeds(target: Target, code: tree.Tree, pending: list[migrations.Migration],
-                    phase: migrations.DeployPhase, progress: Progress) -> str:
+                    phase: migrations.DeployPhase, progress: Progress, conn) -> str:
     """Every seed row rehearsed, before anything is applied, in the shadow of the schema
     the seed gate will meet: a deploy never migrates a database it would then fail to seed.
     The seed gate runs before the contract migrations (in `all` too), so the pending ones
@@ -241,7 +243,7 @@ def _rehearse_seeds(target: Target, code: tree.Tree, pending: list[migrations.Mi
         return "no seed in the contract phase"
     try:
         shadow.check_seeds(target, seeded_schema(code.migrations, pending), code.seeds,
-                           progress)
+                           progress, sweep=False, conn=conn)  # swept by the caller
     except SQLFailed:
         return "not rehearsed: a migration fails in the shadow"
     return "rehearsed"
@@ -267,10 +269,10 @@ def _migrate_seed_verify(run: _Run, conn, target: Target, code: tree.Tree) -> No
         updated = sum(r.updated for r in applied)
         gate.note(f"{len(applied)} files: {inserted} inserted, {updated} updated")
     with run.gate("verify") as gate:
-        findings = verify.verify(conn, target, code.sql_dir, code=code, progress=run.progress)
+        findings = verify.verify(conn, target, code.sql_dir, code=code, progress=run.progress,
+                                 sweep=False)  # swept in preflight
         result.findings = findings
-        route = triage.route(findings, env.name,
-                             command=lambda book: _runbook_command(book, env.name, code.sql_dir))
+        route = _route(findings, env.name, code.sql_dir)
         verify.raise_if_problems(findings, route.command if route else None)
         warnings = [f for f in findings if f.severity != "error"]
         gate.note("clean" + (f", {len(warnings)} warning(s)" if warnings else ""))
@@ -284,6 +286,8 @@ def _contract(run: _Run, conn, target: Target, code: tree.Tree, rerun: str | Non
     checked = []
     with run.gate("contract") as gate:
         def refuse(contracts):
+            from shipshape.engine import releases
+
             checked.append(releases.refuse_contract(conn, env, contracts, rerun=rerun))
 
         before, todo = migrations.migrate(conn, env, code.migrations, progress=run.progress,
@@ -327,16 +331,27 @@ def _point_to_baseline(exc: SQLFailed, conn, target: Target, code: tree.Tree) ->
         return
     if not any(f.code == "DRIFT_UNEXPECTED" for f in findings):
         return
-    route = triage.route(findings, target.env.name,
-                         command=lambda book: _runbook_command(book, target.env.name,
-                                                               code.sql_dir))
+    route = _route(findings, target.env.name, code.sql_dir)
     if route and route.runbook:
         exc.message += (f" No migration is recorded in shipshape.history, yet the database "
                         f"holds objects they create: run `{route.command}`.")
 
 
+def _route(findings: list, env_name: str, sql_dir: Path):
+    """triage.route: the one command for the error findings, None when there is none.
+    Routing reads the runbooks, so a clean verify does not even import them."""
+    if not any(f.severity == "error" for f in findings):
+        return None
+    from shipshape.ops import triage
+
+    return triage.route(findings, env_name,
+                        command=lambda book: _runbook_command(book, env_name, sql_dir))
+
+
 def _runbook_command(book, env_name: str, sql_dir: Path) -> str:
     """The runbook's command, with --sql-dir when the deploy used another SQL tree."""
+    from shipshape.ops.runbooks.book import command as runbook_command
+
     default = Path(sql_dir).resolve() == (project_root() / "sql").resolve()
     return runbook_command(book, env_name, sql_dir=None if default else sql_dir)
 

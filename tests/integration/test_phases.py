@@ -12,7 +12,8 @@ import json
 import psycopg
 import pytest
 
-from shipshape import commands
+from shipshape import commands, db
+from shipshape.engine import history as engine_history
 from shipshape.engine import migrations
 from shipshape.errors import ConfigError, Refused
 from tests.conftest import ROOT, run_invoke
@@ -165,15 +166,36 @@ def test_a_bad_phase_is_bad_input(fresh_dsn, tree, state):
     assert fetch(fresh_dsn, "SELECT to_regclass('shipshape.history')") == [(None,)]
 
 
-def test_a_history_from_before_phases_gains_the_column(fresh_dsn, tree, make_target, cache_dir):
-    with psycopg.connect(fresh_dsn) as conn:
+def history_before_phases(dsn: str) -> None:
+    """shipshape.history as it was before the phase and lock_ok columns."""
+    with psycopg.connect(dsn) as conn:
         conn.execute("CREATE SCHEMA shipshape")
         conn.execute("CREATE TABLE shipshape.history (version integer PRIMARY KEY, name text "
                      "NOT NULL, checksum text NOT NULL, source_checksum text NOT NULL, "
                      "applied_at timestamptz NOT NULL DEFAULT now(), duration_ms integer NOT "
                      "NULL DEFAULT 0, applied_by text NOT NULL, success boolean NOT NULL)")
+
+
+def test_a_history_from_before_phases_gains_the_column(fresh_dsn, tree, make_target, cache_dir):
+    history_before_phases(fresh_dsn)
     commands.deploy(make_target(fresh_dsn, "local"), tree, phase="expand")
     assert history(fresh_dsn) == [(1, "expand"), (2, "expand"), (3, "expand"), (5, "expand")]
+
+
+def test_its_rows_read_as_expand_accepting_nothing(fresh_dsn, make_target):
+    """Read before bootstrap adds the columns: expand, no lock finding accepted; and
+    bootstrap adds both columns with those very values."""
+    history_before_phases(fresh_dsn)
+    with psycopg.connect(fresh_dsn) as conn:
+        conn.execute("INSERT INTO shipshape.history (version, name, checksum, source_checksum, "
+                     "applied_by, success) VALUES (1, '0001_items', 'c', 's', 'old', true)")
+    with db.connect(make_target(fresh_dsn)) as conn:
+        [old] = engine_history.read_history(conn).values()
+        assert set(old) == set(engine_history.COLUMNS)
+        assert (old["name"], old["phase"], old["lock_ok"]) == ("0001_items", "expand", "")
+        engine_history.ensure_history(conn)
+        [upgraded] = engine_history.read_history(conn).values()
+    assert upgraded == old
 
 
 def test_dry_run_puts_the_contract_migrations_after_verify(fresh_dsn, tree, state):

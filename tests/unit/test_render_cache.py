@@ -138,3 +138,15 @@ def test_template_errors_are_not_cached(tree, cache_dir):
         with pytest.raises(ConfigError, match=f"{path}:1"):
             _ = load(tree)[0][0].sql
     assert entries(cache_dir) == []
+
+
+def test_a_template_reads_with_universal_newlines(tmp_path):
+    """Discovery reads templates as bytes, for speed: CRLF and lone CR still read as the
+    LF text they are, so the source checksum and the rendering do not depend on them."""
+    for name, newline in (("0001_lf", "\n"), ("0002_crlf", "\r\n"), ("0003_cr", "\r")):
+        directory = write_migration(tmp_path / "sql", name, "", "SELECT 1;\n")
+        (directory / "migrate.sql.j2").write_bytes(
+            newline.join(["SELECT 1;", "SELECT 2;", ""]).encode())
+    lf, crlf, cr = migrations.discover(tmp_path / "sql")
+    assert lf.text == crlf.text == cr.text == "SELECT 1;\nSELECT 2;\n"
+    assert lf.directory == tmp_path / "sql" / "migrations" / "0001_lf"
