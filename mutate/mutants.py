@@ -191,6 +191,12 @@ MUTANTS: list[Mutant] = [
         ("tests/unit/test_sqlparse.py::test_do_block_in_another_language_is_unknown",
          "tests/unit/test_sqlparse.py::test_function_in_an_unreadable_language_is_unknown"),
         "a DO block or function in a language the grammar cannot read is treated as safe"),
+    Mutant(
+        "parser-gate-rollback-uses-up-flag", "parser", "shipshape/engine/migrations.py",
+        "        declared = migration.rollback_destructive if rollback else migration.destructive\n",
+        "        declared = migration.destructive\n",
+        (INTEG + "test_migrations.py::test_a_rollback_is_judged_by_its_own_declaration",),
+        "an undeclared destructive rollback runs because its migration declared itself"),
     # --- engine/identity: the database knows its env ------------------------------------
     Mutant(
         "identity-stamp-ignored", "identity", "shipshape/engine/identity.py",
