@@ -45,6 +45,12 @@ MUTANTS: list[Mutant] = [
         (INTEG + "test_shadow_leftovers.py::test_doctor_reports_a_leftover_and_verify_removes_it",),
         "the scratch database of a killed verify is never removed"),
     Mutant(
+        "doctor-sweeps-leftovers", "shadow", "shipshape/ops/doctor.py",
+        "                                                code=code, sweep=False,\n",
+        "                                                code=code, sweep=True,\n",
+        (INTEG + "test_shadow_leftovers.py::test_doctor_reports_a_leftover_and_verify_removes_it",),
+        "doctor removes the leftovers it should only report (doctor is read-only)"),
+    Mutant(
         "shadow-reused-pid-alive", "shadow", "shipshape/adapters/owners.py",
         "            return (_start_of(process) == self.start\n",
         "            return (True\n",
