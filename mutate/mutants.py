@@ -45,6 +45,12 @@ MUTANTS: list[Mutant] = [
         (INTEG + "test_shadow_leftovers.py::test_doctor_reports_a_leftover_and_verify_removes_it",),
         "the scratch database of a killed verify is never removed"),
     Mutant(
+        "doctor-sweeps-leftovers", "shadow", "shipshape/ops/doctor.py",
+        "                                                code=code, sweep=False,\n",
+        "                                                code=code, sweep=True,\n",
+        (INTEG + "test_shadow_leftovers.py::test_doctor_reports_a_leftover_and_verify_removes_it",),
+        "doctor removes the leftovers it should only report (doctor is read-only)"),
+    Mutant(
         "shadow-reused-pid-alive", "shadow", "shipshape/adapters/owners.py",
         "            return (_start_of(process) == self.start\n",
         "            return (True\n",
@@ -65,19 +71,19 @@ MUTANTS: list[Mutant] = [
     # --- engine/migrations and engine/history: exactly once, all or nothing ------------
     Mutant(
         "history-own-transaction", "migrations", "shipshape/engine/migrations.py",
-        "            duration = int((time.monotonic() - started) * 1000)\n"
-        "            history.record(conn, migration, applied_by=applied_by, duration_ms=duration)\n",
-        "            duration = int((time.monotonic() - started) * 1000)\n"
+        "        _in_one_transaction(conn, head, migration.sql, closing, before_commit=hook)\n",
+        "        _in_one_transaction(conn, head, migration.sql, \"SELECT 1;\", before_commit=hook)\n"
         "        with conn.transaction():\n"
-        "            history.record(conn, migration, applied_by=applied_by, duration_ms=duration)\n",
+        "            conn.execute(closing)\n",
         (INTEG + "test_history_atomicity.py",),
         "a migration's history row is committed in its own transaction, apart from its SQL",
         issue=True),
     Mutant(
         "rollback-delete-own-transaction", "migrations", "shipshape/engine/migrations.py",
-        "                conn.execute(migration.rollback_sql)\n"
-        "                history.delete(conn, migration.version)\n",
-        "                conn.execute(migration.rollback_sql)\n"
+        "            _in_one_transaction(conn, head, migration.rollback_sql,\n"
+        "                                f\"{history.delete_script(migration)};\", before_commit=check)\n",
+        "            _in_one_transaction(conn, head, migration.rollback_sql,\n"
+        "                                \"SELECT 1;\", before_commit=check)\n"
         "            with conn.transaction():\n"
         "                history.delete(conn, migration.version)\n",
         (INTEG + "test_history_atomicity.py",),
@@ -139,9 +145,152 @@ MUTANTS: list[Mutant] = [
         "a history row marked failed reads as applied: the half-run migration is never retried"),
     Mutant(
         "deploy-passes-with-drift", "verify", "shipshape/ops/pipeline.py",
-        "        verify.raise_if_problems(findings)\n", "        pass\n",
+        "        verify.raise_if_problems(findings, route.command if route else None)\n",
+        "        pass\n",
         ("tests/infra/test_gate.py::test_a_failing_verify_fails_the_gate_and_the_app_role_cannot_log_in",),
         "the deploy's verify gate finds problems and passes"),
+
+    # --- engine/guard: the runtime guard rolls back what the parser could not see ----------
+    Mutant(
+        "guard-drop-unseen", "guard", "shipshape/engine/guard.py",
+        '        if not present:\n'
+        '            found.append(f"dropped {what} {old.name}")\n'
+        '            continue\n',
+        '        if not present:\n'
+        '            continue\n',
+        (INTEG + "test_destructive_guard.py::test_the_runtime_guard_refuses_each_form_without_the_parser",),
+        "a relation an undeclared migration dropped is not a loss: the drop is committed"),
+    Mutant(
+        "guard-deleted-rows-unseen", "guard", "shipshape/engine/guard.py",
+        "        if deleted > old.deleted:\n", "        if False:\n",
+        (INTEG + "test_destructive_guard.py::test_the_runtime_guard_refuses_each_form_without_the_parser",),
+        "rows an undeclared migration deleted (DELETE, MERGE ... DELETE, a trigger) are committed"),
+    Mutant(
+        "guard-emptied-table-unseen", "guard", "shipshape/engine/guard.py",
+        "        elif filenode != old.filenode and not has_rows and old.has_rows:\n",
+        "        elif False:\n",
+        (INTEG + "test_destructive_guard.py::test_the_runtime_guard_refuses_each_form_without_the_parser",),
+        "a table an undeclared migration truncated or rewrote empty is committed"),
+    Mutant(
+        "guard-column-type-unseen", "guard", "shipshape/engine/guard.py",
+        "        elif now[number][1] != type_:\n", "        elif False:\n",
+        (INTEG + "test_destructive_guard.py::test_the_runtime_guard_refuses_each_form_without_the_parser",),
+        "a column an undeclared migration narrowed (ALTER ... TYPE USING) is committed"),
+    Mutant(
+        "guard-checks-after-commit", "guard", "shipshape/engine/migrations.py",
+        "        if before_commit:\n            before_commit()\n            conn.execute(end)\n",
+        "        if before_commit:\n            conn.execute(end)\n            before_commit()\n",
+        (INTEG + "test_destructive_guard.py::test_the_runtime_guard_refuses_each_form_without_the_parser",),
+        "the guard's check runs after COMMIT: it refuses, but the loss is not rolled back"),
+    # --- migrations.check_declared via engine/sqlparse: what cannot be read is destructive -
+    Mutant(
+        "parser-dynamic-execute-safe", "parser", "shipshape/engine/sqlparse.py",
+        '        unknown = (Effect("unknown dynamic SQL", ""),)\n',
+        "        unknown = ()\n",
+        ("tests/unit/test_sqlparse.py::test_execute_of_anything_else_is_unknown_and_destructive",
+         INTEG + "test_destructive_guard.py::test_the_parser_refuses_each_undeclared_form_through_deploy"),
+        "EXECUTE of dynamic SQL (format(), a variable) is treated as safe by the parser's gate"),
+    Mutant(
+        "parser-unknown-language-safe", "parser", "shipshape/engine/sqlparse.py",
+        '        return _Body(unknown=(Effect("unknown code", language),))\n',
+        "        return _Body()\n",
+        ("tests/unit/test_sqlparse.py::test_do_block_in_another_language_is_unknown",
+         "tests/unit/test_sqlparse.py::test_function_in_an_unreadable_language_is_unknown"),
+        "a DO block or function in a language the grammar cannot read is treated as safe"),
+    Mutant(
+        "parser-gate-rollback-uses-up-flag", "parser", "shipshape/engine/migrations.py",
+        "        declared = migration.rollback_destructive if rollback else migration.destructive\n",
+        "        declared = migration.destructive\n",
+        (INTEG + "test_migrations.py::test_a_rollback_is_judged_by_its_own_declaration",),
+        "an undeclared destructive rollback runs because its migration declared itself"),
+    # --- engine/identity: the database knows its env ------------------------------------
+    Mutant(
+        "identity-stamp-ignored", "identity", "shipshape/engine/identity.py",
+        "    if found is not None and found.name != env.name:\n", "    if False:\n",
+        (INTEG + "test_identity.py::test_default_env_on_a_staging_database_is_refused",),
+        "DATABASE_URL of a staging database with the default --env local proceeds"),
+    Mutant(
+        "identity-last-deploy-ignored", "identity", "shipshape/engine/identity.py",
+        '    if row is None and db.table_exists(conn, "shipshape.deployments"):\n',
+        "    if False:\n",
+        (INTEG + "test_identity.py::test_a_database_deployed_before_stamps_is_known_by_its_last_deploy",),
+        "a database deployed before stamps existed has no identity: any --env proceeds"),
+    # --- engine/indexes: no INVALID index is ever recorded as built ----------------------
+    Mutant(
+        "invalid-index-recorded-as-success", "indexes", "shipshape/engine/migrations.py",
+        "    bad = indexes.invalid(conn, indexes.created(migration.sql))\n    if bad:\n",
+        "    bad = indexes.invalid(conn, indexes.created(migration.sql))\n    if False:\n",
+        (INTEG + "test_half_built_index.py::test_apply_alone_never_records_a_success_while_its_index_is_invalid",),
+        "a migration whose CREATE INDEX CONCURRENTLY IF NOT EXISTS skipped an INVALID index "
+        "is recorded as a success"),
+    Mutant(
+        "invalid-index-query-blind", "indexes", "shipshape/queries/indexes_invalid.sql",
+        "WHERE NOT i.indisvalid\n", "WHERE false\n",
+        (INTEG + "test_half_built_index.py",),
+        "the check for INVALID indexes finds none: a half-built index is neither rebuilt "
+        "nor refused"),
+    # --- engine/boundary: what the env declares unmanaged is left alone --------------------
+    Mutant(
+        "boundary-revokes-unknown-role", "boundary", "shipshape/ops/runbooks/steps/rebuild.py",
+        "        if grantee not in mentioned:\n", "        if False:\n",
+        (INTEG + "test_boundary.py::test_undeclared_they_are_findings_and_no_runbook_revokes_the_role",),
+        "restore emits REVOKE for a role no migration grants anything to (a DBA's role)"),
+    Mutant(
+        "boundary-ignored-role-reported", "boundary", "shipshape/engine/boundary.py",
+        "                             if not any(fnmatchcase(role, glob) for glob in self.roles)}\n",
+        "                             if True}\n",
+        (INTEG + "test_boundary.py::test_declared_deploy_and_doctor_are_clean_and_json_lists_them",),
+        "a grant to a declared unmanaged role is reported as drift (and fails the deploy)"),
+    Mutant(
+        "boundary-ignored-relation-reported", "boundary", "shipshape/engine/boundary.py",
+        "                or any(fnmatchcase(relation, glob) for glob in self.relations)\n",
+        "                or False\n",
+        (INTEG + "test_boundary.py::test_declared_deploy_and_doctor_are_clean_and_json_lists_them",),
+        "a relation declared unmanaged is reported as drift (and fails the deploy)"),
+    # --- engine/releases: contract waits for the old release -----------------------------
+    Mutant(
+        "contract-despite-old-release", "releases", "shipshape/engine/releases.py",
+        "    if not old:\n", "    if True:\n",
+        (INTEG + "test_phases.py::test_contract_is_refused_while_an_older_release_is_alive",),
+        "a contract migration runs while a replica of an older release still heartbeats"),
+    Mutant(
+        "heartbeat-ttl-inverted", "releases", "shipshape/queries/app_instances_alive.sql",
+        "WHERE last_seen > now() - make_interval(secs => %(ttl_seconds)s)",
+        "WHERE last_seen < now() - make_interval(secs => %(ttl_seconds)s)",
+        (INTEG + "test_phases.py::test_contract_is_refused_while_an_older_release_is_alive",),
+        "the live replicas are read as dead (and the dead as live)"),
+    # --- engine/locksafety: zero-downtime refusal ---------------------------------------
+    Mutant(
+        "lock-finding-not-refused", "locksafety", "shipshape/engine/locksafety.py",
+        "    refused = [f for f in found if f.refused]\n    if refused:\n",
+        "    refused = [f for f in found if f.refused]\n    if False:\n",
+        (INTEG + "test_lock_check.py::test_each_rule_refuses_in_prod_with_the_size_and_the_safe_rewrite",),
+        "a lock above prod's thresholds (a table rewrite under ACCESS EXCLUSIVE) is applied"),
+    Mutant(
+        "lock-ok-without-reason", "locksafety", "shipshape/engine/locksafety.py",
+        "        if not reason.strip():\n", "        if False:\n",
+        (INTEG + "test_lock_check.py::test_a_bad_lock_ok_is_bad_input",),
+        "`-- shipshape:lock-ok <rule>` without a reason is accepted (the history records none)"),
+    Mutant(
+        "lock-ok-any-rule", "locksafety", "shipshape/engine/locksafety.py",
+        "        accepted = dict(migration.lock_ok)\n",
+        "        accepted = {rule: reason for _, reason in migration.lock_ok for rule in SAFE_REWRITES}\n",
+        (INTEG + "test_lock_check.py::test_lock_ok_accepts_only_the_rule_it_names",),
+        "a lock-ok for one rule accepts every other rule of the migration"),
+    # --- engine/backfill: a batch per transaction, resumable ------------------------------
+    Mutant(
+        "backfill-batches-together", "backfill", "shipshape/engine/backfill.py",
+        "                touched = conn.execute(migration.sql).rowcount\n",
+        "                touched = conn.execute(migration.sql).rowcount\n"
+        "                touched += max(conn.execute(migration.sql).rowcount, 0)\n",
+        (INTEG + "test_backfill.py::test_a_backfill_runs_in_batches_each_its_own_transaction",),
+        "a batch is committed together with the next (locks held twice as long)"),
+    Mutant(
+        "backfill-one-transaction", "backfill", "shipshape/engine/migrations.py",
+        "    backfill.run(conn, env, migration, step=step)\n",
+        "    with conn.transaction():\n        backfill.run(conn, env, migration, step=step)\n",
+        (INTEG + "test_backfill.py::test_a_killed_backfill_resumes_where_it_stopped",),
+        "the batches commit together at the end: a killed backfill keeps no progress"),
 
     # --- db/locks and db/timeouts: one deploy at a time, bounded waits --------------------
     Mutant(
@@ -152,7 +301,10 @@ MUTANTS: list[Mutant] = [
         "the deploy does not take the advisory lock", issue=True),
     Mutant(
         "lock-result-ignored", "locks", "shipshape/db/locks.py",
-        "        if got:\n", "        if True:\n",
+        "        while not conn.execute(\"SELECT pg_try_advisory_lock(%s, %s)\",\n"
+        "                               [classid, objid]).fetchone()[0]:\n",
+        "        while not (conn.execute(\"SELECT pg_try_advisory_lock(%s, %s)\",\n"
+        "                                [classid, objid]).fetchone() or True):\n",
         (INTEG + "test_deploy_lock_barrier.py",),
         "pg_try_advisory_lock's answer is ignored"),
     Mutant(
@@ -180,8 +332,8 @@ MUTANTS: list[Mutant] = [
         "the backoff does not double"),
     Mutant(
         "timeouts-leak-to-session", "timeouts", "shipshape/db/timeouts.py",
-        '    conn.execute(sql.SQL("SET LOCAL lock_timeout = {}")',
-        '    conn.execute(sql.SQL("SET lock_timeout = {}")',
+        '"SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {};"',
+        '"SET lock_timeout = {}; SET LOCAL statement_timeout = {};"',
         (INTEG + "test_lock_semantics.py::test_a_migration_s_timeouts_do_not_outlive_it",),
         "a migration's lock_timeout stays set on the session after it"),
 
@@ -284,10 +436,16 @@ MUTANTS: list[Mutant] = [
         "each seed file commits on its own: a failing file leaves the files before it applied"),
     Mutant(
         "seed-envs-ignored", "seeds", "shipshape/engine/seeds/declarations.py",
-        "        return self.seed.set in env.seed_sets and (self.envs is None or env.name in self.envs)",
+        "        return self.seed.set in env.seed_sets and (self.envs is None or env.profile in self.envs)",
         "        return self.seed.set in env.seed_sets",
         ("tests/unit/test_seeds_load.py::test_set_and_envs_decide_which_files_apply",),
         "a seed file for local and dev is applied in other envs"),
+    Mutant(
+        "seed-initial-overwritten", "seeds", "shipshape/engine/seeds/model.py",
+        "        return [c for c in columns if c not in self.key and c not in self.initial]\n",
+        "        return [c for c in columns if c not in self.key]\n",
+        (INTEG + "test_seeds.py::test_a_users_change_to_initial_data_survives_apply_and_is_not_a_finding",),
+        "a redeploy puts an initial column (a user's credit balance) back to its seed value"),
 
     # --- ops/runbooks: steps and confirmation -------------------------------------------
     Mutant(
@@ -298,7 +456,7 @@ MUTANTS: list[Mutant] = [
         issue=True),
     Mutant(
         "prod-without-reason", "runbooks", "shipshape/ops/runbooks/confirmation.py",
-        '    if env.name == "prod" and not result.reason:\n', "    if False:\n",
+        "    if env.is_prod and not result.reason:\n", "    if False:\n",
         (INC + "test_runbook_engine.py::test_prod_needs_yes_and_a_reason_and_dry_run_changes_nothing",),
         "prod runs without a recorded reason"),
     Mutant(
@@ -367,19 +525,19 @@ MUTANTS: list[Mutant] = [
 
     # --- pulumi_gate: the gate re-runs when what it applies changes ------------------------
     Mutant(
-        "gate-seed-keys-only", "pulumi_gate", "shipshape/pulumi_gate/gate.py",
+        "gate-seed-keys-only", "pulumi_gate", "shipshape/engine/tree.py",
         '"rows": list(s.rows)}', '"rows": [s.key_of(r) for r in s.rows]}',
         ("tests/infra/test_gate_inputs.py",),
         "the gate's checksums ignore seed values (a changed `enabled` does not re-run it)",
         issue=True),
     Mutant(
-        "gate-checks-not-inputs", "pulumi_gate", "shipshape/pulumi_gate/gate.py",
-        '"checks": {c.name: _digest(c.sql) for c in code.checks}',
+        "gate-checks-not-inputs", "pulumi_gate", "shipshape/engine/tree.py",
+        '"checks": {c.name: migrations.sha256(c.sql) for c in code.checks}',
         '"checks": {c.name: "" for c in code.checks}',
         ("tests/infra/test_gate_inputs.py",),
         "a changed data check does not re-run the gate"),
     Mutant(
-        "gate-source-checksum", "pulumi_gate", "shipshape/pulumi_gate/gate.py",
+        "gate-source-checksum", "pulumi_gate", "shipshape/engine/tree.py",
         '"migrations": {m.name: m.checksum for m in code.migrations}',
         '"migrations": {m.name: m.source_checksum for m in code.migrations}',
         ("tests/infra/test_gate.py::test_checksums_do_not_depend_on_where_the_tree_is",),

@@ -118,6 +118,24 @@ def test_never_recorded_as_a_success_while_its_index_is_invalid(tmp_path, fresh_
     assert index_valid(fresh_dsn) is False
 
 
+
+def test_apply_alone_never_records_a_success_while_its_index_is_invalid(
+        tmp_path, fresh_dsn, make_target):
+    """migrate() drops a half-built index first; migrations.apply is also called without
+    that (runbook reapply, the shadow). There IF NOT EXISTS skips the INVALID index and
+    the SQL succeeds, so the check after it is all that stands between the migration
+    and a success row."""
+    tree = small_tree(tmp_path / "sql")
+    target = make_target(fresh_dsn)
+    migrate(target, tree)
+    half_build(fresh_dsn)
+    add_index_migration(tree, if_not_exists=True)
+    migration = migrations.load(tree, target.env)[-1]
+    with db.connect(target) as conn, pytest.raises(SQLFailed, match="is INVALID"):
+        migrations.apply(conn, target.env, migration, applied_by="test")
+    assert history(fresh_dsn)[-1] == (3, False)
+    assert index_valid(fresh_dsn) is False
+
 def test_deploy_says_it_rebuilt_the_index(tmp_path, fresh_dsn):
     tree = small_tree(tmp_path / "sql")
     environ = {"SHIPSHAPE_STATE_DIR": str(tmp_path / "state"), "DATABASE_URL": fresh_dsn}

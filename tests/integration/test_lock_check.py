@@ -179,3 +179,21 @@ def test_a_bad_lock_ok_is_bad_input(big, tree, state, directive, complaint):
     assert result.returncode == 5
     message = " ".join(result.stderr.split())
     assert complaint in message and "0002_naive" in message
+
+
+def test_lock_ok_accepts_only_the_rule_it_names(big, tree, state):
+    """A migration's `lock-ok` for one rule is no licence for its other statements: the
+    index built without CONCURRENTLY next to the accepted CHECK is still refused."""
+    write_migration(tree, "0002_two",
+                    "-- shipshape:lock-ok add-check-validating runs in the nightly window\n"
+                    + RULES["add-check-validating"][0] + "\n"
+                    + RULES["create-index-nonconcurrent"][0] + "\n", "SELECT 1;\n")
+    result = run_invoke("db.lint", "--env", "prod", "--dsn", big["dsn"], "--sql-dir",
+                        str(tree), "--json", env=state)
+    assert result.returncode == 2, result.stdout + result.stderr
+    found = {f["rule"]: f for f in json.loads(result.stdout)["findings"]
+             if f["relation"] == "big_items"}
+    assert found["add-check-validating"]["accepted"] == "runs in the nightly window"
+    assert found["add-check-validating"]["refused"] is False
+    assert found["create-index-nonconcurrent"]["accepted"] == ""
+    assert found["create-index-nonconcurrent"]["refused"] is True

@@ -230,6 +230,25 @@ def test_undeclared_destructive_statement_is_refused_when_it_is_about_to_run(tmp
     migrations.check_declared(loaded, env, rollback=True)  # the rollback destroys nothing
 
 
+
+def test_a_rollback_is_judged_by_its_own_declaration(tmp_path):
+    """Each direction declares for itself: a declared destructive migration does not
+    license an undeclared destructive rollback, nor the reverse."""
+    from shipshape.settings import load_environment
+
+    write_migration(tmp_path, "0001_a", "-- shipshape:destructive\nALTER TABLE t DROP COLUMN c;",
+                    "ALTER TABLE t DROP COLUMN d;")
+    write_migration(tmp_path, "0002_b", "ALTER TABLE u DROP COLUMN c;",
+                    "-- shipshape:destructive\nDROP TABLE u;")
+    env = load_environment("local", config_dir=tmp_path)
+    first, second = migrations.load(tmp_path, env)
+    migrations.check_declared([first], env)
+    with pytest.raises(Refused, match=r"0001_a/rollback.sql.j2 contains destructive SQL"):
+        migrations.check_declared([first], env, rollback=True)
+    migrations.check_declared([second], env, rollback=True)
+    with pytest.raises(Refused, match=r"0002_b/migrate.sql.j2 contains destructive SQL"):
+        migrations.check_declared([second], env)
+
 def test_unparsable_sql_is_bad_input_naming_its_line(tmp_path):
     from shipshape.settings import load_environment
 

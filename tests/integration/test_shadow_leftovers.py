@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -97,6 +98,37 @@ def verify_next(dsn: str, tree: Path, state: Path):
                       env={"SHIPSHAPE_STATE_DIR": str(state)})
 
 
+
+@contextmanager
+def pinned(admin_dsn: str, name: str):
+    """Keep the scratch database `name` from being dropped by anyone: on a shared cluster
+    every other shipshape process of this host (a deploy, a verify) removes an orphaned
+    one within a second, which would decide these tests for them. A disabled
+    subscription makes DROP DATABASE ... WITH (FORCE) fail."""
+    dsn = psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE SUBSCRIPTION shipshape_test_pin CONNECTION 'dbname=none' "
+                     "PUBLICATION none WITH (connect = false)")
+    try:
+        yield
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("ALTER SUBSCRIPTION shipshape_test_pin SET (slot_name = NONE)")
+            conn.execute("DROP SUBSCRIPTION shipshape_test_pin")
+
+
+@pytest.fixture
+def drops(monkeypatch) -> list[str]:
+    """The scratch databases this process tries to drop (others may drop them too)."""
+    tried = []
+    drop = shadow._drop
+
+    def recorded(admin, name):
+        tried.append(name)
+        drop(admin, name)
+    monkeypatch.setattr(shadow, "_drop", recorded)
+    return tried
+
 @pytest.fixture
 def deployed(tmp_path, fresh_dsn, make_target, cache_dir):
     tree = slow_tree(tmp_path / "sql")
@@ -165,27 +197,29 @@ def test_sigterm_removes_the_scratch_database_on_its_way_out(deployed, admin_dsn
 
 
 def test_doctor_reports_a_leftover_and_verify_removes_it(deployed, admin_dsn, fresh_dsn,
-                                                         make_target, cache_dir):
+                                                         make_target, cache_dir, drops):
     shutil.rmtree(cache_dir / "cache", ignore_errors=True)
     proc = start_verify(fresh_dsn, deployed, cache_dir)
     wait_for(lambda pid=proc.pid: shadow_databases(admin_dsn, pid), proc, "shadow database")
-    proc.kill()
-    proc.wait()
     [name] = shadow_databases(admin_dsn, proc.pid)
     target = make_target(fresh_dsn, "dev")
-
-    found = [f for f in doctor.diagnose(target, deployed).findings if f.code == "SHADOW_LEFTOVER"]
-    assert [f.object for f in found if name in f.object] == [f"scratch database {name}"]
-    assert found[0].severity == "warning"
-    assert "invoke db.verify --env dev" in found[0].fix
-    assert shadow_databases(admin_dsn, proc.pid) == [name]  # doctor removed nothing
-
-    assert f"scratch database {name}" in shadow.remove_leftovers(target)
+    with pinned(admin_dsn, name):  # before the kill: from then on, anyone may remove it
+        proc.kill()
+        proc.wait()
+        found = [f for f in doctor.diagnose(target, deployed).findings
+                 if f.code == "SHADOW_LEFTOVER"]
+        assert [f.object for f in found if name in f.object] == [f"scratch database {name}"]
+        assert found[0].severity == "warning"
+        assert "invoke db.verify --env dev" in found[0].fix
+        assert name not in drops  # doctor removed nothing (it drops its own scratch one)
+        shadow.remove_leftovers(target)  # the sweep every shadow build starts with
+        assert name in drops  # found as a leftover and dropped (the pin refused it)
+    shadow.remove_leftovers(target)
     assert shadow_databases(admin_dsn, proc.pid) == []
 
 
 def test_a_scratch_object_of_a_live_owner_or_another_host_is_never_removed(
-        admin_dsn, fresh_dsn, make_target):
+        admin_dsn, fresh_dsn, make_target, drops):
     me = owners.me()
     other_host = owners.Owner(me.pid, me.start, "0" * 8 if me.host != "0" * 8 else "1" * 8)
     reused = owners.Owner(me.pid, me.start + 1, me.host)  # same pid, another start time
@@ -195,11 +229,12 @@ def test_a_scratch_object_of_a_live_owner_or_another_host_is_never_removed(
         for name in names.values():
             conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        shadow.remove_leftovers(make_target(fresh_dsn, "dev"))
+        with pinned(admin_dsn, names["reused"]):  # other processes of this host sweep too
+            shadow.remove_leftovers(make_target(fresh_dsn, "dev"))
         with psycopg.connect(admin_dsn) as conn:
             left = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
         assert names["me"] in left and names["other"] in left
-        assert names["reused"] not in left
+        assert [n for n in drops if n in names.values()] == [names["reused"]]
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             for name in names.values():
