@@ -34,14 +34,14 @@ MUTANTS: list[Mutant] = [
     # --- engine/shadow: read-only, no leftovers, seeds checked first (issue 10) ---------
     Mutant(
         "shadow-commits", "shadow", "shipshape/engine/shadow.py",
-        "    with conn.transaction(force_rollback=True):\n        history.ensure_history(conn)\n",
-        "    with conn.transaction():\n        history.ensure_history(conn)\n",
+        "    with conn.transaction(force_rollback=True):\n        # The env's timeouts",
+        "    with conn.transaction():\n        # The env's timeouts",
         (INTEG + "test_shadow_isolation.py::"
                  "test_a_cold_verify_and_doctor_leave_a_login_the_dba_disabled_disabled",),
         "a cold verify commits the shadow's migrations: ALTER ROLE reaches the live cluster"),
     Mutant(
         "shadow-leftovers-kept", "shadow", "shipshape/engine/shadow.py",
-        "    orphans = _orphaned_databases(target)\n", "    orphans = []\n",
+        "    orphans = _orphaned_databases(target, conn)\n", "    orphans = []\n",
         (INTEG + "test_shadow_leftovers.py::test_doctor_reports_a_leftover_and_verify_removes_it",),
         "the scratch database of a killed verify is never removed"),
     Mutant(
@@ -64,15 +64,18 @@ MUTANTS: list[Mutant] = [
         "SIGTERM during the shadow build leaves its scratch database"),
     Mutant(
         "seed-rehearsal-skipped", "shadow", "shipshape/ops/pipeline.py",
-        "                shadow.check_seeds(target, code.migrations, code.seeds, progress)\n",
-        "                pass\n",
+        "        shadow.check_seeds(target, seeded_schema(code.migrations, pending), code.seeds,\n"
+        "                           progress, sweep=False, conn=conn)  # swept by the caller\n",
+        "        pass\n",
         (INTEG + "test_seed_preflight.py::test_a_real_deploy_exits_5_having_migrated_nothing",),
         "a deploy migrates, then fails to seed a value the schema refuses (incident 1)"),
     # --- engine/migrations and engine/history: exactly once, all or nothing ------------
     Mutant(
         "history-own-transaction", "migrations", "shipshape/engine/migrations.py",
-        "        _in_one_transaction(conn, head, migration.sql, closing, before_commit=hook)\n",
-        "        _in_one_transaction(conn, head, migration.sql, \"SELECT 1;\", before_commit=hook)\n"
+        "        _in_one_transaction(conn, head, migration.sql, closing, before_commit=hook,\n"
+        "                            trailer=watcher.AFTER if watched else \"\")\n",
+        "        _in_one_transaction(conn, head, migration.sql, \"SELECT 1;\", before_commit=hook,\n"
+        "                            trailer=watcher.AFTER if watched else \"\")\n"
         "        with conn.transaction():\n"
         "            conn.execute(closing)\n",
         (INTEG + "test_history_atomicity.py",),
@@ -178,8 +181,10 @@ MUTANTS: list[Mutant] = [
         "a column an undeclared migration narrowed (ALTER ... TYPE USING) is committed"),
     Mutant(
         "guard-checks-after-commit", "guard", "shipshape/engine/migrations.py",
-        "        if before_commit:\n            before_commit()\n            conn.execute(end)\n",
-        "        if before_commit:\n            conn.execute(end)\n            before_commit()\n",
+        "        if before_commit:\n            before_commit(_last_result(cursor) if trailer else None)\n"
+        "            conn.execute(end)\n",
+        "        if before_commit:\n            rows = _last_result(cursor) if trailer else None\n"
+        "            conn.execute(end)\n            before_commit(rows)\n",
         (INTEG + "test_destructive_guard.py::test_the_runtime_guard_refuses_each_form_without_the_parser",),
         "the guard's check runs after COMMIT: it refuses, but the loss is not rolled back"),
     # --- migrations.check_declared via engine/sqlparse: what cannot be read is destructive -

@@ -19,7 +19,9 @@ the text. This guard does not parse anything; it asks PostgreSQL what changed:
 A migration that declares `-- shipshape:destructive` is not watched: it said it may lose
 data, and the env's allow_destructive decided whether it runs. Cost: one catalog query
 before (no table lock taken) and one after that reads only the relations the transaction
-locked, since PostgreSQL locks every relation a statement changes, whoever issues it.
+locked, since PostgreSQL locks every relation a statement changes, whoever issues it. The
+engine sends the after-query at the end of the migration's own message, so a watched
+migration takes two round trips: its message, then COMMIT.
 
 The full snapshot is read once per run (Guard), then updated from each migration's
 after-query, so a run of N migrations costs one query per migration plus one.
@@ -72,14 +74,20 @@ def _columns(columns: str) -> dict[int, tuple[str, tuple[int, int]]]:
     return found
 
 
-def losses(conn: psycopg.Connection, before: dict[int, Relation]
+# The after-query, sent by the engine at the end of a migration's own message (so that
+# the check costs no round trip) and passed back to Guard.check as rows.
+AFTER = db.statement("guard/after")
+
+
+def losses(conn: psycopg.Connection, before: dict[int, Relation], rows=None
            ) -> tuple[list[str], dict[int, Relation]]:
     """What the transaction lost of what existed before it, one line per object; and
-    the snapshot after it (before, updated with what it touched)."""
+    the snapshot after it (before, updated with what it touched). rows: the after-query's
+    result when the caller sent it already; else it is run here."""
     found = []
     after = dict(before)
     for (oid, present, name, kind, filenode, has_rows, deleted,
-         columns) in conn.execute(db.query("guard/after")):
+         columns) in (conn.execute(AFTER) if rows is None else rows):
         old = before.get(oid)
         if not present:
             after.pop(oid, None)
@@ -127,6 +135,8 @@ class Guard:
     A migration the guard does not watch (declared destructive, non-transactional) may
     change anything: the next one reads the catalog again."""
 
+    AFTER = AFTER
+
     def __init__(self, conn: psycopg.Connection):
         self.conn = conn
         self.before: dict[int, Relation] | None = None
@@ -155,11 +165,12 @@ class Guard:
                 db.end_read(self.conn)
         return True
 
-    def check(self, *, what: str, path, command: str) -> None:
+    def check(self, *, what: str, path, command: str, rows=None) -> None:
         """After a watched migration's SQL, inside its transaction, before COMMIT (the
         engine's before-commit hook): refuse (exit 3) what it lost without declaring it.
-        Raising there rolls the transaction back, its history row with it."""
-        found, after = losses(self.conn, self.before or {})
+        Raising there rolls the transaction back, its history row with it. rows: the
+        after-query's result, when it was sent with the migration (AFTER)."""
+        found, after = losses(self.conn, self.before or {}, rows)
         if found:
             raise Refused(
                 f"{what} ({path}) lost data it does not declare: it has no "

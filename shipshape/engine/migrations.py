@@ -610,31 +610,24 @@ def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,
         what=f"Migration {migration.name}", then="deploy again; nothing of it was applied.")
 
 
-def _guarded(watcher: guard.Guard | None, env: Environment, migration: Migration,
-             before_commit: BeforeCommit | None) -> BeforeCommit | None:
-    """What runs before migration's COMMIT: the runtime guard's check, when watcher
-    watches it, then the caller's before_commit. Called before the migration's message
-    is sent: the guard reads its snapshot then, if it keeps none from the run."""
-    if watcher is None or not watcher.start(declared=migration.destructive):
-        return before_commit
-
-    def check(conn: psycopg.Connection, migration: Migration) -> None:
-        watcher.check(what=f"Migration {migration.name}", path=migration.path,
-                      command=f"invoke deploy --env {env.name}")
-        if before_commit:
-            before_commit(conn, migration)
-    return check
-
-
 def _apply_in_transaction(conn, env, migration, applied_by, before_commit,
                           watcher: guard.Guard | None = None) -> int:
     started = time.monotonic()
     closing = f"{history.record_inline(migration, applied_by=applied_by)};"
-    check = _guarded(watcher, env, migration, before_commit)  # before _head: it may read
-    hook = (lambda: check(conn, migration)) if check else None
+    # Before _head: the guard may read its snapshot now, if it keeps none from the run.
+    watched = watcher is not None and watcher.start(declared=migration.destructive)
+    hook = None
+    if watched or before_commit:
+        def hook(rows):
+            if watched:  # the runtime guard's check, then the caller's
+                watcher.check(what=f"Migration {migration.name}", path=migration.path,
+                              command=f"invoke deploy --env {env.name}", rows=rows)
+            if before_commit:
+                before_commit(conn, migration)
     head = _head(conn, env)
     try:
-        _in_one_transaction(conn, head, migration.sql, closing, before_commit=hook)
+        _in_one_transaction(conn, head, migration.sql, closing, before_commit=hook,
+                            trailer=watcher.AFTER if watched else "")
     except psycopg.errors.LockNotAvailable:
         raise
     except psycopg.Error as exc:
@@ -653,26 +646,29 @@ def _head(conn: psycopg.Connection, env: Environment) -> str:
 
 
 def _in_one_transaction(conn: psycopg.Connection, head: str, body: str, closing: str, *,
-                        before_commit=None) -> None:
+                        before_commit=None, trailer: str = "") -> None:
     """head, body and closing (the history statement), and COMMIT, as ONE simple-query
     message: a single round trip, where BEGIN, two SET LOCALs, the SQL, the history
     row and COMMIT took six. The server stops at the first error and skips the rest of
     the message, COMMIT included; the transaction is then rolled back here. Error
     positions count from the start of the message: callers subtract len(head).
 
-    before_commit, when given, runs in the open transaction before COMMIT (then a second
-    round trip commits). Inside a caller's transaction (head opens a savepoint) the
-    savepoint is released instead of committing, as conn.transaction() would."""
+    before_commit(rows), when given, runs in the open transaction before COMMIT (then a
+    second round trip commits); rows are what trailer, a query sent last in the same
+    message (the runtime guard's after-query), returned, so that the check costs no round
+    trip of its own. Inside a caller's transaction (head opens a savepoint) the savepoint
+    is released instead of committing, as conn.transaction() would."""
     savepoint = not head.startswith("BEGIN")
     end = f"RELEASE SAVEPOINT {_SAVEPOINT};" if savepoint else "COMMIT;"
-    message = f"{head}{body}\n;\n{closing}" + ("" if before_commit else f"\n{end}")
+    message = (f"{head}{body}\n;\n{closing}" + (f"\n{trailer}" if trailer else "")
+               + ("" if before_commit else f"\n{end}"))
     was_autocommit = conn.autocommit
     if not savepoint:
         conn.autocommit = True  # so that psycopg sends no BEGIN of its own
     try:
-        conn.execute(message)
+        cursor = conn.execute(message)
         if before_commit:
-            before_commit()
+            before_commit(_last_result(cursor) if trailer else None)
             conn.execute(end)
     except BaseException:
         if not conn.closed and conn.info.transaction_status in (
@@ -683,6 +679,13 @@ def _in_one_transaction(conn: psycopg.Connection, head: str, body: str, closing:
     finally:
         if not savepoint and not conn.closed:
             conn.autocommit = was_autocommit
+
+
+def _last_result(cursor: psycopg.Cursor) -> list[tuple]:
+    """The rows of the last statement of a multi-statement message."""
+    while cursor.nextset():
+        pass
+    return cursor.fetchall()
 
 
 def _apply_backfill(conn, env, migration, applied_by, before_commit, step) -> int:

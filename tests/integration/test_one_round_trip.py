@@ -123,3 +123,43 @@ def test_the_one_message_records_the_phase_and_the_accepted_lock(tmp_path, fresh
                              "ORDER BY version").fetchall() == [
             (1, "expand", ""), (2, "expand", ""),
             (3, "contract", "add-check-validating: items is small everywhere")]
+
+
+def test_a_watched_migration_is_two_exchanges_its_message_then_commit(setup, tmp_path,
+                                                                      fresh_dsn):
+    """The runtime guard's after-query rides at the end of the migration's own message, so
+    watching costs one exchange (COMMIT), not two; its snapshot was read before."""
+    from shipshape.engine import guard
+
+    target, loaded, conn = setup
+    watcher = guard.Guard(conn)
+    watcher.start(declared=False)  # the run's snapshot, read once before the first
+    watcher.forget = lambda: None  # keep it: apply's own start() must not read again
+    trace = traced_apply(conn, target.env, loaded[0], tmp_path, watcher=watcher)
+    assert round_trips(trace) == 2, trace
+    assert "pg_locks" in trace.split("ReadyForQuery")[0]  # in the first message
+    assert watcher.before is not None and any(r.name == "public.items"
+                                              for r in watcher.before.values())
+
+
+def test_the_guard_refuses_from_the_rows_of_the_same_message(setup, tmp_path, fresh_dsn,
+                                                             make_target):
+    """A loss the text does not show (a function that deletes) is still refused, and the
+    migration and its history row are rolled back."""
+    from shipshape.engine import guard
+    from shipshape.errors import Refused
+
+    target, loaded, conn = setup
+    migrations.apply(conn, target.env, loaded[0], applied_by="test")
+    conn.execute("INSERT INTO items (name) VALUES ('apple')")
+    conn.execute("CREATE FUNCTION wipe() RETURNS void LANGUAGE sql AS 'DELETE FROM items'")
+    conn.commit()
+    write_migration(tmp_path / "sql", "0003_wipe", "SELECT wipe();\n", "SELECT 1;\n")
+    wipe = migrations.load(tmp_path / "sql", target.env)[-1]
+    with pytest.raises(Refused) as refused:
+        migrations.apply(conn, target.env, wipe, applied_by="test", watcher=guard.Guard(conn))
+    assert refused.value.details == ["deleted 1 row(s) from table public.items"]
+    with psycopg.connect(fresh_dsn) as other:
+        assert other.execute("SELECT count(*) FROM items").fetchone()[0] == 1
+        assert other.execute("SELECT count(*) FROM shipshape.history WHERE version = 3"
+                             ).fetchone()[0] == 0
