@@ -451,6 +451,20 @@ MUTANTS: list[Mutant] = [
         "        return [c for c in columns if c not in self.key]\n",
         (INTEG + "test_seeds.py::test_a_users_change_to_initial_data_survives_apply_and_is_not_a_finding",),
         "a redeploy puts an initial column (a user's credit balance) back to its seed value"),
+    Mutant(
+        "seed-float-rounded", "seeds", "shipshape/engine/seeds/statements.py",
+        "    return repr(value) if isinstance(value, float) else value\n",
+        "    return value\n",
+        (INTEG + "test_seed_preflight.py::"
+                 "test_a_fraction_for_an_integer_column_is_refused_not_rounded",),
+        "a fraction for an integer column is rounded by PostgreSQL (3.5 goes in as 4)"),
+    Mutant(
+        "seed-rehearsal-after-contract", "seeds", "shipshape/ops/pipeline.py",
+        "    return [m for m in loaded if m not in deferred]\n",
+        "    return list(loaded)\n",
+        (INTEG + "test_phases.py::test_seeds_are_rehearsed_on_the_schema_the_seed_gate_meets",),
+        "seeds are rehearsed after the contract migrations the seed gate runs before: the "
+        "deploy migrates, then fails to seed"),
 
     # --- ops/runbooks: steps and confirmation -------------------------------------------
     Mutant(
