@@ -84,9 +84,11 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "rollback-delete-own-transaction", "migrations", "shipshape/engine/migrations.py",
         "            _in_one_transaction(conn, head, migration.rollback_sql,\n"
-        "                                f\"{history.delete_script(migration)};\", before_commit=check)\n",
+        "                                f\"{history.delete_script(migration)};\", before_commit=check,\n"
+        "                                trailer=watcher.AFTER if check else \"\")\n",
         "            _in_one_transaction(conn, head, migration.rollback_sql,\n"
-        "                                \"SELECT 1;\", before_commit=check)\n"
+        "                                \"SELECT 1;\", before_commit=check,\n"
+        "                                trailer=watcher.AFTER if check else \"\")\n"
         "            with conn.transaction():\n"
         "                history.delete(conn, migration.version)\n",
         (INTEG + "test_history_atomicity.py",),

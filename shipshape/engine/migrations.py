@@ -763,14 +763,15 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
             watcher = guard.Guard(conn)
             check = None
             if watcher.start(declared=migration.rollback_destructive):  # before _head: a read
-                def check():
+                def check(rows):
                     watcher.check(what=f"The rollback of {migration.name}",
                                   path=migration.rollback_path,
                                   command=(f"invoke db.rollback --env {env.name} "
-                                           f"--to {migration.version - 1}"))
+                                           f"--to {migration.version - 1}"), rows=rows)
             head = _head(conn, env)
             _in_one_transaction(conn, head, migration.rollback_sql,
-                                f"{history.delete_script(migration)};", before_commit=check)
+                                f"{history.delete_script(migration)};", before_commit=check,
+                                trailer=watcher.AFTER if check else "")
         else:
             with db.autocommit(conn, env):
                 for statement in split(migration.rollback_sql):

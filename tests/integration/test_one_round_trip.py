@@ -163,3 +163,28 @@ def test_the_guard_refuses_from_the_rows_of_the_same_message(setup, tmp_path, fr
         assert other.execute("SELECT count(*) FROM items").fetchone()[0] == 1
         assert other.execute("SELECT count(*) FROM shipshape.history WHERE version = 3"
                              ).fetchone()[0] == 0
+
+
+def test_a_watched_rollback_sends_the_guard_query_in_its_message(setup, tmp_path, fresh_dsn):
+    """The rollback's check reads the rows of its own message too (it took no argument and
+    broke every watched rollback when the migration's check started to)."""
+    target, loaded, conn = setup
+    write_migration(tmp_path / "sql", "0003_items_name", "CREATE INDEX items_name ON items (name);\n",
+                    "DROP INDEX items_name;\n")  # not destructive: the guard watches it
+    loaded = migrations.load(tmp_path / "sql", target.env)
+    for migration in loaded:
+        migrations.apply(conn, target.env, migration, applied_by="test")
+    path = tmp_path / "trace.txt"
+    with open(path, "w") as out:
+        conn.pgconn.trace(out.fileno())
+        try:
+            migrations.rollback_one(conn, target.env, loaded[-1])
+        finally:
+            conn.pgconn.untrace()
+    exchanges = path.read_text().split("ReadyForQuery")[:-1]
+    [at] = [i for i, text in enumerate(exchanges) if "DROP INDEX items_name" in text]
+    assert "pg_locks" in exchanges[at]  # the guard's query, in the rollback's own message
+    assert len(exchanges) == at + 2 and '"COMMIT' in exchanges[-1], exchanges[at:]
+    with psycopg.connect(fresh_dsn) as other:
+        assert other.execute("SELECT to_regclass('items_name')").fetchone()[0] is None
+        assert other.execute("SELECT max(version) FROM shipshape.history").fetchone()[0] == 2
