@@ -89,7 +89,7 @@ from shipshape.engine.lockrules import (
 )
 
 __all__ = ["Effect", "LockEffect", "SQLSyntaxError", "Statement", "classify",
-           "created_indexes", "destructive_effects", "split"]
+           "created_indexes", "destructive_effects", "destructive_lines", "split"]
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,11 @@ def destructive_effects(sql: str) -> list[tuple[Statement, Effect]]:
         return []
     return [(_origin(statement, effect), effect)
             for statement in classify(sql) for effect in statement.destructive]
+
+
+def destructive_lines(sql: str) -> list[str]:
+    """destructive_effects(sql) for a message: `line N: drop table public.x`, one each."""
+    return [f"line {statement.line}: {effect}" for statement, effect in destructive_effects(sql)]
 
 
 # The parse-tree nodes every destructive effect comes from (see the module docstring):

@@ -93,8 +93,7 @@ def wrap(sql: str) -> str:
 
 def _destructive(sql: str, where: Path) -> list[str]:
     try:
-        hits = [f"line {s.line}: {e}"
-                for s, e in sqlparse.destructive_effects(sql)]
+        hits = sqlparse.destructive_lines(sql)
     except sqlparse.SQLSyntaxError as exc:
         raise Refused(f"{where}: not valid PostgreSQL ({exc}); fix it in the source tree and "
                       f"import again.") from None

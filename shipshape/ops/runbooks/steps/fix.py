@@ -75,13 +75,12 @@ def _template(ctx: Context, planned: PlannedStep) -> Path:
 def _check_change(ctx: Context, planned: PlannedStep, path: Path, change_sql: str) -> bool:
     """Whether the change is destructive, after checking that it says so exactly when it
     is, that the step says the same, and that it is one statement."""
-    from shipshape.engine import migrations, sqlparse
+    from shipshape.engine import sqlparse
     from shipshape.engine.render import directives
 
     declared = "destructive" in directives(change_sql)
     try:
-        hits = [f"line {s.line}: {e}"
-                for s, e in sqlparse.destructive_effects(change_sql)]
+        hits = sqlparse.destructive_lines(change_sql)
     except sqlparse.SQLSyntaxError as exc:
         raise ConfigError(f"{path}: not valid PostgreSQL ({exc}); fix the template and run "
                           f"the runbook again.") from None
@@ -95,7 +94,7 @@ def _check_change(ctx: Context, planned: PlannedStep, path: Path, change_sql: st
             f"{path.name} is {'' if declared else 'not '}destructive, so the step must say "
             f"`destructive: {'true' if declared else 'false'}`: a runbook deletes only what "
             f"it says it deletes.")
-    statements = len(migrations.split(change_sql))
+    statements = len(sqlparse.split(change_sql))
     if statements != 1:
         raise ConfigError(f"{path}: a fix is one statement (its row count is checked against "
                           f"the rows its preview shows), found {statements}.")
