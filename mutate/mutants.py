@@ -73,9 +73,9 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "history-own-transaction", "migrations", "shipshape/engine/migrations.py",
         "        _in_one_transaction(conn, head, migration.sql, closing, before_commit=hook,\n"
-        "                            trailer=watcher.AFTER if watched else \"\")\n",
+        "                            trailer=watcher.AFTER if guarded else \"\")\n",
         "        _in_one_transaction(conn, head, migration.sql, \"SELECT 1;\", before_commit=hook,\n"
-        "                            trailer=watcher.AFTER if watched else \"\")\n"
+        "                            trailer=watcher.AFTER if guarded else \"\")\n"
         "        with conn.transaction():\n"
         "            conn.execute(closing)\n",
         (INTEG + "test_history_atomicity.py",),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import socket
+from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
@@ -78,6 +79,16 @@ def server_version(conn: psycopg.Connection) -> str:
     """The server's version string ("15.20 (Debian ...)"), as the server reported it when
     the connection opened (every server since 7.4 reports it): no query."""
     return conn.info.parameter_status("server_version") or "unknown"
+
+
+@contextmanager
+def own_read(conn: psycopg.Connection):
+    """A read that leaves the connection as it found it: the transaction the read opens
+    is ended; a caller's open transaction stays open."""
+    idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    yield
+    if idle:
+        end_read(conn)
 
 
 def end_read(conn: psycopg.Connection) -> None:

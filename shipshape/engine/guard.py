@@ -159,11 +159,16 @@ class Guard:
             self.forget()
             return False
         if self.before is None:
-            idle = self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-            self.before = snapshot(self.conn)
-            if idle:  # the migration's own message opens its transaction
-                db.end_read(self.conn)
+            with db.own_read(self.conn):  # the migration's own message opens its transaction
+                self.before = snapshot(self.conn)
         return True
+
+    def hook(self, *, declared: bool, what: str, path, command: str):
+        """start(); when the migration is watched, its before-commit check, called with the
+        rows of AFTER sent at the end of the migration's own message; else None."""
+        if not self.start(declared=declared):
+            return None
+        return lambda rows: self.check(what=what, path=path, command=command, rows=rows)
 
     def check(self, *, what: str, path, command: str, rows=None) -> None:
         """After a watched migration's SQL, inside its transaction, before COMMIT (the

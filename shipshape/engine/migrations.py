@@ -492,7 +492,7 @@ def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration],
     if contracts:  # before anything is applied: a refusal leaves no part done
         (before_contract or (lambda found: releases.refuse_contract(conn, env, found)))(contracts)
     history.ensure_history(conn)  # after every refusal: a refused run writes nothing
-    half_built = bool(todo) and indexes.any_invalid(conn)
+    half_built = indexes.any_invalid(conn)
     watcher = guard.Guard(conn)  # one catalog snapshot for the run, kept up to date
     applied_by = db.operator()
     for migration in todo:
@@ -584,8 +584,8 @@ def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,
 
     watcher: the runtime guard (engine.guard) of the run; migrate() and the shadow always
     pass one. A watched migration's check runs as a before-commit hook (before the
-    caller's own), so a refusal rolls it back with its history row; that costs one query
-    after the SQL, and the COMMIT in a message of its own. A non-transactional migration
+    caller's own), so a refusal rolls it back with its history row; its query rides at
+    the end of the migration's message, and the COMMIT goes in a message of its own. A non-transactional migration
     or a backfill is not watched (no one transaction to roll back).
     """
     if migration.backfill:
@@ -615,19 +615,20 @@ def _apply_in_transaction(conn, env, migration, applied_by, before_commit,
     started = time.monotonic()
     closing = f"{history.record_inline(migration, applied_by=applied_by)};"
     # Before _head: the guard may read its snapshot now, if it keeps none from the run.
-    watched = watcher is not None and watcher.start(declared=migration.destructive)
+    guarded = watcher.hook(declared=migration.destructive, what=f"Migration {migration.name}",
+                           path=migration.path, command=f"invoke deploy --env {env.name}"
+                           ) if watcher else None
     hook = None
-    if watched or before_commit:
+    if guarded or before_commit:
         def hook(rows):
-            if watched:  # the runtime guard's check, then the caller's
-                watcher.check(what=f"Migration {migration.name}", path=migration.path,
-                              command=f"invoke deploy --env {env.name}", rows=rows)
+            if guarded:  # the runtime guard's check, then the caller's
+                guarded(rows)
             if before_commit:
                 before_commit(conn, migration)
     head = _head(conn, env)
     try:
         _in_one_transaction(conn, head, migration.sql, closing, before_commit=hook,
-                            trailer=watcher.AFTER if watched else "")
+                            trailer=watcher.AFTER if guarded else "")
     except psycopg.errors.LockNotAvailable:
         raise
     except psycopg.Error as exc:
@@ -761,13 +762,10 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
         nonlocal head
         if migration.rollback_transactional:
             watcher = guard.Guard(conn)
-            check = None
-            if watcher.start(declared=migration.rollback_destructive):  # before _head: a read
-                def check(rows):
-                    watcher.check(what=f"The rollback of {migration.name}",
-                                  path=migration.rollback_path,
-                                  command=(f"invoke db.rollback --env {env.name} "
-                                           f"--to {migration.version - 1}"), rows=rows)
+            check = watcher.hook(  # before _head: it may read
+                declared=migration.rollback_destructive,
+                what=f"The rollback of {migration.name}", path=migration.rollback_path,
+                command=f"invoke db.rollback --env {env.name} --to {migration.version - 1}")
             head = _head(conn, env)
             _in_one_transaction(conn, head, migration.rollback_sql,
                                 f"{history.delete_script(migration)};", before_commit=check,

@@ -181,10 +181,8 @@ def _orphaned_databases(target: Target, conn: psycopg.Connection | None = None
         with _admin(target) as admin:
             rows = admin.execute(db.query("shadow_databases")).fetchall()
     else:
-        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        rows = conn.execute(db.query("shadow_databases")).fetchall()
-        if idle:  # a read of ours: end it; a caller's open transaction stays as it was
-            db.end_read(conn)
+        with db.own_read(conn):
+            rows = conn.execute(db.query("shadow_databases")).fetchall()
     found = []
     for name, _ in rows:
         owner = owners.parse(name[len(SCRATCH_PREFIX):])
