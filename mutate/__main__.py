@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mutate.mutants import MUTANTS, Mutant
-from mutate.runner import ROOT, STALE, SURVIVED, Outcome, Workspace
+from mutate.runner import ROOT, STALE, SURVIVED, Outcome, Workspace, stale
 
 RESULTS = ROOT / "mutate" / "RESULTS.md"
 
@@ -123,14 +123,15 @@ def main(argv: list[str]) -> int:
             print(f"{m.id:40} {m.area:12} {m.file}\n{'':40} {' '.join(m.tests)}")
         return 0
 
+    if args.check:  # the working tree itself: a copy would be the same text
+        found = [(m, stale(m)) for m in mutants]
+        for m, why in found:
+            print(f"{'stale' if why else 'ok':6} {m.id}{': ' + why if why else ''}")
+        return 1 if any(why for _, why in found) else 0
+
     base = Path(tempfile.mkdtemp(prefix="shipshape-mutate-"))
     try:
         workspace = Workspace(base)
-        stale = [(m, workspace.stale(m)) for m in mutants]
-        if args.check:
-            for m, why in stale:
-                print(f"{'stale' if why else 'ok':6} {m.id}{': ' + why if why else ''}")
-            return 1 if any(why for _, why in stale) else 0
         workspace.check_imports()
         logs = base / "logs"
         logs.mkdir()

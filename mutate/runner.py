@@ -38,6 +38,18 @@ class Outcome:
         return self.status in (KILLED, TIMEOUT)
 
 
+def stale(mutant: Mutant, root: Path = ROOT) -> str:
+    """Why the mutant no longer applies to the tree at root, or ""."""
+    path = root / mutant.file
+    if not path.is_file():
+        return f"{mutant.file} does not exist"
+    found = path.read_text().count(mutant.original)
+    if found != 1:
+        return (f"its snippet occurs {found} times in {mutant.file} (the code changed: "
+                f"update the mutant)")
+    return ""
+
+
 class Workspace:
     """A copy of the tree, and the environment its tests run in."""
 
@@ -66,15 +78,7 @@ class Workspace:
                                  f"{self.tree}; the mutants would not be tested")
 
     def stale(self, mutant: Mutant) -> str:
-        """Why the mutant no longer applies to this tree, or ""."""
-        path = self.tree / mutant.file
-        if not path.is_file():
-            return f"{mutant.file} does not exist"
-        found = path.read_text().count(mutant.original)
-        if found != 1:
-            return (f"its snippet occurs {found} times in {mutant.file} (the code changed: "
-                    f"update the mutant)")
-        return ""
+        return stale(mutant, self.tree)
 
     def pytest(self, tests: tuple[str, ...], *, timeout: float, test_timeout: int,
                log: Path) -> tuple[int | None, float]:
