@@ -72,10 +72,10 @@ MUTANTS: list[Mutant] = [
     # --- engine/migrations and engine/history: exactly once, all or nothing ------------
     Mutant(
         "history-own-transaction", "migrations", "shipshape/engine/migrations.py",
-        "        _in_one_transaction(conn, head, migration.sql, closing, before_commit=hook,\n"
-        "                            trailer=watcher.AFTER if guarded else \"\")\n",
-        "        _in_one_transaction(conn, head, migration.sql, \"SELECT 1;\", before_commit=hook,\n"
-        "                            trailer=watcher.AFTER if guarded else \"\")\n"
+        "        _in_one_transaction(conn, head, migration.sql, closing,\n"
+        "                            before_commit=before_commit and (lambda: before_commit(conn, migration)))\n",
+        "        _in_one_transaction(conn, head, migration.sql, \"SELECT 1;\",\n"
+        "                            before_commit=before_commit and (lambda: before_commit(conn, migration)))\n"
         "        with conn.transaction():\n"
         "            conn.execute(closing)\n",
         (INTEG + "test_history_atomicity.py",),
@@ -84,11 +84,9 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "rollback-delete-own-transaction", "migrations", "shipshape/engine/migrations.py",
         "            _in_one_transaction(conn, head, migration.rollback_sql,\n"
-        "                                f\"{history.delete_script(migration)};\", before_commit=check,\n"
-        "                                trailer=watcher.AFTER if check else \"\")\n",
+        "                                _closing(f\"{history.delete_script(migration)};\", watched))\n",
         "            _in_one_transaction(conn, head, migration.rollback_sql,\n"
-        "                                \"SELECT 1;\", before_commit=check,\n"
-        "                                trailer=watcher.AFTER if check else \"\")\n"
+        "                                _closing(\"SELECT 1;\", watched))\n"
         "            with conn.transaction():\n"
         "                history.delete(conn, migration.version)\n",
         (INTEG + "test_history_atomicity.py",),
@@ -128,8 +126,8 @@ MUTANTS: list[Mutant] = [
         (INTEG + "test_migrations.py::test_undeclared_destructive_statement_is_refused_when_it_is_about_to_run",),
         "undeclared destructive SQL is accepted"),
     Mutant(
-        "runtime-guard-blind", "migrations", "shipshape/engine/guard.py",
-        "        if found:\n", "        if False:\n",
+        "runtime-guard-blind", "migrations", "shipshape/queries/guard/install.sql",
+        "    IF lost IS NULL THEN\n", "    IF true THEN\n",
         (INTEG + "test_destructive_guard.py::test_the_runtime_guard_refuses_each_form_without_the_parser",),
         "what a migration lost without declaring it is committed"),
     Mutant(
@@ -157,38 +155,48 @@ MUTANTS: list[Mutant] = [
 
     # --- engine/guard: the runtime guard rolls back what the parser could not see ----------
     Mutant(
-        "guard-drop-unseen", "guard", "shipshape/engine/guard.py",
-        '        if not present:\n'
-        '            found.append(f"dropped {what} {old.name}")\n'
-        '            continue\n',
-        '        if not present:\n'
-        '            continue\n',
+        "guard-drop-unseen", "guard", "shipshape/queries/guard/install.sql",
+        "        WHERE c.oid IS NULL\n           OR (c.relkind IN ('r', 'p', 'f', 'v', 'm')\n",
+        "        WHERE (c.relkind IN ('r', 'p', 'f', 'v', 'm')\n",
         (INTEG + "test_destructive_guard.py::test_the_runtime_guard_refuses_each_form_without_the_parser",),
         "a relation an undeclared migration dropped is not a loss: the drop is committed"),
     Mutant(
-        "guard-deleted-rows-unseen", "guard", "shipshape/engine/guard.py",
-        "        if deleted > old.deleted:\n", "        if False:\n",
+        "guard-deleted-rows-unseen", "guard", "shipshape/queries/guard/install.sql",
+        "       OR t.deleted > b.deleted\n", "",
         (INTEG + "test_destructive_guard.py::test_the_runtime_guard_refuses_each_form_without_the_parser",),
         "rows an undeclared migration deleted (DELETE, MERGE ... DELETE, a trigger) are committed"),
     Mutant(
-        "guard-emptied-table-unseen", "guard", "shipshape/engine/guard.py",
-        "        elif filenode != old.filenode and not has_rows and old.has_rows:\n",
-        "        elif False:\n",
+        "guard-emptied-table-unseen", "guard", "shipshape/queries/guard/install.sql",
+        "       OR (t.filenode <> b.filenode AND NOT t.has_rows AND b.has_rows);\n",
+        "       OR false;\n",
         (INTEG + "test_destructive_guard.py::test_the_runtime_guard_refuses_each_form_without_the_parser",),
         "a table an undeclared migration truncated or rewrote empty is committed"),
     Mutant(
-        "guard-column-type-unseen", "guard", "shipshape/engine/guard.py",
-        "        elif now[number][1] != type_:\n", "        elif False:\n",
+        "guard-column-type-unseen", "guard", "shipshape/queries/guard/install.sql",
+        "       OR NOT b.types <@ t.types\n",
+        "       OR cardinality(t.types) < cardinality(b.types)\n",
         (INTEG + "test_destructive_guard.py::test_the_runtime_guard_refuses_each_form_without_the_parser",),
         "a column an undeclared migration narrowed (ALTER ... TYPE USING) is committed"),
     Mutant(
         "guard-checks-after-commit", "guard", "shipshape/engine/migrations.py",
-        "        if before_commit:\n            before_commit(_last_result(cursor) if trailer else None)\n"
-        "            conn.execute(end)\n",
-        "        if before_commit:\n            rows = _last_result(cursor) if trailer else None\n"
-        "            conn.execute(end)\n            before_commit(rows)\n",
+        '    return f"{history_statement}\\n{guard.CHECK}" if watched else history_statement\n',
+        '    return f"{history_statement}\\nCOMMIT;\\n{guard.CHECK}" if watched else history_statement\n',
         (INTEG + "test_destructive_guard.py::test_the_runtime_guard_refuses_each_form_without_the_parser",),
         "the guard's check runs after COMMIT: it refuses, but the loss is not rolled back"),
+    Mutant(
+        "guard-lock-modes-narrow", "guard", "shipshape/queries/guard/install.sql",
+        "                AND mode IN ('RowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')) l\n",
+        "                AND mode IN ('AccessExclusiveLock')) l\n",
+        (INTEG + "test_destructive_guard.py::test_the_runtime_guard_refuses_each_form_without_the_parser",),
+        "the guard looks only at relations created, dropped or altered: rows deleted through "
+        "a DELETE, a MERGE or a function are committed"),
+    Mutant(
+        "guard-snapshot-not-kept", "guard", "shipshape/queries/guard/install.sql",
+        "        FROM touched\n        WHERE present\n",
+        "        FROM touched\n        WHERE false\n",
+        (INTEG + "test_destructive_guard.py::test_one_run_keeps_the_snapshot_true_from_migration_to_migration",),
+        "the snapshot is not updated after a migration: a table created and filled earlier in "
+        "the run is not protected later in it"),
     # --- migrations.check_declared via engine/sqlparse: what cannot be read is destructive -
     Mutant(
         "parser-dynamic-execute-safe", "parser", "shipshape/engine/sqlparse.py",

@@ -84,9 +84,15 @@ def server_version(conn: psycopg.Connection) -> str:
 @contextmanager
 def own_read(conn: psycopg.Connection):
     """A read that leaves the connection as it found it: the transaction the read opens
-    is ended; a caller's open transaction stays open."""
+    is ended (rolled back when the read failed); a caller's open transaction stays open.
+    (The runtime guard's snapshot writes in it too: to a temporary table of its own.)"""
     idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    yield
+    try:
+        yield
+    except BaseException:
+        if idle and not conn.closed and not conn.autocommit:
+            conn.rollback()
+        raise
     if idle:
         end_read(conn)
 

@@ -17,14 +17,19 @@ the text. This guard does not parse anything; it asks PostgreSQL what changed:
   now empty.
 
 A migration that declares `-- shipshape:destructive` is not watched: it said it may lose
-data, and the env's allow_destructive decided whether it runs. Cost: one catalog query
-before (no table lock taken) and one after that reads only the relations the transaction
-locked, since PostgreSQL locks every relation a statement changes, whoever issues it. The
-engine sends the after-query at the end of the migration's own message, so a watched
-migration takes two round trips: its message, then COMMIT.
+data, and the env's allow_destructive decided whether it runs.
 
-The full snapshot is read once per run (Guard), then updated from each migration's
-after-query, so a run of N migrations costs one query per migration plus one.
+Where the work happens: on the server, in the migration's own message. The snapshot of
+every relation is read once per run into a temporary table of the session
+(queries/guard/snapshot.sql), and a procedure of the session (queries/guard/install.sql)
+runs at the end of each watched migration's message, before its COMMIT: it compares the
+relations the transaction locked (PostgreSQL locks every relation a statement changes,
+whoever issues it) with the snapshot, raises when something was lost, and otherwise
+updates the snapshot for the next migration. A refusal skips the COMMIT that follows in
+the message; so watching costs no round trip, and the snapshot, being a table, rolls back
+with a migration that fails. Both objects live in pg_temp: nothing is created in the
+database's schemas, and they are gone with the session. They need the TEMPORARY privilege
+on the database, which PostgreSQL grants to every role unless it was revoked.
 
 Known blind spots (README, safety): an UPDATE that overwrites values (not destructive by
 the project's rule), a rewrite that keeps the type and some rows (ALTER ... TYPE same
@@ -34,165 +39,81 @@ sequences, and non-transactional migrations (no transaction to roll back).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 
 from shipshape import db
-from shipshape.errors import Refused
+from shipshape.errors import ConfigError, Refused
 
-
-@dataclass(frozen=True)
-class Relation:
-    name: str
-    kind: str
-    filenode: int
-    has_rows: bool
-    deleted: int  # this backend's unflushed count of deleted rows, before
-    columns: str  # one line per column: number, type oid, type modifier, name (tabs)
-
-
-_KINDS = {"r": "table", "p": "table", "f": "foreign table", "v": "view",
-          "m": "materialized view"}
-
-
-def snapshot(conn: psycopg.Connection) -> dict[int, Relation]:
-    """Every user relation before the migration, by oid."""
-    rows = conn.execute(db.query("guard/before")).fetchall()
-    return {oid: Relation(name, kind, filenode, has_rows, deleted, columns)
-            for oid, name, kind, filenode, has_rows, deleted, columns in rows}
-
-
-def _columns(columns: str) -> dict[int, tuple[str, tuple[int, int]]]:
-    """number -> (name, (type oid, type modifier))"""
-    found = {}
-    for line in columns.splitlines():
-        number, type_oid, modifier, name = line.split("\t", 3)
-        found[int(number)] = (name, (int(type_oid), int(modifier)))
-    return found
-
-
-# The after-query, sent by the engine at the end of a migration's own message (so that
-# the check costs no round trip) and passed back to Guard.check as rows.
-AFTER = db.statement("guard/after")
-
-
-def losses(conn: psycopg.Connection, before: dict[int, Relation], rows=None
-           ) -> tuple[list[str], dict[int, Relation]]:
-    """What the transaction lost of what existed before it, one line per object; and
-    the snapshot after it (before, updated with what it touched). rows: the after-query's
-    result when the caller sent it already; else it is run here."""
-    found = []
-    after = dict(before)
-    for (oid, present, name, kind, filenode, has_rows, deleted,
-         columns) in (conn.execute(AFTER) if rows is None else rows):
-        old = before.get(oid)
-        if not present:
-            after.pop(oid, None)
-        else:
-            after[oid] = Relation(name, kind, filenode, has_rows, deleted, columns)
-        if old is None:  # created by this migration
-            continue
-        what = _KINDS.get(old.kind, "relation")
-        if not present:
-            found.append(f"dropped {what} {old.name}")
-            continue
-        if columns != old.columns:
-            found += _column_losses(conn, old, _columns(old.columns), _columns(columns))
-        if deleted > old.deleted:
-            found.append(f"deleted {deleted - old.deleted} row(s) from {what} {old.name}")
-        elif filenode != old.filenode and not has_rows and old.has_rows:
-            found.append(f"emptied {what} {old.name}: its storage was replaced and holds "
-                         f"no rows (TRUNCATE, or a rewrite)")
-    return found, after
-
-
-def _column_losses(conn, old: Relation, was: dict, now: dict) -> list[str]:
-    found = []
-    for number, (name, type_) in was.items():
-        if number not in now:
-            found.append(f"dropped column {old.name}.{name} ({_type_name(conn, type_)})")
-        elif now[number][1] != type_:
-            found.append(f"changed the type of column {old.name}.{now[number][0]} from "
-                         f"{_type_name(conn, type_)} to {_type_name(conn, now[number][1])}")
-    return found
-
-
-def _type_name(conn, type_: tuple[int, int]) -> str:
-    """A type as SQL writes it; only for a message (a dropped domain has no name left)."""
-    name = conn.execute(db.query("guard/type_name"),
-                        {"type": type_[0], "modifier": type_[1]}).fetchone()[0]
-    return name or f"type {type_[0]}, dropped with it"
+# What the engine sends at the end of a watched migration's message, before COMMIT.
+CHECK = db.statement("guard/check")
+# The SQLSTATE the check raises with; its DETAIL holds one line per loss.
+LOST = "SSG01"
 
 
 class Guard:
     """The runtime guard for one run of migrations (or rollbacks) on one connection,
-    under the migration lock: the full snapshot is read once, then kept up to date from
-    each migration's own after-query (the relations it touched), so that each migration
-    costs one query after its SQL, over what it touched, not over the whole schema.
-    A migration the guard does not watch (declared destructive, non-transactional) may
-    change anything: the next one reads the catalog again."""
-
-    AFTER = AFTER
+    under the migration lock: the snapshot is read once, then kept true by each watched
+    migration's own check. A migration the guard does not watch (declared destructive,
+    non-transactional, a backfill) may change anything: the next one reads it again."""
 
     def __init__(self, conn: psycopg.Connection):
         self.conn = conn
-        self.before: dict[int, Relation] | None = None
-        self.pending: dict[int, Relation] | None = None
+        self.fresh = False  # whether the session's snapshot is true for the next migration
+        self.installed = False
 
     def forget(self) -> None:
-        self.before = self.pending = None
+        self.fresh = False
 
-    def committed(self) -> None:
-        """The watched transaction committed: its after-snapshot is the next before."""
-        self.before, self.pending = self.pending, None
+    def ready(self) -> None:
+        """Read the snapshot now, before the run writes anything: a role that may not
+        create the guard's temporary table is refused with nothing written."""
+        if not self.fresh:
+            self._read_snapshot()
 
     def start(self, *, declared: bool) -> bool:
-        """Before a migration's SQL is sent: whether it is watched, and if so the snapshot
-        to compare with (read now, in its own short read, unless one is kept from the
-        run). A migration declared destructive is not watched: it may change anything,
-        so the next one reads the catalog again."""
-        self.pending = None
+        """Before a migration's message is built: whether it is watched (then its message
+        ends with CHECK), and the snapshot read first when the run keeps none. A migration
+        declared destructive is not watched: it may change anything."""
         if declared:
             self.forget()
             return False
-        if self.before is None:
-            with db.own_read(self.conn):  # the migration's own message opens its transaction
-                self.before = snapshot(self.conn)
+        self.ready()
         return True
 
-    def hook(self, *, declared: bool, what: str, path, command: str):
-        """start(); when the migration is watched, its before-commit check, called with the
-        rows of AFTER sent at the end of the migration's own message; else None."""
-        if not self.start(declared=declared):
-            return None
-        return lambda rows: self.check(what=what, path=path, command=command, rows=rows)
+    def _read_snapshot(self) -> None:
+        """In its own transaction (a caller's open one stays open): the session's table
+        filled, and the check defined, the first time (it refers to the table's type)."""
+        script = db.query("guard/snapshot") + ("" if self.installed else db.query("guard/install"))
+        try:
+            with db.own_read(self.conn):
+                self.conn.execute(script)
+        except psycopg.errors.InsufficientPrivilege:
+            raise _no_temporary(self.conn) from None
+        self.fresh = self.installed = True
 
-    def check(self, *, what: str, path, command: str, rows=None) -> None:
-        """After a watched migration's SQL, inside its transaction, before COMMIT (the
-        engine's before-commit hook): refuse (exit 3) what it lost without declaring it.
-        Raising there rolls the transaction back, its history row with it. rows: the
-        after-query's result, when it was sent with the migration (AFTER)."""
-        found, after = losses(self.conn, self.before or {}, rows)
-        if found:
-            raise Refused(
-                f"{what} ({path}) lost data it does not declare: it has no "
-                f"`-- shipshape:destructive`. Its transaction was rolled back: nothing of it "
-                f"was applied. The text of the tree did not show it, so it comes from code "
-                f"that runs with it (a function defined in the database, a trigger, dynamic "
-                f"SQL). Find that statement and remove it, or declare the migration "
-                f"destructive after review, then rerun `{command}`:",
-                details=found,
-            )
-        self.pending = after
 
-    @contextmanager
-    def watch(self, *, declared: bool, what: str, path, command: str) -> Iterator[None]:
-        """start() and check() around SQL the caller runs itself, inside its transaction
-        (the shadow's savepoints). An error in the SQL itself passes through unchecked."""
-        watched = self.start(declared=declared)
-        yield
-        if watched:
-            self.check(what=what, path=path, command=command)
+def refusal(exc: psycopg.Error, *, what: str, path: Path, command: str) -> Refused | None:
+    """The refusal (exit 3) that the check's error means, or None for any other error.
+    The transaction was rolled back: its history row with it."""
+    if exc.sqlstate != LOST:
+        return None
+    return Refused(
+        f"{what} ({path}) lost data it does not declare: it has no "
+        f"`-- shipshape:destructive`. Its transaction was rolled back: nothing of it "
+        f"was applied. The text of the tree did not show it, so it comes from code "
+        f"that runs with it (a function defined in the database, a trigger, dynamic "
+        f"SQL). Find that statement and remove it, or declare the migration "
+        f"destructive after review, then rerun `{command}`:",
+        details=(exc.diag.message_detail or "").splitlines(),
+    )
+
+
+def _no_temporary(conn: psycopg.Connection) -> ConfigError:
+    info = conn.info
+    return ConfigError(
+        f"The runtime guard keeps its snapshot in a temporary table of the session, and "
+        f"role {info.user} may not create one in database {info.dbname}. Nothing was "
+        f"changed. As a role that may grant it (the database's owner, a superuser), run "
+        f"`GRANT TEMPORARY ON DATABASE \"{info.dbname}\" TO \"{info.user}\";`, then run the command again.")

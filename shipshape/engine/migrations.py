@@ -491,9 +491,10 @@ def migrate(conn: psycopg.Connection, env: Environment, loaded: list[Migration],
     contracts = [m for m in todo if m.phase == Phase.CONTRACT]
     if contracts:  # before anything is applied: a refusal leaves no part done
         (before_contract or (lambda found: releases.refuse_contract(conn, env, found)))(contracts)
+    watcher = guard.Guard(conn)  # one catalog snapshot for the run, kept up to date
+    watcher.ready()  # may refuse: before anything is written
     history.ensure_history(conn)  # after every refusal: a refused run writes nothing
     half_built = indexes.any_invalid(conn)
-    watcher = guard.Guard(conn)  # one catalog snapshot for the run, kept up to date
     applied_by = db.operator()
     for migration in todo:
         with progress.step(f"migrate {migration.name}") as step:
@@ -583,10 +584,11 @@ def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,
     runs after the last, before its history row. step: where a backfill notes progress.
 
     watcher: the runtime guard (engine.guard) of the run; migrate() and the shadow always
-    pass one. A watched migration's check runs as a before-commit hook (before the
-    caller's own), so a refusal rolls it back with its history row; its query rides at
-    the end of the migration's message, and the COMMIT goes in a message of its own. A non-transactional migration
-    or a backfill is not watched (no one transaction to roll back).
+    pass one. A watched migration's check is the last statement of its message, after
+    its history row and before COMMIT (and before the caller's before_commit), so a
+    refusal rolls it back with its history row, at no round trip of its own. A
+    non-transactional migration or a backfill is not watched (no one transaction to roll
+    back).
     """
     if migration.backfill:
         if watcher:
@@ -612,30 +614,32 @@ def apply(conn: psycopg.Connection, env: Environment, migration: Migration, *,
 
 def _apply_in_transaction(conn, env, migration, applied_by, before_commit,
                           watcher: guard.Guard | None = None) -> int:
+    from shipshape.engine import guard
+
     started = time.monotonic()
-    closing = f"{history.record_inline(migration, applied_by=applied_by)};"
     # Before _head: the guard may read its snapshot now, if it keeps none from the run.
-    guarded = watcher.hook(declared=migration.destructive, what=f"Migration {migration.name}",
-                           path=migration.path, command=f"invoke deploy --env {env.name}"
-                           ) if watcher else None
-    hook = None
-    if guarded or before_commit:
-        def hook(rows):
-            if guarded:  # the runtime guard's check, then the caller's
-                guarded(rows)
-            if before_commit:
-                before_commit(conn, migration)
+    watched = watcher.start(declared=migration.destructive) if watcher else False
+    closing = _closing(f"{history.record_inline(migration, applied_by=applied_by)};", watched)
     head = _head(conn, env)
     try:
-        _in_one_transaction(conn, head, migration.sql, closing, before_commit=hook,
-                            trailer=watcher.AFTER if guarded else "")
+        _in_one_transaction(conn, head, migration.sql, closing,
+                            before_commit=before_commit and (lambda: before_commit(conn, migration)))
     except psycopg.errors.LockNotAvailable:
         raise
     except psycopg.Error as exc:
-        raise _sql_failed(conn, env, migration, migration.sql, exc, offset=len(head)) from None
-    if watcher:
-        watcher.committed()
+        raise (guard.refusal(exc, what=f"Migration {migration.name}", path=migration.path,
+                             command=f"invoke deploy --env {env.name}")
+               or _sql_failed(conn, env, migration, migration.sql, exc, offset=len(head))
+               ) from None
     return int((time.monotonic() - started) * 1000)
+
+
+def _closing(history_statement: str, watched: bool) -> str:
+    """What a migration's message sends after its SQL: its history statement, then, when
+    the runtime guard watches it, the guard's check (which raises on a loss)."""
+    from shipshape.engine import guard
+
+    return f"{history_statement}\n{guard.CHECK}" if watched else history_statement
 
 
 def _head(conn: psycopg.Connection, env: Environment) -> str:
@@ -647,29 +651,26 @@ def _head(conn: psycopg.Connection, env: Environment) -> str:
 
 
 def _in_one_transaction(conn: psycopg.Connection, head: str, body: str, closing: str, *,
-                        before_commit=None, trailer: str = "") -> None:
-    """head, body and closing (the history statement), and COMMIT, as ONE simple-query
-    message: a single round trip, where BEGIN, two SET LOCALs, the SQL, the history
-    row and COMMIT took six. The server stops at the first error and skips the rest of
-    the message, COMMIT included; the transaction is then rolled back here. Error
-    positions count from the start of the message: callers subtract len(head).
+                        before_commit=None) -> None:
+    """head, body and closing (the history statement, and the runtime guard's check), and
+    COMMIT, as ONE simple-query message: a single round trip, where BEGIN, two SET LOCALs,
+    the SQL, the history row and COMMIT took six. The server stops at the first error and
+    skips the rest of the message, COMMIT included; the transaction is then rolled back
+    here. Error positions count from the start of the message: callers subtract len(head).
 
-    before_commit(rows), when given, runs in the open transaction before COMMIT (then a
-    second round trip commits); rows are what trailer, a query sent last in the same
-    message (the runtime guard's after-query), returned, so that the check costs no round
-    trip of its own. Inside a caller's transaction (head opens a savepoint) the savepoint
-    is released instead of committing, as conn.transaction() would."""
+    before_commit(), when given, runs in the open transaction before COMMIT (then a
+    second round trip commits). Inside a caller's transaction (head opens a savepoint) the
+    savepoint is released instead of committing, as conn.transaction() would."""
     savepoint = not head.startswith("BEGIN")
     end = f"RELEASE SAVEPOINT {_SAVEPOINT};" if savepoint else "COMMIT;"
-    message = (f"{head}{body}\n;\n{closing}" + (f"\n{trailer}" if trailer else "")
-               + ("" if before_commit else f"\n{end}"))
+    message = f"{head}{body}\n;\n{closing}" + ("" if before_commit else f"\n{end}")
     was_autocommit = conn.autocommit
     if not savepoint:
         conn.autocommit = True  # so that psycopg sends no BEGIN of its own
     try:
-        cursor = conn.execute(message)
+        conn.execute(message)
         if before_commit:
-            before_commit(_last_result(cursor) if trailer else None)
+            before_commit()
             conn.execute(end)
     except BaseException:
         if not conn.closed and conn.info.transaction_status in (
@@ -680,13 +681,6 @@ def _in_one_transaction(conn: psycopg.Connection, head: str, body: str, closing:
     finally:
         if not savepoint and not conn.closed:
             conn.autocommit = was_autocommit
-
-
-def _last_result(cursor: psycopg.Cursor) -> list[tuple]:
-    """The rows of the last statement of a multi-statement message."""
-    while cursor.nextset():
-        pass
-    return cursor.fetchall()
 
 
 def _apply_backfill(conn, env, migration, applied_by, before_commit, step) -> int:
@@ -761,15 +755,11 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
     def work():
         nonlocal head
         if migration.rollback_transactional:
-            watcher = guard.Guard(conn)
-            check = watcher.hook(  # before _head: it may read
-                declared=migration.rollback_destructive,
-                what=f"The rollback of {migration.name}", path=migration.rollback_path,
-                command=f"invoke db.rollback --env {env.name} --to {migration.version - 1}")
+            # Before _head: the guard reads its snapshot now.
+            watched = guard.Guard(conn).start(declared=migration.rollback_destructive)
             head = _head(conn, env)
             _in_one_transaction(conn, head, migration.rollback_sql,
-                                f"{history.delete_script(migration)};", before_commit=check,
-                                trailer=watcher.AFTER if check else "")
+                                _closing(f"{history.delete_script(migration)};", watched))
         else:
             with db.autocommit(conn, env):
                 for statement in split(migration.rollback_sql):
@@ -780,9 +770,12 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
         db.retry_on_lock_timeout(conn, env, work, what=f"Rollback of {migration.name}",
                                        then="run the rollback again.")
     except psycopg.Error as exc:
-        raise _sql_failed(conn, env, migration, migration.rollback_sql, exc,
-                          path=migration.rollback_path, offset=len(head),
-                          partial=not migration.rollback_transactional) from None
+        raise (guard.refusal(
+                   exc, what=f"The rollback of {migration.name}", path=migration.rollback_path,
+                   command=f"invoke db.rollback --env {env.name} --to {migration.version - 1}")
+               or _sql_failed(conn, env, migration, migration.rollback_sql, exc,
+                              path=migration.rollback_path, offset=len(head),
+                              partial=not migration.rollback_transactional)) from None
     return int((time.monotonic() - started) * 1000)
 
 

@@ -253,7 +253,7 @@ def _in_one_transaction(conn: psycopg.Connection, env: Environment, applied, pro
 def _apply_in_savepoint(conn: psycopg.Connection, env: Environment,
                         migration: migrations.Migration) -> None:
     """Not watched by the runtime guard: in one transaction, every relation built so far
-    stays locked, so the guard's after-query (the relations the transaction locked) would
+    stays locked, so the guard's check (over the relations the transaction locked) would
     grow with each migration; and a shadow starts empty, so only rows the tree itself
     inserted could be lost. The deploy watches every migration it applies."""
     statements = ([migration.sql] if migration.transactional

@@ -11,10 +11,12 @@ Two layers, each proven on its own:
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from shipshape import db
 from shipshape.engine import guard, history, migrations
@@ -206,13 +208,33 @@ def test_the_runtime_guard_alone_catches_what_the_parser_cannot_see(
 # refuses it). The parser's gate refuses both above.
 RUNTIME_FORMS = [f for f in FORMS if f[0] not in ("drop-extension-cascade", "drop-owned")]
 
+# What the runtime guard says it found, one pattern per line (a domain's oid varies).
+GUARD_SAYS = {
+    "alter-type-using": [r"changed the type of column public\.users\.name from text to "
+                         r"character varying\(3\)"],
+    "do-execute-drop": [r"dropped table public\.avatar_presets"],
+    "e-string-then-drop": [r"dropped table public\.persona_examples"],
+    "quoted-column-type": [r"changed the type of column public\.users\.a b from text to "
+                           r"character varying\(20\)"],
+    "merge-delete": [r"deleted 1 row\(s\) from table public\.items"],
+    "function-then-call": [r"deleted 2 row\(s\) from table public\.items"],
+    "drop-domain-cascade": [r"dropped column public\.users\.tag \(type \d+, dropped with it\)"],
+    "dynamic-execute": [r"dropped table public\.items"],
+    "drop-table": [r"dropped table public\.avatar_presets"],
+    "drop-column": [r"dropped column public\.items\.price \(integer\)"],
+    "truncate": [r"emptied table public\.items: its storage was replaced and holds no rows "
+                 r"\(TRUNCATE, or a rewrite\)"],
+    "delete": [r"deleted 1 row\(s\) from table public\.items"],
+}
 
-@pytest.mark.parametrize("sql", [f[1] for f in RUNTIME_FORMS], ids=[f[0] for f in RUNTIME_FORMS])
+
+@pytest.mark.parametrize("form,sql", [f[:2] for f in RUNTIME_FORMS],
+                         ids=[f[0] for f in RUNTIME_FORMS])
 def test_the_runtime_guard_refuses_each_form_without_the_parser(
-        tmp_path, fresh_dsn, make_target, sql):
+        tmp_path, fresh_dsn, make_target, form, sql):
     """migrations.apply is what runs after the parser's gate; called directly with the
     run's watcher (as migrate() and the shadow pass it), the guard alone must roll each
-    form back, its history row with it (state() reads the history)."""
+    form back, its history row with it (state() reads the history), naming what was lost."""
     tree = base_tree(tmp_path / "sql")
     target = make_target(fresh_dsn, "staging")
     loaded = migrations.load(tree, target.env)
@@ -226,9 +248,14 @@ def test_the_runtime_guard_refuses_each_form_without_the_parser(
     before = state(fresh_dsn)
     write_migration(tree, "0004_change", sql, "SELECT 1;")
     change = migrations.load(tree, target.env)[-1]
-    with db.connect(target) as conn, pytest.raises(Refused, match="lost data it does not declare"):
+    with db.connect(target) as conn, pytest.raises(Refused, match="lost data it does not declare"
+                                                   ) as refused:
         migrations.apply(conn, target.env, change, applied_by="test", watcher=guard.Guard(conn))
     assert state(fresh_dsn) == before
+    assert refused.value.exit_code == 3
+    assert len(refused.value.details) == len(GUARD_SAYS[form]), refused.value.details
+    for line, pattern in zip(refused.value.details, GUARD_SAYS[form], strict=True):
+        assert re.fullmatch(pattern, line), line
 
 
 def test_a_declared_destructive_migration_is_not_watched(tmp_path, fresh_dsn, make_target):
@@ -322,3 +349,69 @@ def test_the_guard_checks_in_the_before_commit_hook_before_the_callers_own(
         assert conn.execute("SELECT count(*) FROM logs").fetchone() == (3,)
         assert conn.execute("SELECT count(*) FROM information_schema.columns "
                             "WHERE table_name = 'logs' AND column_name = 'note'").fetchone() == (0,)
+
+
+def test_a_role_without_the_temporary_privilege_is_told_the_grant_and_nothing_is_written(
+        admin_dsn, tmp_path):
+    """The guard's snapshot is a temporary table: where the deploying role may not create
+    one, the run stops before it writes anything (exit 5) and names the GRANT that fixes
+    it; with the grant, the same command deploys."""
+    role = "ss_test_notemp"
+    name = create_database(admin_dsn)
+    tree = small_tree(tmp_path / "sql")
+    try:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(name), sql.Identifier(role)))
+            conn.execute(sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC, {}").format(
+                sql.Identifier(name), sql.Identifier(role)))
+        with psycopg.connect(dsn_for(admin_dsn, name), autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(role)))
+        dsn = psycopg.conninfo.make_conninfo(dsn_for(admin_dsn, name), user=role)
+        environ = {"SHIPSHAPE_STATE_DIR": str(tmp_path / "state"), "DATABASE_URL": dsn}
+        migrate = ("db.migrate", "--env", "staging", "--sql-dir", str(tree))
+        result = run_invoke(*migrate, env=environ)
+        assert result.returncode == 5, result.stdout + result.stderr
+        assert f'GRANT TEMPORARY ON DATABASE "{name}" TO "{role}";' in flat(result.stderr)
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON "
+                                "n.oid = c.relnamespace WHERE n.nspname IN ('public', "
+                                "'shipshape')").fetchone() == (0,)
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("GRANT TEMPORARY ON DATABASE {} TO {}").format(
+                sql.Identifier(name), sql.Identifier(role)))
+        result = run_invoke(*migrate, env=environ)
+        assert result.returncode == 0, result.stdout + result.stderr
+    finally:
+        drop_database(admin_dsn, name)
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_the_runtime_guard_in_one_run_on_each_server(tmp_path, server_dsn, make_target):
+    """On the system PostgreSQL and on the embedded one (the shadow's scratch server and
+    `local`): a table created and filled earlier in the run, then given a column, is
+    protected later in the same run; a function defined outside the tree that drops a
+    column and deletes a row is refused, each loss named, and nothing of it committed."""
+    tree = tmp_path / "sql"
+    write_migration(tree, "0001_logs", "CREATE TABLE logs (id int PRIMARY KEY, body text);\n"
+                    "INSERT INTO logs SELECT i, 'x' FROM generate_series(1, 3) i;\n", "SELECT 1;")
+    write_migration(tree, "0002_note", "ALTER TABLE logs ADD COLUMN note text;\n"
+                    "ALTER TABLE logs RENAME body TO text_body;\n", "SELECT 1;")
+    write_migration(tree, "0003_tidy", "SELECT tidy();\n", "SELECT 1;")
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION tidy() RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
+                     "ALTER TABLE logs DROP COLUMN note; DELETE FROM logs WHERE id = 2; END $$")
+    target = make_target(server_dsn)
+    loaded = migrations.load(tree, target.env)
+    with db.connect(target) as conn, pytest.raises(Refused) as refused:
+        migrations.migrate(conn, target.env, loaded)
+    assert refused.value.exit_code == 3
+    assert "Migration 0003_tidy" in refused.value.message
+    assert refused.value.details == ["dropped column public.logs.note (text)",
+                                     "deleted 1 row(s) from table public.logs"]
+    with psycopg.connect(server_dsn) as conn:
+        assert conn.execute("SELECT max(version) FROM shipshape.history").fetchone() == (2,)
+        assert conn.execute("SELECT count(*), count(note) FROM logs").fetchone() == (3, 0)

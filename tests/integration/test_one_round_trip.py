@@ -125,10 +125,11 @@ def test_the_one_message_records_the_phase_and_the_accepted_lock(tmp_path, fresh
             (3, "contract", "add-check-validating: items is small everywhere")]
 
 
-def test_a_watched_migration_is_two_exchanges_its_message_then_commit(setup, tmp_path,
-                                                                      fresh_dsn):
-    """The runtime guard's after-query rides at the end of the migration's own message, so
-    watching costs one exchange (COMMIT), not two; its snapshot was read before."""
+def test_a_watched_migration_is_one_message_its_check_before_its_commit(setup, tmp_path,
+                                                                         fresh_dsn):
+    """The runtime guard's check is the last statement of the migration's own message,
+    after the history row and before COMMIT, so watching costs no exchange; its snapshot
+    was read before, into a temporary table of the session, not in the user's schemas."""
     from shipshape.engine import guard
 
     target, loaded, conn = setup
@@ -136,10 +137,18 @@ def test_a_watched_migration_is_two_exchanges_its_message_then_commit(setup, tmp
     watcher.start(declared=False)  # the run's snapshot, read once before the first
     watcher.forget = lambda: None  # keep it: apply's own start() must not read again
     trace = traced_apply(conn, target.env, loaded[0], tmp_path, watcher=watcher)
-    assert round_trips(trace) == 2, trace
-    assert "pg_locks" in trace.split("ReadyForQuery")[0]  # in the first message
-    assert watcher.before is not None and any(r.name == "public.items"
-                                              for r in watcher.before.values())
+    assert round_trips(trace) == 1, trace
+    message = trace.split("\tQuery\t")[1]
+    assert (message.index("INSERT INTO shipshape.history")
+            < message.index("pg_temp.shipshape_guard_check()") < message.index("COMMIT;"))
+    # the snapshot it updated: the table the migration created, for the next migration
+    assert conn.execute("SELECT name, types[1:2] FROM pg_temp.shipshape_guard").fetchall() == [
+        ("public.items", ["1:23:-1", "2:25:-1"])]
+    conn.rollback()
+    with psycopg.connect(fresh_dsn) as other:  # nothing of the guard in the database's schemas
+        assert other.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n "
+                             "ON n.oid = c.relnamespace WHERE c.relname LIKE 'shipshape_guard%' "
+                             "AND n.nspname NOT LIKE 'pg_temp%'").fetchone() == (0,)
 
 
 def test_the_guard_refuses_from_the_rows_of_the_same_message(setup, tmp_path, fresh_dsn,
@@ -165,9 +174,9 @@ def test_the_guard_refuses_from_the_rows_of_the_same_message(setup, tmp_path, fr
                              ).fetchone()[0] == 0
 
 
-def test_a_watched_rollback_sends_the_guard_query_in_its_message(setup, tmp_path, fresh_dsn):
-    """The rollback's check reads the rows of its own message too (it took no argument and
-    broke every watched rollback when the migration's check started to)."""
+def test_a_watched_rollback_sends_the_guard_check_in_its_message(setup, tmp_path, fresh_dsn):
+    """The rollback's check rides in its own message too (a watched rollback once broke
+    when the migration's check changed alone)."""
     target, loaded, conn = setup
     write_migration(tmp_path / "sql", "0003_items_name", "CREATE INDEX items_name ON items (name);\n",
                     "DROP INDEX items_name;\n")  # not destructive: the guard watches it
@@ -183,8 +192,9 @@ def test_a_watched_rollback_sends_the_guard_query_in_its_message(setup, tmp_path
             conn.pgconn.untrace()
     exchanges = path.read_text().split("ReadyForQuery")[:-1]
     [at] = [i for i, text in enumerate(exchanges) if "DROP INDEX items_name" in text]
-    assert "pg_locks" in exchanges[at]  # the guard's query, in the rollback's own message
-    assert len(exchanges) == at + 2 and '"COMMIT' in exchanges[-1], exchanges[at:]
+    # the guard's check, in the rollback's own message, and its COMMIT after it there
+    assert exchanges[at].index("shipshape_guard_check()") < exchanges[at].index("COMMIT;")
+    assert len(exchanges) == at + 1, exchanges[at:]
     with psycopg.connect(fresh_dsn) as other:
         assert other.execute("SELECT to_regclass('items_name')").fetchone()[0] is None
         assert other.execute("SELECT max(version) FROM shipshape.history").fetchone()[0] == 2
