@@ -438,16 +438,21 @@ def is_volatile(expression: ast.Node | None) -> bool:
 
 
 def walk(node, prune: frozenset[tuple[type, str]] = frozenset()):
-    """Every AST node under node (itself included), depth first; never into the
-    (node class, attribute) pairs of prune."""
-    if isinstance(node, ast.Node):
-        yield node
-        for attribute in node:
-            if (type(node), attribute) not in prune:
-                yield from walk(getattr(node, attribute), prune)
-    elif isinstance(node, tuple):
-        for item in node:
-            yield from walk(item, prune)
+    """Every AST node under node (itself included), depth first, in order; never into
+    the (node class, attribute) pairs of prune. With a stack, not recursion: nested
+    generators cost each node once per level above it, and classifying a tree is this."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.Node):
+            yield item
+            kind = type(item)
+            stack.extend(reversed([child for attribute in item
+                                   if (kind, attribute) not in prune
+                                   and isinstance(child := getattr(item, attribute),
+                                                  (ast.Node, tuple))]))
+        elif isinstance(item, tuple):
+            stack.extend(reversed(item))
 
 
 _HANDLERS = {

@@ -251,7 +251,8 @@ def _split(sql: str, first_line: int) -> list[_Source]:
 def _classify(source: _Source, ctx: _Context) -> Statement:
     node = source.node
     body = _body(source, ctx)
-    destructive = _effects(node) + _calls(node, ctx)
+    nodes = list(walk(node, _PRUNE))  # once: both of these read every node
+    destructive = _effects(nodes) + _calls(nodes, ctx)
     locks = lock_effects(node, ctx.new_relations)
     transactional = _transactional(node, ctx)
     defines: tuple[Effect, ...] = ()
@@ -281,10 +282,11 @@ def _unique(items) -> tuple:
 _PRUNE = frozenset({(ast.CreateFunctionStmt, "sql_body")})
 
 
-def _effects(node: ast.Node) -> list[Effect]:
-    """The destructive effects written in node itself (any depth: a DELETE in a WITH)."""
+def _effects(nodes: list[ast.Node]) -> list[Effect]:
+    """The destructive effects written in a statement itself, given its nodes (any depth:
+    a DELETE in a WITH)."""
     found = []
-    for inner in walk(node, _PRUNE):
+    for inner in nodes:
         handler = _DESTRUCTIVE.get(type(inner))
         if handler:
             found.extend(handler(inner))
@@ -420,11 +422,12 @@ _BUILTIN_DESTRUCTIVE = {
 }
 
 
-def _calls(node: ast.Node, ctx: _Context) -> list[Effect]:
-    """Calls of a destructive function defined earlier in the input (or built in). A
-    trigger counts: the function will run on every write it fires for."""
+def _calls(nodes: list[ast.Node], ctx: _Context) -> list[Effect]:
+    """Calls of a destructive function defined earlier in the input (or built in), given
+    a statement's nodes. A trigger counts: the function will run on every write it fires
+    for."""
     found = []
-    for inner in walk(node, _PRUNE):
+    for inner in nodes:
         if isinstance(inner, (ast.FuncCall, ast.CreateTrigStmt, ast.CreateEventTrigStmt)):
             parts = [p.sval for p in inner.funcname]
             if parts[-1] in ctx.functions:
