@@ -140,7 +140,9 @@ def test_the_fleet_waits_for_the_gate_and_pulumi_waits_for_the_fleet(recorded):
     assert job.replace_on_changes == ["spec"] and "name" not in job.inputs["metadata"]
     (container,) = pod(job)["containers"]
     assert container["image"] == pod(gate)["initContainers"][0]["image"]
-    (rule,) = job.inputs["spec"]["podFailurePolicy"]["rules"]
+    eviction, rule = job.inputs["spec"]["podFailurePolicy"]["rules"]
+    assert eviction["action"] == "Ignore"  # a drained node is no failure of a shard
+    assert eviction["onPodConditions"] == [{"type": "DisruptionTarget", "status": "True"}]
     assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [2, 3, 5, 6]
 
 
@@ -157,11 +159,14 @@ def test_the_contract_job_runs_after_the_rollout_and_the_expand_job(recorded):
 
 def test_the_contract_job_retries_only_a_refusal_as_the_contract_gate(recorded):
     contract = fleet_job(recorded, "fleet-contract")
-    (rule,) = contract.inputs["spec"]["podFailurePolicy"]["rules"]
+    eviction, rule = contract.inputs["spec"]["podFailurePolicy"]["rules"]
+    assert eviction["action"] == "Ignore" and "onPodConditions" in eviction
     # a member where a replica of the older release is still registered: exit 3, retried
     assert rule == {"action": "FailJob", "onExitCodes": {
         "containerName": "fleet", "operator": "NotIn", "values": [3]}}
-    (gate_rule,) = recorded.one(JOB, CONTRACT).inputs["spec"]["podFailurePolicy"]["rules"]
+    gate_eviction, gate_rule = recorded.one(JOB, CONTRACT).inputs["spec"]["podFailurePolicy"][
+        "rules"]
+    assert gate_eviction == eviction
     assert {**gate_rule["onExitCodes"], "containerName": "fleet"} == rule["onExitCodes"]
     assert contract.inputs["spec"]["backoffLimit"] >= 3 * 4  # a few retries per shard
     assert pod(contract)["restartPolicy"] == "Never"  # podFailurePolicy requires it

@@ -329,7 +329,11 @@ def test_the_contract_job_retries_only_a_refusal_and_fails_the_update_otherwise(
     _, recorded, _ = k8s
     job = recorded.one(JOB, CONTRACT)
     # exit 3: an old pod still registered while it terminates; retried with back-off
-    (rule,) = job.inputs["spec"]["podFailurePolicy"]["rules"]
+    # an eviction (a node drained) is no failure: ignored, and first, as the first match
+    # decides; the run's own exit 130 on that SIGTERM would otherwise fail the update
+    eviction, rule = job.inputs["spec"]["podFailurePolicy"]["rules"]
+    assert eviction == {"action": "Ignore", "onPodConditions": [
+        {"type": "DisruptionTarget", "status": "True"}]}
     assert rule == {"action": "FailJob", "onExitCodes": {
         "containerName": "deploy", "operator": "NotIn", "values": [3]}}
     assert job.inputs["spec"]["backoffLimit"] >= 3

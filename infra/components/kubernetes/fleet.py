@@ -50,6 +50,7 @@ from infra.components.kubernetes.common import (
 from infra.components.kubernetes.gate import (
     APP_RELEASE_ANNOTATION,
     CONTRACT_RETRIES,
+    failure_policy,
     retry_only_refused,
 )
 from infra.config import Resources, StackConfig
@@ -104,10 +105,10 @@ class FleetJob(pulumi.ComponentResource):
             name,
             metadata=job_metadata(args.namespace, fleet_labels),
             spec=shards.job("expand", fleet_labels, backoff_limit=cfg.fleet_shards,
-                            failure_policy={"rules": [{
+                            failure_policy=failure_policy({
                                 "action": "FailJob",
                                 "onExitCodes": {"containerName": CONTAINER, "operator": "In",
-                                                "values": FAIL_AT_ONCE}}]}),
+                                                "values": FAIL_AT_ONCE}})),
             opts=job_options(self, [args.gate], DEADLINE_SECONDS))
         contract_labels = labels(cfg, "shipshape-fleet", "fleet-contract")
         self.contract = k8s.batch.v1.Job(

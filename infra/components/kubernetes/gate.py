@@ -139,14 +139,28 @@ def _pod(cfg: StackConfig, pod_labels: dict, annotations: dict, containers: list
     }
 
 
+# A pod the cluster itself ends (a node drained, preemption, an API eviction) carries the
+# DisruptionTarget condition; its SIGTERM ends the run with its transaction rolled back
+# (exit 130), which says nothing about the Job's work. Ignored: the Job starts the pod
+# again without counting a failure. First, because the first rule that matches decides.
+IGNORE_DISRUPTION = {"action": "Ignore",
+                     "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+
+
+def failure_policy(*rules: dict) -> dict:
+    """A Job's podFailurePolicy: an eviction ignored, then rules. Needs restartPolicy
+    Never (as every pod here)."""
+    return {"rules": [IGNORE_DISRUPTION, *rules]}
+
+
 def retry_only_refused(container: str) -> dict:
     """A contract Job's podFailurePolicy: only the refusal while an old pod is still
     leaving (exit 3) is worth a retry; any other exit of `container` fails the Job, hence
-    the update, at once. Needs restartPolicy Never (as every pod here)."""
-    return {"rules": [{
+    the update, at once (an eviction is no exit of the run: it is ignored)."""
+    return failure_policy({
         "action": "FailJob",
         "onExitCodes": {"containerName": container, "operator": "NotIn",
-                        "values": [REFUSED_EXIT]}}]}
+                        "values": [REFUSED_EXIT]}})
 
 
 def _common_env(cfg: StackConfig, phase: str, secret_name: pulumi.Input[str]) -> list[dict]:
