@@ -210,20 +210,20 @@ RUNTIME_FORMS = [f for f in FORMS if f[0] not in ("drop-extension-cascade", "dro
 
 # What the runtime guard says it found, one pattern per line (a domain's oid varies).
 GUARD_SAYS = {
-    "alter-type-using": [r"changed the type of column public\.users\.name from text to "
-                         r"character varying\(3\)"],
+    "alter-type-using": [(r"changed the type of column public\.users\.name from text to "
+                          r"character varying\(3\)")],
     "do-execute-drop": [r"dropped table public\.avatar_presets"],
     "e-string-then-drop": [r"dropped table public\.persona_examples"],
-    "quoted-column-type": [r"changed the type of column public\.users\.a b from text to "
-                           r"character varying\(20\)"],
+    "quoted-column-type": [(r"changed the type of column public\.users\.a b from text to "
+                            r"character varying\(20\)")],
     "merge-delete": [r"deleted 1 row\(s\) from table public\.items"],
     "function-then-call": [r"deleted 2 row\(s\) from table public\.items"],
     "drop-domain-cascade": [r"dropped column public\.users\.tag \(type \d+, dropped with it\)"],
     "dynamic-execute": [r"dropped table public\.items"],
     "drop-table": [r"dropped table public\.avatar_presets"],
     "drop-column": [r"dropped column public\.items\.price \(integer\)"],
-    "truncate": [r"emptied table public\.items: its storage was replaced and holds no rows "
-                 r"\(TRUNCATE, or a rewrite\)"],
+    "truncate": [(r"emptied table public\.items: its storage was replaced and holds no rows "
+                  r"\(TRUNCATE, or a rewrite\)")],
     "delete": [r"deleted 1 row\(s\) from table public\.items"],
 }
 
