@@ -108,19 +108,23 @@ def render_dry_run(plan) -> str:
     return "\n".join(lines)
 
 
-@task(iterable=["set_"], required=["fleet"], help=_HELP)
-def status(c, fleet=None, sql_dir=None, set_=None, parallel=None, shard=None, json_=False):
+@task(iterable=["set_"], required=["fleet"], help={
+    **_HELP, "phase": "the run to look at, as fleet.deploy's --phase: expand, contract or "
+                      "all. Default: the env's deploy_phase: all for local, else expand"})
+def status(c, fleet=None, sql_dir=None, set_=None, parallel=None, shard=None, json_=False,
+           phase=None):
     """Each database of a fleet: env stamp, version, pending migrations, last deploy.
 
-    Read-only. Also says which databases the current run (this tree) has deployed, and
-    the run's attempts from its journal. Exit 0 when every database is at the code's
-    version, 2 when any is behind, dirty, stamped otherwise or unreachable.
+    Read-only. Also says which databases the current run (this tree, --phase) has
+    deployed, and the run's attempts from its journal. Exit 0 when every database is at
+    the code's version, 2 when any is behind, dirty, stamped otherwise or unreachable;
+    then it names the fleet.deploy to run, with its phase.
     """
     from shipshape import commands
     from shipshape.console import emit_json, print_table, print_text
     from shipshape.errors import ShipshapeError
 
-    prepared = _prepare(fleet, sql_dir, set_, shard)
+    prepared = _prepare(fleet, sql_dir, set_, shard, phase)
     result = commands.fleet_status(prepared, parallel=_count("parallel", parallel))
     if json_:
         emit_json(result.as_dict())

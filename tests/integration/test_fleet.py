@@ -470,6 +470,20 @@ def test_an_expand_run_leaves_the_contract_and_a_contract_run_applies_it(pool, w
     assert {d["status"] for d in document["databases"]} == {"deployed"}
     for _, dsn in members:
         assert applied(dsn) == [1, 2, 3]  # 0004 pending on every member
+    # status looks at the expand run by default: done everywhere, and what is left is the
+    # contract phase, which the one next command names (not the expand run, done already)
+    status = fleet("status", fleet_file, workdir, "--json")
+    assert status.returncode == 2
+    looked = json.loads(status.stdout)
+    assert looked["run_id"] == document["run_id"] and looked["phase"] == "expand"
+    assert all(d["this_run"] and d["pending_contract"] == 1 for d in looked["databases"])
+    assert "contract migrations only" in status.stderr
+    assert f"`invoke fleet.deploy --fleet {fleet_file} --phase contract`" in " ".join(
+        status.stderr.split())
+    status = fleet("status", fleet_file, workdir, "--phase", "contract", "--json")
+    looked = json.loads(status.stdout)
+    assert looked["run_id"].endswith("/contract") and looked["phase"] == "contract"
+    assert not any(d["this_run"] for d in looked["databases"])
 
     contract = fleet("deploy", fleet_file, workdir, "--phase", "contract", "--parallel", "2",
                      "--json")
@@ -485,6 +499,9 @@ def test_an_expand_run_leaves_the_contract_and_a_contract_run_applies_it(pool, w
             ("ok", document["run_id"]), ("ok", second["run_id"])]
     again = fleet("deploy", fleet_file, workdir, "--phase", "contract", "--json")
     assert {d["status"] for d in json.loads(again.stdout)["databases"]} == {"already"}
+    status = fleet("status", fleet_file, workdir, "--phase", "contract")
+    assert status.returncode == 0, status.stderr
+    assert f"4 deployed by run {second['run_id']}" in " ".join(status.stdout.split())
 
 
 def test_a_contract_run_is_refused_while_an_old_release_is_registered(pool, workdir):

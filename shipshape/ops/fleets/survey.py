@@ -144,6 +144,7 @@ class MemberStatus:
     env: str | None = None  # its stamp
     version: int | None = None
     pending: int = 0
+    pending_contract: int = 0  # of pending: contract migrations (after the app's rollout)
     problems: list[str] = field(default_factory=list)  # migrations not cleanly applied
     last_deploy: dict | None = None
     this_run: int | None = None  # its deployments row of the current run
@@ -160,6 +161,16 @@ class Status:
     code_version: int
     databases: list[MemberStatus]
     journals: list[dict]
+    phase: str = "all"  # the run's (fleet.deploy --phase): whose "this run" and journals
+
+    def next_phase(self) -> str:
+        """The phase of the fleet.deploy that brings the behind databases forward: contract
+        when that is all they lack, whatever run was looked at (an expand run that is done
+        would otherwise be run again, for nothing)."""
+        behind = [d for d in self.databases if d.state == "behind"]
+        if behind and all(d.pending == d.pending_contract for d in behind):
+            return "contract"
+        return self.phase
 
     def count(self, state: str) -> int:
         return sum(d.state == state for d in self.databases)
@@ -173,7 +184,8 @@ class Status:
 
     def as_dict(self) -> dict:
         return {"fleet": self.fleet, "fleet_file": self.fleet_file, "env": self.env,
-                "run_id": self.run_id, "shard": self.shard, "code_version": self.code_version,
+                "run_id": self.run_id, "phase": self.phase, "shard": self.shard,
+                "code_version": self.code_version,
                 "summary": self.summary(), "databases": self.databases,
                 "journals": self.journals}
 
@@ -185,9 +197,16 @@ class Status:
                 f"at the code's version {self.code_version:04d} or not reachable: "
                 + ", ".join(f"{d.name} ({d.state})" for d in bad[:10])
                 + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
-                + f". `invoke fleet.deploy --fleet {self.fleet_file}` continues the run; "
-                  f"`invoke fleet.doctor --fleet {self.fleet_file}` says what is wrong with "
-                  f"a dirty one.", result=self)
+                + f". {self._next_command()}; `invoke fleet.doctor --fleet "
+                  f"{self.fleet_file}` says what is wrong with a dirty one.", result=self)
+
+    def _next_command(self) -> str:
+        phase = self.next_phase()
+        command = f"`invoke fleet.deploy --fleet {self.fleet_file} --phase {phase}`"
+        if phase == "contract" and self.phase != "contract":
+            return (f"What is pending is contract migrations only: once every replica runs "
+                    f"the new release, {command} applies them")
+        return f"{command} continues the run"
 
 
 def status(prepared: Prepared, *, parallel: int | None = None) -> Status:
@@ -217,7 +236,10 @@ def status(prepared: Prepared, *, parallel: int | None = None) -> Status:
             return found
         entries = migrations.status(loaded, recorded)
         found.version = migrations.current_version(recorded)
-        found.pending = sum(e.state == "pending" for e in entries)
+        pending = {e.version for e in entries if e.state == "pending"}
+        found.pending = len(pending)
+        found.pending_contract = sum(m.version in pending and m.phase == migrations.Phase.CONTRACT
+                                     for m in loaded)
         found.problems = [f"{e.version:04d} {e.state}" for e in entries
                           if e.state not in ("applied", "pending")]
         if found.env is not None and found.env != env.name:
@@ -232,4 +254,5 @@ def status(prepared: Prepared, *, parallel: int | None = None) -> Status:
     return Status(prepared.fleet.name, str(prepared.fleet.path), env.name, prepared.run_id,
                   str(prepared.shard) if prepared.shard else None,
                   max((m.version for m in loaded), default=0),
-                  each(list(prepared.members), look, parallel), journals(prepared))
+                  each(list(prepared.members), look, parallel), journals(prepared),
+                  prepared.phase)
