@@ -113,6 +113,12 @@ def test_one_graph_of_the_same_components_as_the_docker_platform(k8s):
     variant, recorded, _ = k8s
     components = {r.name: r for r in recorded.resources if r.type.startswith("shipshape:infra:")}
     assert set(components) == {"network", "database", "migration-gate", "app", "contract-gate"}
+    # each gate under its own type (the contract gate's first release registered as a
+    # MigrationGate; an alias keeps a stack deployed then)
+    assert components["contract-gate"].type == "shipshape:infra:ContractGate"
+    assert components["migration-gate"].type == "shipshape:infra:MigrationGate"
+    assert recorded.one(JOB, CONTRACT).urn.split("::")[2].startswith(
+        "shipshape:infra:ContractGate$kubernetes:batch/v1:Job")
     for resource in recorded.resources:
         if not resource.type.startswith("shipshape:infra:"):
             assert recorded.by_urn(resource.parent).type.startswith("shipshape:infra:"), resource.name

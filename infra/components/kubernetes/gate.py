@@ -225,8 +225,13 @@ class ContractGate(pulumi.ComponentResource):
 
     resource: k8s.batch.v1.Job
 
+    # It registered as a MigrationGate in its first release: the alias keeps the Job of a
+    # stack deployed then (its URN derives from this type) instead of replacing it.
+    ALIASES = [pulumi.Alias(type_="shipshape:infra:MigrationGate")]
+
     def __init__(self, name: str, args: ContractGateArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("shipshape:infra:MigrationGate", name, None, opts)
+        super().__init__("shipshape:infra:ContractGate", name, None, pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(aliases=self.ALIASES)))
         cfg = args.cfg
         # The superuser DSN only: the expand gate already gave the app role its login.
         credentials = secret(f"{name}-credentials", cfg, args.namespace,
