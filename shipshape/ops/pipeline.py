@@ -146,18 +146,7 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
         with run.gate("preflight", "preflight: render, connect, check") as gate:
             code = code or tree.load(sql_dir, env)
             conn = db.connect(target, purpose="deploy")
-            version = db.server_version(conn)
-            # Render what is pending (only that: a no-op deploy renders nothing), so that
-            # a template error stops the deploy here, before the lock, the stamp or a row.
-            pending = migrations.prepared(
-                migrations.plan(code.migrations, history.read_history(conn)), env)
-            # One sweep of a killed shadow build's leftovers for the whole deploy (the
-            # rehearsal and verify's shadow come after it), read through the deploy's own
-            # connection, as is the server version of the shadow cache's key.
-            shadow.remove_leftovers(target, progress, conn=conn)
-            rehearsal = _rehearse_seeds(target, code, pending, phase, progress, conn)
-            gate.note(f"PostgreSQL {version}; {len(code.migrations)} migrations, "
-                      f"{len(code.seeds)} seed files ({rehearsal})")
+            gate.note(_preflight(run, target, conn, code, phase))
         with ExitStack() as held:
             with run.gate("lock", "lock: wait for other deploys") as gate:
                 held.enter_context(db.advisory_lock(conn, env.migration_lock_wait))
@@ -179,18 +168,9 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
             for name in ("migrate", "seed", "verify", "app", "contract", "record"):
                 run.skip(name, f"already deployed by run {run_id} "
                                f"(shipshape.deployments id {result.already})")
-            _release(kept)
-            _close(conn)
             return result
         if phase != Phase.CONTRACT:
-            if env.app_url:
-                with run.gate("app", f"app: {env.app_url}/health/ready") as gate:
-                    if app_check is None:
-                        from shipshape.adapters.app_probe import require_ready as app_check
-                    app_check(env.app_url)
-                    gate.note("ready")
-            else:
-                run.skip("app", "no app_url for this env")
+            _app(run, env, app_check)
         if phase == Phase.ALL:
             with db.advisory_lock(conn, env.migration_lock_wait):
                 _contract(run, conn, target, code, rerun)
@@ -202,18 +182,45 @@ def deploy(target: Target, sql_dir: Path | str, *, progress: Progress | None = N
         if isinstance(exc, ProblemsFound):
             result.findings = exc.findings
         exc.result = result  # so the caller can still show the gates
+        _record(run, conn, target, started_at, started)  # before the lock is released
+        raise
+    else:
         _record(run, conn, target, started_at, started)
+    finally:
         _release(kept)
         _close(conn)
-        raise
-    except BaseException:
-        _release(kept)
-        _close(conn)
-        raise
-    _record(run, conn, target, started_at, started)
-    _release(kept)
-    _close(conn)
     return result
+
+
+def _preflight(run: _Run, target: Target, conn, code: tree.Tree,
+               phase: migrations.DeployPhase) -> str:
+    """Check what can be checked before the lock, on the deploy's connection: nothing is
+    locked, stamped or recorded yet. Returns the gate's note."""
+    env = target.env
+    version = db.server_version(conn)
+    # Render what is pending (only that: a no-op deploy renders nothing), so that a
+    # template error stops the deploy here, before the lock, the stamp or a row.
+    pending = migrations.prepared(
+        migrations.plan(code.migrations, history.read_history(conn)), env)
+    # One sweep of a killed shadow build's leftovers for the whole deploy (the rehearsal
+    # and verify's shadow come after it), read through the deploy's own connection, as is
+    # the server version of the shadow cache's key.
+    shadow.remove_leftovers(target, run.progress, conn=conn)
+    rehearsal = _rehearse_seeds(target, code, pending, phase, run.progress, conn)
+    return (f"PostgreSQL {version}; {len(code.migrations)} migrations, "
+            f"{len(code.seeds)} seed files ({rehearsal})")
+
+
+def _app(run: _Run, env, app_check) -> None:
+    """The app gate: the env's app answers ready (a deploy that has no app_url skips it)."""
+    if not env.app_url:
+        run.skip("app", "no app_url for this env")
+        return
+    with run.gate("app", f"app: {env.app_url}/health/ready") as gate:
+        if app_check is None:
+            from shipshape.adapters.app_probe import require_ready as app_check
+        app_check(env.app_url)
+        gate.note("ready")
 
 
 def parse_phase(value: str, env_name: str) -> migrations.DeployPhase:
