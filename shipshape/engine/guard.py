@@ -23,9 +23,10 @@ Where the work happens: on the server, in the migration's own message. The snaps
 every relation is read once per run into a temporary table of the session
 (queries/guard/snapshot.sql), and a procedure of the session (queries/guard/install.sql)
 runs at the end of each watched migration's message, before its COMMIT: it compares the
-relations the transaction locked (PostgreSQL locks every relation a statement changes,
-whoever issues it) with the snapshot, raises when something was lost, and otherwise
-updates the snapshot for the next migration. A refusal skips the COMMIT that follows in
+relations the transaction locked in a mode that writes rows or changes the relation
+(PostgreSQL locks every relation a statement changes, whoever issues it) with the
+snapshot, raises when something was lost, and otherwise updates the snapshot for the
+next migration. A refusal skips the COMMIT that follows in
 the message; so watching costs no round trip, and the snapshot, being a table, rolls back
 with a migration that fails. Both objects live in pg_temp: nothing is created in the
 database's schemas, and they are gone with the session. They need the TEMPORARY privilege
