@@ -98,6 +98,13 @@ class Guard:
 def refusal(exc: psycopg.Error, *, what: str, path: Path, command: str) -> Refused | None:
     """The refusal (exit 3) that the check's error means, or None for any other error.
     The transaction was rolled back: its history row with it."""
+    if _guard_dropped(exc):
+        return Refused(
+            f"{what} ({path}) dropped the runtime guard's temporary objects (DISCARD TEMP, "
+            f"or a DROP in pg_temp), so what it did could not be checked, and it was not "
+            f"applied: its transaction was rolled back. A migration has no use for "
+            f"discarding the session's temporary objects: remove that statement, then rerun "
+            f"`{command}`.")
     if exc.sqlstate != LOST:
         return None
     return Refused(
@@ -109,6 +116,12 @@ def refusal(exc: psycopg.Error, *, what: str, path: Path, command: str) -> Refus
         f"destructive after review, then rerun `{command}`:",
         details=(exc.diag.message_detail or "").splitlines(),
     )
+
+
+def _guard_dropped(exc: psycopg.Error) -> bool:
+    """The check failed because its own procedure or table is gone from the session."""
+    return (isinstance(exc, psycopg.errors.UndefinedFunction | psycopg.errors.UndefinedTable)
+            and "shipshape_guard" in (exc.diag.message_primary or ""))
 
 
 def _no_temporary(conn: psycopg.Connection) -> ConfigError:

@@ -415,3 +415,21 @@ def test_the_runtime_guard_in_one_run_on_each_server(tmp_path, server_dsn, make_
     with psycopg.connect(server_dsn) as conn:
         assert conn.execute("SELECT max(version) FROM shipshape.history").fetchone() == (2,)
         assert conn.execute("SELECT count(*), count(note) FROM logs").fetchone() == (3, 0)
+
+
+def test_a_migration_that_discards_the_guards_objects_is_refused_and_not_applied(
+        deployed, tmp_path):
+    """DISCARD TEMP in a migration takes the guard's snapshot and check with it: that is
+    no loss to report, and no reason to apply unchecked either. Exit 3, saying which
+    statement to remove; nothing of the migration committed."""
+    tree, dsn, environ = deployed
+    before = state(dsn)
+    copy = with_migration(tree, tmp_path, "CREATE TABLE scratch_copy (id int);\nDISCARD TEMP;\n")
+    result = run_invoke("deploy", "--env", "staging", "--sql-dir", str(copy), env=environ)
+    assert result.returncode == 3, result.stdout + result.stderr
+    error = flat(result.stderr)
+    assert "dropped the runtime guard's temporary objects (DISCARD TEMP" in error
+    assert "`invoke deploy --env staging`" in error and "Traceback" not in error
+    assert state(dsn) == before
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT to_regclass('scratch_copy')").fetchone() == (None,)
