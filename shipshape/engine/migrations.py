@@ -535,9 +535,14 @@ def rollback(conn: psycopg.Connection, env: Environment, loaded: list[Migration]
     todo = rollback_plan(loaded, recorded, to)
     check_declared(todo, env, rollback=True)
     refuse_destructive(env, todo, rollback=True)
+    if not todo:
+        return todo
+    from shipshape.engine import guard
+
+    watcher = guard.Guard(conn)  # one snapshot for the run, as migrate() keeps
     for migration in todo:
         with progress.step(f"rollback {migration.name}") as step:
-            step.note(f"{rollback_one(conn, env, migration)} ms")
+            step.note(f"{rollback_one(conn, env, migration, watcher)} ms")
     return todo
 
 
@@ -742,12 +747,15 @@ def _refuse_invalid_indexes(conn, env: Environment, migration: Migration) -> Non
             f"`invoke deploy --env {env.name}`: it drops the INVALID index and builds it again.")
 
 
-def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migration) -> int:
+def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migration,
+                 watcher: guard.Guard | None = None) -> int:
     """Run a migration's rollback and delete its history row, in one transaction unless
     the rollback declares no-transaction (DROP INDEX CONCURRENTLY). The runtime guard
-    watches a transactional rollback that does not declare itself destructive."""
+    (watcher: the run's, else one for this rollback alone) watches a transactional
+    rollback that does not declare itself destructive."""
     from shipshape.engine import guard
 
+    watcher = watcher or guard.Guard(conn)
     started = time.monotonic()
 
     head = ""
@@ -755,12 +763,13 @@ def rollback_one(conn: psycopg.Connection, env: Environment, migration: Migratio
     def work():
         nonlocal head
         if migration.rollback_transactional:
-            # Before _head: the guard reads its snapshot now.
-            watched = guard.Guard(conn).start(declared=migration.rollback_destructive)
+            # Before _head: the guard may read its snapshot now.
+            watched = watcher.start(declared=migration.rollback_destructive)
             head = _head(conn, env)
             _in_one_transaction(conn, head, migration.rollback_sql,
                                 _closing(f"{history.delete_script(migration)};", watched))
         else:
+            watcher.forget()  # unwatched: it may change anything
             with db.autocommit(conn, env):
                 for statement in split(migration.rollback_sql):
                     conn.execute(statement)

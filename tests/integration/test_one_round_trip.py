@@ -198,3 +198,41 @@ def test_a_watched_rollback_sends_the_guard_check_in_its_message(setup, tmp_path
     with psycopg.connect(fresh_dsn) as other:
         assert other.execute("SELECT to_regclass('items_name')").fetchone()[0] is None
         assert other.execute("SELECT max(version) FROM shipshape.history").fetchone()[0] == 2
+
+
+def test_a_rollback_run_reads_the_guards_snapshot_once(setup, tmp_path, fresh_dsn):
+    """db.rollback of several migrations keeps one snapshot for the run, as migrate does:
+    read once, then kept true by each rollback's own check, which still refuses a loss in
+    a later rollback of the run."""
+    from shipshape.errors import Refused
+
+    target, _, conn = setup
+    tree = tmp_path / "sql"
+    write_migration(tree, "0003_logs", "CREATE TABLE logs (id int);\n"
+                    "INSERT INTO logs VALUES (1), (2);\n", "SELECT wipe_logs();\n")
+    write_migration(tree, "0004_logs_idx", "CREATE INDEX logs_id ON logs (id);\n",
+                    "DROP INDEX logs_id;\n")
+    write_migration(tree, "0005_items_idx", "CREATE INDEX items_name ON items (name);\n",
+                    "DROP INDEX items_name;\n")
+    loaded = migrations.load(tree, target.env)
+    for migration in loaded:
+        migrations.apply(conn, target.env, migration, applied_by="test")
+    conn.execute("CREATE FUNCTION wipe_logs() RETURNS void LANGUAGE sql AS 'DELETE FROM logs'")
+    conn.commit()
+    path = tmp_path / "trace.txt"
+    with open(path, "w") as out:
+        conn.pgconn.trace(out.fileno())
+        try:
+            with pytest.raises(Refused) as refused:
+                migrations.rollback(conn, target.env, loaded, 2)
+        finally:
+            conn.pgconn.untrace()
+    assert refused.value.details == ["deleted 2 row(s) from table public.logs"]
+    assert "The rollback of 0003_logs" in refused.value.message
+    trace = path.read_text()
+    assert trace.count("DELETE FROM pg_temp.shipshape_guard;") == 1  # the snapshot, once
+    assert trace.count("CREATE OR REPLACE PROCEDURE") == 1
+    assert trace.count("CALL pg_temp.shipshape_guard_check()") == 3  # 0005, 0004, 0003
+    with psycopg.connect(fresh_dsn) as other:
+        assert other.execute("SELECT max(version) FROM shipshape.history").fetchone()[0] == 3
+        assert other.execute("SELECT count(*) FROM logs").fetchone()[0] == 2
