@@ -9,7 +9,7 @@ from shipshape.db.connections import (
     end_read,
     identifier,
     operator,
-    own_read,
+    own_transaction,
     server_version,
     table_exists,
 )
@@ -32,7 +32,8 @@ from shipshape.db.transactions import autocommit, read_only
 
 __all__ = [
     "MIGRATION_LOCK", "advisory_lock", "autocommit", "connect", "describe_holders",
-    "end_read", "identifier", "own_read", "local_timeouts_sql", "lock_holders", "operator", "query", "read_only",
+    "end_read", "identifier", "local_timeouts_sql", "lock_holders", "operator", "own_transaction",
+    "query", "read_only",
     "retry_on_lock_timeout", "server_message", "server_version", "set_local_timeouts", "set_session_timeouts",
     "statement", "table_exists", "table_lock_holders",
 ]

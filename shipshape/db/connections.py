@@ -82,10 +82,10 @@ def server_version(conn: psycopg.Connection) -> str:
 
 
 @contextmanager
-def own_read(conn: psycopg.Connection):
-    """A read that leaves the connection as it found it: the transaction the read opens
-    is ended (rolled back when the read failed); a caller's open transaction stays open.
-    (The runtime guard's snapshot writes in it too: to a temporary table of its own.)"""
+def own_transaction(conn: psycopg.Connection):
+    """Work that leaves the connection as it found it: the transaction the work opens is
+    ended (committed, or rolled back when the work failed); a caller's open transaction
+    stays open. (A read, or the runtime guard's snapshot into a temporary table.)"""
     idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     try:
         yield

@@ -88,7 +88,7 @@ class Guard:
         filled, and the check defined, the first time (it refers to the table's type)."""
         script = db.query("guard/snapshot") + ("" if self.installed else db.query("guard/install"))
         try:
-            with db.own_read(self.conn):
+            with db.own_transaction(self.conn):
                 self.conn.execute(script)
         except psycopg.errors.InsufficientPrivilege:
             raise _no_temporary(self.conn) from None

@@ -181,7 +181,7 @@ def _orphaned_databases(target: Target, conn: psycopg.Connection | None = None
         with _admin(target) as admin:
             rows = admin.execute(db.query("shadow_databases")).fetchall()
     else:
-        with db.own_read(conn):
+        with db.own_transaction(conn):
             rows = conn.execute(db.query("shadow_databases")).fetchall()
     found = []
     for name, _ in rows:

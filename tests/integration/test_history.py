@@ -118,4 +118,3 @@ def test_the_scripts_use_the_history_statements(tmp_path, make_target):
         assert history.delete_script(m) + ";" in rollback_sql
     assert migrate_sql.count("INSERT INTO shipshape.history") == len(loaded)
     assert rollback_sql.count("DELETE FROM shipshape.history") == len(loaded)
-
