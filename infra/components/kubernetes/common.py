@@ -83,6 +83,26 @@ def secret(name: str, cfg: StackConfig, namespace: pulumi.Input[str], values: di
     )
 
 
+def job_pod(cfg: StackConfig, pod_labels: dict, containers: list[dict], volumes: list[dict],
+            *, annotations: dict | None = None, init: list[dict] | None = None) -> dict:
+    """A Job's pod template: never restarted in place (a podFailurePolicy needs that; the
+    Job makes a new pod), no API token (it never talks to the API), the pod security
+    context, the registry's pull secret when the stack has one."""
+    return {
+        "metadata": {"labels": pod_labels, **({"annotations": annotations} if annotations else {})},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": pod_security(),
+            **({"imagePullSecrets": [{"name": cfg.image_pull_secret}]}
+               if cfg.image_pull_secret else {}),
+            **({"initContainers": init} if init else {}),
+            "containers": containers,
+            "volumes": volumes,
+        },
+    }
+
+
 def job_metadata(namespace: pulumi.Input[str], job_labels: dict) -> dict:
     """A Job's metadata: auto-named (the new Job is created before the old one goes); a
     failed one is replaced by the next update instead of awaited again."""

@@ -42,8 +42,8 @@ from infra.components.kubernetes.common import (
     container_security,
     job_metadata,
     job_options,
+    job_pod,
     labels,
-    pod_security,
     resources,
     tmp_volume,
 )
@@ -153,6 +153,21 @@ class _Shards:
         """The Indexed Job's spec: one pod per shard running fleet.deploy of `phase`."""
         cfg = self.cfg
         tmp, tmp_mount = tmp_volume()
+        container = {
+            "name": CONTAINER,
+            "image": self.image,
+            "command": command(cfg.fleet_shards, cfg.fleet_parallel, phase),
+            "env": [
+                {"name": SHARD_ENV, "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
+                {"name": "SHIPSHAPE_STATE_DIR", "value": "/tmp/shipshape"},
+                {"name": "SHIPSHAPE_REPORTS_DIR", "value": "/tmp/reports"},
+            ],
+            "envFrom": self.env_from,
+            "resources": resources(FLEET_RESOURCES),
+            "securityContext": container_security(),
+            "volumeMounts": [tmp_mount, {"name": "fleet", "mountPath": FLEET_DIR, "readOnly": True}],
+        }
+        fleet_file = {"name": "fleet", "configMap": {"name": self.files}}
         return {
             "completionMode": "Indexed",
             "completions": cfg.fleet_shards,
@@ -160,34 +175,8 @@ class _Shards:
             "backoffLimit": backoff_limit,
             "activeDeadlineSeconds": DEADLINE_SECONDS,
             "podFailurePolicy": failure_policy,
-            "template": {
-                "metadata": {"labels": pod_labels, **({"annotations": annotations}
-                                                      if annotations else {})},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "securityContext": pod_security(),
-                    **({"imagePullSecrets": [{"name": cfg.image_pull_secret}]}
-                       if cfg.image_pull_secret else {}),
-                    "containers": [{
-                        "name": CONTAINER,
-                        "image": self.image,
-                        "command": command(cfg.fleet_shards, cfg.fleet_parallel, phase),
-                        "env": [
-                            {"name": SHARD_ENV,
-                             "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
-                            {"name": "SHIPSHAPE_STATE_DIR", "value": "/tmp/shipshape"},
-                            {"name": "SHIPSHAPE_REPORTS_DIR", "value": "/tmp/reports"},
-                        ],
-                        "envFrom": self.env_from,
-                        "resources": resources(FLEET_RESOURCES),
-                        "securityContext": container_security(),
-                        "volumeMounts": [tmp_mount, {"name": "fleet", "mountPath": FLEET_DIR,
-                                                     "readOnly": True}],
-                    }],
-                    "volumes": [tmp, {"name": "fleet", "configMap": {"name": self.files}}],
-                },
-            },
+            "template": job_pod(cfg, pod_labels, [container], [tmp, fleet_file],
+                                annotations=annotations),
         }
 
 

@@ -60,8 +60,8 @@ from infra.components.kubernetes.common import (
     container_security,
     job_metadata,
     job_options,
+    job_pod,
     labels,
-    pod_security,
     resources,
     secret,
     secret_env,
@@ -119,23 +119,6 @@ def _step(name: str, image: pulumi.Input[str], command: list[str], env: list[dic
         "resources": resources(GATE_RESOURCES),
         "securityContext": container_security(),
         "volumeMounts": [mount],
-    }
-
-
-def _pod(cfg: StackConfig, pod_labels: dict, annotations: dict, containers: list[dict],
-         volume: dict, init: list[dict] | None = None) -> dict:
-    return {
-        "metadata": {"labels": pod_labels, "annotations": annotations},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,  # it never talks to the API
-            "securityContext": pod_security(),
-            **({"imagePullSecrets": [{"name": cfg.image_pull_secret}]}
-               if cfg.image_pull_secret else {}),
-            **({"initContainers": init} if init else {}),
-            "containers": containers,
-            "volumes": [volume],
-        },
     }
 
 
@@ -200,8 +183,9 @@ class MigrationGate(pulumi.ComponentResource):
                 # One retry for a network blip; a failing verify fails the same way twice.
                 "backoffLimit": 1,
                 "activeDeadlineSeconds": DEADLINE_SECONDS,
-                "template": _pod(cfg, pod_labels, {DATABASE_ID_ANNOTATION: args.database_id},
-                                 [login], tmp, init=[deploy]),
+                "template": job_pod(cfg, pod_labels, [login], [tmp],
+                                    annotations={DATABASE_ID_ANNOTATION: args.database_id},
+                                    init=[deploy]),
             },
             opts=job_options(self, [args.database] if args.database is not None else [],
                              DEADLINE_SECONDS),
@@ -225,13 +209,12 @@ class ContractGate(pulumi.ComponentResource):
 
     resource: k8s.batch.v1.Job
 
-    # It registered as a MigrationGate in its first release: the alias keeps the Job of a
-    # stack deployed then (its URN derives from this type) instead of replacing it.
-    ALIASES = [pulumi.Alias(type_="shipshape:infra:MigrationGate")]
-
     def __init__(self, name: str, args: ContractGateArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("shipshape:infra:ContractGate", name, None, pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(aliases=self.ALIASES)))
+        # It registered as a MigrationGate in its first release: the alias keeps the Job of
+        # a stack deployed then (its URN derives from this type) instead of replacing it.
+        renamed = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_="shipshape:infra:MigrationGate")])
+        super().__init__("shipshape:infra:ContractGate", name, None,
+                         pulumi.ResourceOptions.merge(opts, renamed))
         cfg = args.cfg
         # The superuser DSN only: the expand gate already gave the app role its login.
         credentials = secret(f"{name}-credentials", cfg, args.namespace,
@@ -251,7 +234,7 @@ class ContractGate(pulumi.ComponentResource):
                 "backoffLimit": CONTRACT_RETRIES,
                 "activeDeadlineSeconds": DEADLINE_SECONDS,
                 "podFailurePolicy": retry_only_refused("deploy"),
-                "template": _pod(cfg, pod_labels, annotations, [deploy], tmp),
+                "template": job_pod(cfg, pod_labels, [deploy], [tmp], annotations=annotations),
             },
             opts=job_options(self, [args.deployment], DEADLINE_SECONDS),
         )
