@@ -11,8 +11,8 @@ What is measured: `migrations.migrate` (the engine, in-process: no interpreter s
 no progress display, so that the difference is not drowned) applying bench.trees'
 fk_migrations(N) into a fresh database, with the safety layers on (what runs today) and
 off (the parser's gate, the runtime guard (no migration watched: neither its snapshot nor
-its after-query) and the half-built-index checks replaced by no-ops: the engine as it was before them), in interleaved rounds (on, off,
-off, on, ...). The parser's time alone (check_declared over all N) is reported too.
+its check) and the half-built-index checks replaced by no-ops: the engine as it was
+before them), in interleaved rounds (on, off, off, on, ...). The parser's time alone (check_declared over all N) is reported too.
 
 What decides is CPU time, not wall time: on a machine shared with other work, wall time
 varied by more than the difference (+24 % and -6 % in two runs of the same code), while
@@ -102,11 +102,13 @@ def backend_cpu(pid: int) -> float:
         return 0.0  # the server runs elsewhere: only the client is counted
 
 
-def apply_once(admin: str, env, loaded) -> Run:
+def apply_once(admin: str, env, loaded, ready=lambda: None) -> Run:
+    """migrate() into a fresh database, measured from when ready() returns (connected)."""
     name, dsn = database(admin)
     try:
         with db.connect(Target(env, dsn, "bench")) as conn:
             pid = conn.info.backend_pid
+            ready()
             server, client, started = backend_cpu(pid), time.process_time(), time.perf_counter()
             migrations.migrate(conn, env, loaded)
             wall = time.perf_counter() - started
@@ -118,19 +120,7 @@ def apply_once(admin: str, env, loaded) -> Run:
 def _apply_in_child(mode: str, env, loaded, start, results) -> None:
     """One apply in a forked process, after every process of the round is ready."""
     with layers_off() if mode == "off" else contextlib.nullcontext():
-        name, dsn = database(ADMIN_DSN)
-        try:
-            with db.connect(Target(env, dsn, "bench")) as conn:
-                pid = conn.info.backend_pid
-                start.wait()
-                server, client = backend_cpu(pid), time.process_time()
-                started = time.perf_counter()
-                migrations.migrate(conn, env, loaded)
-                wall = time.perf_counter() - started
-                results.put((mode, Run(wall, time.process_time() - client,
-                                       backend_cpu(pid) - server)))
-        finally:
-            drop(ADMIN_DSN, name)
+        results.put((mode, apply_once(ADMIN_DSN, env, loaded, ready=start.wait)))
 
 
 def together(env, loaded) -> dict[str, Run]:
